@@ -1,0 +1,184 @@
+//! `koma`: the KOMA node binary.
+//!
+//! - `koma devnet`: a local chain with embedded defaults, like `anvil`.
+//! - `koma node`: a node from a chain spec file.
+//! - `koma keys`: producer keys in encrypted keystores (Web3 Secret Storage).
+//! - `koma db verify`: re-executes a stopped node's chain and checks every root.
+//! - `koma bench`: executor, state-root and end-to-end throughput benchmarks.
+
+mod bench;
+mod cli;
+mod verify;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use eyre::WrapErr;
+use koma_node::{Node, NodeConfig};
+use koma_primitives::ChainSpec;
+use koma_rpc::{ApiConfig, ServerSettings};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+fn init_tracing(verbosity: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(verbosity));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> eyre::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(&cli.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> eyre::Result<()> {
+    match cli.command {
+        Command::Devnet(args) => devnet(args).await,
+        Command::Node(args) => node(args).await,
+        Command::Keys(cmd) => cli::keys(cmd),
+        Command::Db(cmd) => match cmd {
+            cli::DbCommand::Verify { datadir, genesis } => {
+                let spec = match genesis {
+                    Some(path) => ChainSpec::from_file(&path)?,
+                    None => ChainSpec::devnet(),
+                };
+                tokio::task::spawn_blocking(move || verify::verify(&spec, &datadir)).await?
+            }
+        },
+        Command::Bench(cmd) => bench::run(cmd).await,
+    }
+}
+
+fn rpc_settings(rpc: &cli::RpcArgs) -> eyre::Result<ServerSettings> {
+    let addr: SocketAddr = format!("{}:{}", rpc.http_addr, rpc.http_port)
+        .parse()
+        .wrap_err_with(|| {
+            format!(
+                "invalid --http-addr/--http-port {}:{}",
+                rpc.http_addr, rpc.http_port
+            )
+        })?;
+    Ok(ServerSettings {
+        addr,
+        cors: rpc.http_corsdomain.clone(),
+        max_request_bytes: rpc.rpc_max_request_size,
+        max_connections: rpc.rpc_max_connections,
+        ..ServerSettings::default()
+    })
+}
+
+async fn wait_for_shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn devnet(args: cli::DevnetArgs) -> eyre::Result<()> {
+    let mut spec = ChainSpec::devnet();
+    if let Some(limit) = args.gas_limit {
+        spec.gas_limit = limit;
+    }
+    let (datadir, _tmp) = match args.datadir {
+        Some(d) => (d, None),
+        None => {
+            let tmp = tempfile::Builder::new().prefix("koma-devnet-").tempdir()?;
+            (tmp.path().to_path_buf(), Some(tmp))
+        }
+    };
+    let key = koma_primitives::dev::dev_producer_key(0);
+    let config = NodeConfig {
+        spec: spec.clone(),
+        datadir: datadir.clone(),
+        rpc: rpc_settings(&args.rpc)?,
+        api: ApiConfig::default(),
+        producer_key: Some(key),
+        block_time: args.block_time_ms.map(Duration::from_millis),
+        pool: None,
+    };
+    let node = Node::launch(config).await?;
+    print_banner(
+        &spec,
+        &node,
+        &datadir,
+        args.block_time_ms.unwrap_or(spec.block_time_ms),
+    );
+    wait_for_shutdown().await;
+    tracing::info!("shutting down");
+    node.shutdown().await
+}
+
+fn print_banner(spec: &ChainSpec, node: &Node, datadir: &std::path::Path, block_time_ms: u64) {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "\nKOMA devnet\n===========\n");
+    let _ = writeln!(s, "Chain ID:     {}", spec.chain_id);
+    let _ = writeln!(s, "RPC URL:      http://{}", node.rpc_addr);
+    let _ = writeln!(s, "WebSocket:    ws://{}", node.rpc_addr);
+    let _ = writeln!(s, "Block time:   {block_time_ms} ms");
+    let _ = writeln!(s, "Gas limit:    {}", spec.gas_limit);
+    let _ = writeln!(s, "Data dir:     {}", datadir.display());
+    let _ = writeln!(
+        s,
+        "\nAvailable Accounts (10,000 ETH each)\n===================================="
+    );
+    let accounts = koma_primitives::dev::dev_accounts(10);
+    for (i, (addr, _)) in accounts.iter().enumerate() {
+        let _ = writeln!(s, "({i}) {addr}");
+    }
+    let _ = writeln!(s, "\nPrivate Keys\n============");
+    for (i, (_, key)) in accounts.iter().enumerate() {
+        let _ = writeln!(s, "({i}) 0x{}", hex::encode(key.to_bytes()));
+    }
+    let _ = writeln!(s, "\nMnemonic:     {}", koma_primitives::dev::DEV_MNEMONIC);
+    let _ = writeln!(s, "Derivation:   m/44'/60'/0'/0/<index>\n");
+    let _ = writeln!(
+        s,
+        "These keys are public: never use them on a network that holds value."
+    );
+    let _ = writeln!(s, "Listening on {}", node.rpc_addr);
+    println!("{s}");
+}
+
+async fn node(args: cli::NodeArgs) -> eyre::Result<()> {
+    let spec = ChainSpec::from_file(&args.genesis)?;
+    let producer_key = match (&args.producer_keystore, &args.password_file) {
+        (Some(ks), Some(pw)) => Some(cli::load_keystore(ks, pw)?),
+        (Some(_), None) => eyre::bail!("--producer-keystore needs --password-file"),
+        (None, _) => None,
+    };
+    let config = NodeConfig {
+        spec,
+        datadir: args.datadir,
+        rpc: rpc_settings(&args.rpc)?,
+        api: ApiConfig::default(),
+        producer_key,
+        block_time: None,
+        pool: None,
+    };
+    let node = Node::launch(config).await?;
+    wait_for_shutdown().await;
+    tracing::info!("shutting down");
+    node.shutdown().await
+}

@@ -1,0 +1,229 @@
+//! Wiring of a KOMA node: storage, pool, producer loop and RPC server.
+//!
+//! [`Node::launch`] opens (or initialises) the database, starts the JSON-RPC server
+//! and, if the node holds a producer key, the block production loop. Blocks are built
+//! on a blocking thread (execution and state root are CPU work), committed atomically,
+//! then announced: the pool drops what was mined and the RPC subscriptions receive a
+//! [`ChainEvent`].
+//!
+//! Shutdown ([`Node::shutdown`]) stops producing after the block in progress is
+//! committed, stops the RPC server and flushes the database.
+
+use alloy::consensus::TxEnvelope;
+use alloy::signers::local::PrivateKeySigner;
+use alloy_primitives::Address;
+use koma_primitives::ChainSpec;
+use koma_producer::{BuiltBlock, PoolAccess, build_block};
+use koma_rpc::{ApiConfig, ChainEvent, FilterStore, PoolStateView, RpcState, ServerSettings};
+use koma_storage::{Database, StoredBody};
+use koma_txpool::{BestTransactions, PoolConfig, TxPool};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+/// Everything a node needs to run.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub spec: ChainSpec,
+    pub datadir: PathBuf,
+    pub rpc: ServerSettings,
+    pub api: ApiConfig,
+    /// Producer key; `None` runs a non-producing node.
+    pub producer_key: Option<PrivateKeySigner>,
+    /// Overrides the chain spec's block time (devnet convenience).
+    pub block_time: Option<Duration>,
+    pub pool: Option<PoolConfig>,
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Node {
+    pub db: Database,
+    pub pool: Arc<TxPool>,
+    pub spec: Arc<ChainSpec>,
+    pub rpc_addr: SocketAddr,
+    pub events: broadcast::Sender<Arc<ChainEvent>>,
+    rpc: jsonrpsee::server::ServerHandle,
+    stop: watch::Sender<bool>,
+    producer: Option<JoinHandle<()>>,
+}
+
+/// The pool settings that follow from a chain spec.
+pub fn pool_config(spec: &ChainSpec) -> PoolConfig {
+    PoolConfig {
+        chain_id: spec.chain_id,
+        block_gas_limit: spec.gas_limit,
+        min_priority_fee: u128::from(spec.fees.min_priority_fee),
+        min_base_fee: spec.fees.min_base_fee,
+        ..PoolConfig::default()
+    }
+}
+
+impl Node {
+    pub async fn launch(config: NodeConfig) -> eyre::Result<Self> {
+        let spec = Arc::new(config.spec);
+        let db = {
+            let spec = spec.clone();
+            let dir = config.datadir.clone();
+            tokio::task::spawn_blocking(move || Database::open(&dir, &spec)).await??
+        };
+        let head = db.head();
+        tracing::info!(number = head.number(), hash = %head.hash, datadir = %config.datadir.display(), "database opened");
+        let pool = Arc::new(TxPool::new(
+            config.pool.unwrap_or_else(|| pool_config(&spec)),
+        ));
+        let (events, _) = broadcast::channel(1024);
+        let state = Arc::new(RpcState {
+            spec: spec.clone(),
+            db: db.clone(),
+            pool: pool.clone(),
+            events: events.clone(),
+            filters: FilterStore::default(),
+            config: config.api,
+        });
+        let (rpc_addr, rpc) = koma_rpc::start(state, &config.rpc).await?;
+        tracing::info!(%rpc_addr, "JSON-RPC listening (HTTP and WebSocket)");
+
+        let (stop, stop_rx) = watch::channel(false);
+        let producer = config.producer_key.map(|key| {
+            let block_time = config
+                .block_time
+                .unwrap_or(Duration::from_millis(spec.block_time_ms));
+            tracing::info!(producer = %key.address(), ?block_time, "producing blocks");
+            tokio::spawn(produce_loop(
+                spec.clone(),
+                db.clone(),
+                pool.clone(),
+                events.clone(),
+                key,
+                block_time,
+                stop_rx,
+            ))
+        });
+        Ok(Self {
+            db,
+            pool,
+            spec,
+            rpc_addr,
+            events,
+            rpc,
+            stop,
+            producer,
+        })
+    }
+
+    /// Stops producing (after the block in progress), stops RPC and flushes storage.
+    pub async fn shutdown(mut self) -> eyre::Result<()> {
+        let _ = self.stop.send(true);
+        if let Some(p) = self.producer.take() {
+            let _ = p.await;
+        }
+        let _ = self.rpc.stop();
+        self.rpc.stopped().await;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush()).await??;
+        tracing::info!("node stopped");
+        Ok(())
+    }
+}
+
+struct BestAdapter(BestTransactions);
+
+impl PoolAccess for BestAdapter {
+    fn next_best(&mut self) -> Option<(TxEnvelope, Address)> {
+        self.0.next().map(|p| (p.tx.clone(), p.sender))
+    }
+    fn skip_sender(&mut self, sender: Address) {
+        self.0.mark_invalid(sender);
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+async fn produce_loop(
+    spec: Arc<ChainSpec>,
+    db: Database,
+    pool: Arc<TxPool>,
+    events: broadcast::Sender<Arc<ChainEvent>>,
+    key: PrivateKeySigner,
+    block_time: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(block_time);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+        let (spec2, db2, pool2, key2) = (spec.clone(), db.clone(), pool.clone(), key.clone());
+        let built = tokio::task::spawn_blocking(
+            move || -> Result<BuiltBlock, koma_producer::BuildError> {
+                let base_fee = spec2.base_fee_after(&db2.head().header);
+                let mut best = BestAdapter(pool2.best_transactions(base_fee));
+                build_block(&spec2, &db2, &mut best, &key2, unix_now())
+            },
+        )
+        .await;
+        let built = match built {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "block production failed");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "block production task failed");
+                continue;
+            }
+        };
+        let txs = built.block.body.transactions.len();
+        tracing::info!(
+            number = built.header.number(),
+            hash = %built.header.hash,
+            txs,
+            gas_used = built.header.header.gas_used,
+            exec_ms = format_args!("{:.1}", built.execution_ms),
+            root_ms = format_args!("{:.1}", built.state_root_ms),
+            commit_ms = format_args!("{:.1}", built.commit_ms),
+            "produced block"
+        );
+        let mined: Vec<_> = built
+            .block
+            .body
+            .transactions
+            .iter()
+            .map(|t| *t.tx_hash())
+            .collect();
+        let next_base_fee = spec.base_fee_after(&built.header.header);
+        {
+            let pool = pool.clone();
+            let db = db.clone();
+            let senders = built.senders.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                pool.on_canonical_block(&mined, &senders, &PoolStateView(db), next_base_fee)
+            })
+            .await;
+        }
+        let event = ChainEvent {
+            header: built.header,
+            body: StoredBody {
+                transactions: built.block.body.transactions,
+                senders: built.senders,
+            },
+            receipts: built.receipts,
+            removed: false,
+        };
+        let _ = events.send(Arc::new(event));
+    }
+}

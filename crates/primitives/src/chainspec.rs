@@ -1,0 +1,264 @@
+//! Chain specification and genesis.
+
+use alloy_primitives::{Address, B256, Bytes, U256};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Hardforks KOMA can run. Only Prague and later are supported: the L1 bridge relies
+/// on the EIP-2537 BLS12-381 precompiles and users expect EIP-7702.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hardfork {
+    Prague,
+    Osaka,
+}
+
+/// EIP-1559 parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FeeParams {
+    /// Base fee of block 1 (wei).
+    pub initial_base_fee: u64,
+    /// The base fee never drops below this floor (wei); a transaction whose max fee is
+    /// below it is refused, so nothing is ever included for free.
+    pub min_base_fee: u64,
+    /// Bound on the base fee change between blocks (Ethereum: 8).
+    pub max_change_denominator: u64,
+    /// Ratio of gas limit to gas target (Ethereum: 2).
+    pub elasticity_multiplier: u64,
+    /// Minimum priority fee the pool accepts (wei).
+    pub min_priority_fee: u64,
+}
+
+impl Default for FeeParams {
+    fn default() -> Self {
+        Self {
+            initial_base_fee: 1_000_000_000,
+            min_base_fee: 100_000_000,
+            max_change_denominator: 8,
+            elasticity_multiplier: 2,
+            min_priority_fee: 1_000_000_000,
+        }
+    }
+}
+
+/// An account in the genesis allocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenesisAccount {
+    pub balance: U256,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub nonce: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub storage: BTreeMap<B256, B256>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The producer schedule parameters (see DESIGN.md 3.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProducerParams {
+    /// Producer addresses (secp256k1), in succession order.
+    pub producers: Vec<Address>,
+    /// Blocks per sprint: the in-turn producer changes every sprint.
+    pub sprint: u64,
+    /// Blocks per span: the producer set is fixed for a span.
+    pub span: u64,
+}
+
+/// Everything that defines a KOMA chain. Nodes with the same spec agree on genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChainSpec {
+    pub name: String,
+    pub chain_id: u64,
+    pub hardfork: Hardfork,
+    /// Target block interval in milliseconds.
+    pub block_time_ms: u64,
+    /// Block gas limit.
+    pub gas_limit: u64,
+    #[serde(default)]
+    pub fees: FeeParams,
+    pub producers: ProducerParams,
+    /// Genesis timestamp (seconds).
+    pub timestamp: u64,
+    #[serde(default)]
+    pub extra_data: Bytes,
+    pub alloc: BTreeMap<Address, GenesisAccount>,
+}
+
+/// Why a chain spec cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainSpecError {
+    #[error("cannot read chain spec {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid chain spec {path}: {source}")]
+    Parse {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("invalid chain spec: {0}")]
+    Invalid(String),
+}
+
+impl ChainSpec {
+    /// The devnet spec embedded in the binary (`genesis/devnet.json`).
+    pub fn devnet() -> Self {
+        // The embedded file is validated by a unit test, so this cannot fail at run time.
+        #[allow(clippy::expect_used)]
+        Self::from_json(include_str!("../../../genesis/devnet.json"))
+            .expect("embedded devnet spec is valid")
+    }
+
+    pub fn from_json(json: &str) -> Result<Self, ChainSpecError> {
+        let spec: Self = serde_json::from_str(json).map_err(|source| ChainSpecError::Parse {
+            path: "<inline>".into(),
+            source,
+        })?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, ChainSpecError> {
+        let display = path.display().to_string();
+        let json = std::fs::read_to_string(path).map_err(|source| ChainSpecError::Read {
+            path: display.clone(),
+            source,
+        })?;
+        let spec: Self = serde_json::from_str(&json).map_err(|source| ChainSpecError::Parse {
+            path: display,
+            source,
+        })?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks the rules a spec must satisfy before a node can start with it.
+    pub fn validate(&self) -> Result<(), ChainSpecError> {
+        let bad = |m: &str| Err(ChainSpecError::Invalid(m.to_string()));
+        if self.chain_id == 0 {
+            return bad("chainId must be non-zero");
+        }
+        if self.block_time_ms == 0 {
+            return bad("blockTimeMs must be non-zero");
+        }
+        if self.gas_limit < 5_000 {
+            return bad("gasLimit must be at least 5000");
+        }
+        if self.producers.producers.is_empty() {
+            return bad("producers.producers must list at least one producer");
+        }
+        if self.producers.sprint == 0
+            || self.producers.span == 0
+            || self.producers.span % self.producers.sprint != 0
+        {
+            return bad("producers.span must be a non-zero multiple of producers.sprint");
+        }
+        let f = &self.fees;
+        if f.max_change_denominator == 0 || f.elasticity_multiplier == 0 {
+            return bad("fees.maxChangeDenominator and fees.elasticityMultiplier must be non-zero");
+        }
+        if f.min_base_fee == 0 || f.initial_base_fee < f.min_base_fee {
+            return bad("fees.minBaseFee must be non-zero and not above fees.initialBaseFee");
+        }
+        if self.extra_data.len() > 32 {
+            return bad("extraData is at most 32 bytes");
+        }
+        Ok(())
+    }
+
+    /// The revm spec id for this chain's rules.
+    pub fn is_osaka(&self) -> bool {
+        self.hardfork == Hardfork::Osaka
+    }
+
+    /// Base fee of the block after one with `gas_used` of `gas_limit` at `base_fee`
+    /// (EIP-1559), never below the chain's floor.
+    pub fn next_base_fee(&self, gas_used: u64, gas_limit: u64, base_fee: u64) -> u64 {
+        let params = alloy::eips::eip1559::BaseFeeParams::new(
+            u128::from(self.fees.max_change_denominator),
+            u128::from(self.fees.elasticity_multiplier),
+        );
+        alloy::eips::eip1559::calc_next_block_base_fee(gas_used, gas_limit, base_fee, params)
+            .max(self.fees.min_base_fee)
+    }
+
+    /// Base fee of the block that follows `parent`.
+    pub fn base_fee_after(&self, parent: &alloy::consensus::Header) -> u64 {
+        if parent.number == 0 {
+            return self.fees.initial_base_fee;
+        }
+        let parent_base_fee = parent
+            .base_fee_per_gas
+            .unwrap_or(self.fees.initial_base_fee);
+        self.next_base_fee(parent.gas_used, parent.gas_limit, parent_base_fee)
+    }
+
+    /// A stable digest of the spec, stored in the database so that a data directory
+    /// is never opened with a different chain.
+    pub fn digest(&self) -> B256 {
+        // serde_json of a struct with BTreeMaps is deterministic.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        alloy_primitives::keccak256(json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devnet_spec_is_valid_and_funds_dev_accounts() {
+        let spec = ChainSpec::devnet();
+        assert_eq!(spec.chain_id, 42424);
+        let dev = crate::dev::dev_accounts(10);
+        for (addr, _) in &dev {
+            let acc = spec
+                .alloc
+                .get(addr)
+                .unwrap_or_else(|| panic!("{addr} not funded"));
+            assert_eq!(
+                acc.balance,
+                U256::from(10_000u64) * U256::from(10u64).pow(U256::from(18u64))
+            );
+        }
+        for (i, p) in spec.producers.producers.iter().enumerate() {
+            assert_eq!(*p, crate::dev::dev_producer_key(i as u32).address());
+        }
+    }
+
+    #[test]
+    fn rejects_bad_specs_with_a_reason() {
+        let mut spec = ChainSpec::devnet();
+        spec.producers.producers.clear();
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(err.contains("at least one producer"), "{err}");
+        let err = ChainSpec::from_json("{\"chainId\": 1")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid chain spec"), "{err}");
+    }
+
+    #[test]
+    fn base_fee_follows_eip1559_with_floor() {
+        let spec = ChainSpec::devnet();
+        let limit = spec.gas_limit;
+        let bf = 1_000_000_000;
+        assert_eq!(spec.next_base_fee(limit / 2, limit, bf), bf);
+        assert_eq!(spec.next_base_fee(limit, limit, bf), bf + bf / 8);
+        assert_eq!(spec.next_base_fee(0, limit, bf), bf - bf / 8);
+        assert_eq!(
+            spec.next_base_fee(0, limit, spec.fees.min_base_fee),
+            spec.fees.min_base_fee
+        );
+    }
+}

@@ -1,0 +1,146 @@
+use crate::{ProducerSchedule, next_prevrandao};
+use alloy::consensus::proofs::{calculate_receipt_root, calculate_transaction_root};
+use alloy::consensus::{BlockBody, EMPTY_OMMER_ROOT_HASH, Header, Transaction, TxEnvelope};
+use alloy::eips::eip4895::Withdrawals;
+use alloy::signers::local::PrivateKeySigner;
+use alloy_primitives::{Address, B256};
+use koma_evm::{BlockEnvInput, BlockExecutor, TxError};
+use koma_primitives::{Block, ChainSpec, EMPTY_ROOT_HASH, SealedHeader};
+use koma_storage::{Database, StorageError};
+use std::time::Instant;
+
+/// What the block builder needs from the transaction pool.
+pub trait PoolAccess {
+    /// Executable transactions, best first; `skip_sender` drops the rest of a sender's.
+    fn next_best(&mut self) -> Option<(TxEnvelope, Address)>;
+    fn skip_sender(&mut self, sender: Address);
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("execution failed: {0}")]
+    Execution(String),
+    #[error("sealing failed: {0}")]
+    Seal(#[from] koma_primitives::seal::SealError),
+    #[error("{0} is not a producer of this chain")]
+    NotProducer(Address),
+}
+
+/// A committed block with timings for metrics and benchmarks.
+#[derive(Debug, Clone)]
+pub struct BuiltBlock {
+    pub header: SealedHeader,
+    pub block: Block,
+    pub senders: Vec<Address>,
+    pub receipts: Vec<alloy::consensus::ReceiptEnvelope>,
+    /// Transactions the pool offered that could not be included.
+    pub skipped: usize,
+    pub execution_ms: f64,
+    pub state_root_ms: f64,
+    pub commit_ms: f64,
+}
+
+/// Builds, seals and commits the next block on the current head.
+pub fn build_block(
+    spec: &ChainSpec,
+    db: &Database,
+    pool: &mut dyn PoolAccess,
+    key: &PrivateKeySigner,
+    timestamp: u64,
+) -> Result<BuiltBlock, BuildError> {
+    let parent = db.head();
+    let number = parent.number() + 1;
+    let schedule = ProducerSchedule::new(spec.producers.clone());
+    let difficulty = schedule
+        .difficulty(number, key.address())
+        .ok_or(BuildError::NotProducer(key.address()))?;
+    let base_fee = spec.base_fee_after(&parent.header);
+    let env = BlockEnvInput {
+        number,
+        timestamp: timestamp.max(parent.header.timestamp),
+        beneficiary: key.address(),
+        gas_limit: spec.gas_limit,
+        base_fee,
+        prevrandao: next_prevrandao(parent.header.mix_hash, number),
+    };
+
+    let started = Instant::now();
+    let mut exec = BlockExecutor::new(spec, db.latest(), env);
+    let mut skipped = 0usize;
+    while let Some((tx, sender)) = pool.next_best() {
+        if exec.gas_remaining() < 21_000 {
+            break;
+        }
+        if tx.gas_limit() > exec.gas_remaining() {
+            // Too big for what is left; later (smaller) ones may still fit. The
+            // sender's later nonces cannot run before this one.
+            pool.skip_sender(sender);
+            skipped += 1;
+            continue;
+        }
+        match exec.execute(tx, sender) {
+            Ok(_) => {}
+            Err(TxError::Database(e)) => return Err(BuildError::Execution(e.to_string())),
+            Err(e) => {
+                tracing::debug!(%sender, error = %e, "transaction not includable");
+                pool.skip_sender(sender);
+                skipped += 1;
+            }
+        }
+    }
+    let executed = exec.finish();
+    let execution_ms = started.elapsed().as_secs_f64() * 1e3;
+
+    let started = Instant::now();
+    let prepared = db.prepare_state(&executed.changes)?;
+    let state_root_ms = started.elapsed().as_secs_f64() * 1e3;
+
+    let mut header = Header {
+        parent_hash: parent.hash,
+        ommers_hash: EMPTY_OMMER_ROOT_HASH,
+        beneficiary: key.address(),
+        state_root: prepared.state_root,
+        transactions_root: calculate_transaction_root(&executed.transactions),
+        receipts_root: calculate_receipt_root(&executed.receipts),
+        logs_bloom: executed.logs_bloom,
+        difficulty,
+        number,
+        gas_limit: env.gas_limit,
+        gas_used: executed.gas_used,
+        timestamp: env.timestamp,
+        extra_data: spec.extra_data.clone(),
+        mix_hash: env.prevrandao,
+        nonce: Default::default(),
+        base_fee_per_gas: Some(base_fee),
+        withdrawals_root: Some(EMPTY_ROOT_HASH),
+        blob_gas_used: Some(0),
+        excess_blob_gas: Some(0),
+        parent_beacon_block_root: Some(B256::ZERO),
+        requests_hash: Some(alloy::eips::eip7685::EMPTY_REQUESTS_HASH),
+        ..Default::default()
+    };
+    koma_primitives::seal::seal_header(&mut header, key)?;
+    let block = Block {
+        header,
+        body: BlockBody {
+            transactions: executed.transactions,
+            ommers: Vec::new(),
+            withdrawals: Some(Withdrawals::default()),
+        },
+    };
+    let started = Instant::now();
+    let sealed = db.commit_block(&block, &executed.senders, &executed.receipts, prepared)?;
+    let commit_ms = started.elapsed().as_secs_f64() * 1e3;
+    Ok(BuiltBlock {
+        header: sealed,
+        block,
+        senders: executed.senders,
+        receipts: executed.receipts,
+        skipped,
+        execution_ms,
+        state_root_ms,
+        commit_ms,
+    })
+}

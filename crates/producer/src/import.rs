@@ -1,0 +1,181 @@
+use crate::{ProducerSchedule, next_prevrandao};
+use alloy::consensus::proofs::{calculate_receipt_root, calculate_transaction_root};
+use alloy_primitives::{Address, B256, Bloom};
+use koma_evm::{BlockEnvInput, BlockExecutor, ExecutedBlock};
+use koma_primitives::{Block, ChainSpec, SealedHeader};
+use koma_storage::StateReader;
+
+/// Why a block is rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("block {number}: {what} mismatch: header {header}, computed {computed}")]
+    Mismatch {
+        number: u64,
+        what: &'static str,
+        header: String,
+        computed: String,
+    },
+    #[error("block {number}: transaction {index} is not includable: {reason}")]
+    BadTransaction {
+        number: u64,
+        index: usize,
+        reason: String,
+    },
+    #[error("block {number}: bad seal: {reason}")]
+    BadSeal { number: u64, reason: String },
+    #[error("block {number}: {reason}")]
+    Invalid { number: u64, reason: String },
+}
+
+fn mismatch<T: std::fmt::Display>(
+    number: u64,
+    what: &'static str,
+    header: T,
+    computed: T,
+) -> ImportError {
+    ImportError::Mismatch {
+        number,
+        what,
+        header: header.to_string(),
+        computed: computed.to_string(),
+    }
+}
+
+/// Checks the header rules that do not need execution: parent link, number, seal
+/// by a producer with the right difficulty, timestamp, gas limit and base fee.
+pub fn verify_header(
+    spec: &ChainSpec,
+    parent: &SealedHeader,
+    block: &Block,
+) -> Result<Address, ImportError> {
+    let h = &block.header;
+    let number = h.number;
+    let invalid = |reason: String| ImportError::Invalid { number, reason };
+    if h.parent_hash != parent.hash || number != parent.number() + 1 {
+        return Err(invalid(format!(
+            "does not extend {} ({})",
+            parent.hash,
+            parent.number()
+        )));
+    }
+    let producer =
+        koma_primitives::seal::recover_producer(h).map_err(|e| ImportError::BadSeal {
+            number,
+            reason: e.to_string(),
+        })?;
+    let schedule = ProducerSchedule::new(spec.producers.clone());
+    let difficulty = schedule
+        .difficulty(number, producer)
+        .ok_or_else(|| ImportError::BadSeal {
+            number,
+            reason: format!("{producer} is not a producer"),
+        })?;
+    if h.difficulty != difficulty {
+        return Err(mismatch(number, "difficulty", h.difficulty, difficulty));
+    }
+    if h.beneficiary != producer {
+        return Err(invalid(format!(
+            "coinbase {} is not the sealer {producer}",
+            h.beneficiary
+        )));
+    }
+    if h.timestamp < parent.header.timestamp {
+        return Err(invalid("timestamp before parent".into()));
+    }
+    if h.gas_limit != spec.gas_limit || h.gas_used > h.gas_limit {
+        return Err(invalid(format!(
+            "gas limit {} / used {} breaks the chain rules",
+            h.gas_limit, h.gas_used
+        )));
+    }
+    let expected_base_fee = spec.base_fee_after(&parent.header);
+    if h.base_fee_per_gas != Some(expected_base_fee) {
+        return Err(mismatch(
+            number,
+            "base fee",
+            h.base_fee_per_gas.unwrap_or_default(),
+            expected_base_fee,
+        ));
+    }
+    let randao = next_prevrandao(parent.header.mix_hash, number);
+    if h.mix_hash != randao {
+        return Err(mismatch(number, "mix hash", h.mix_hash, randao));
+    }
+    let tx_root = calculate_transaction_root(&block.body.transactions);
+    if h.transactions_root != tx_root {
+        return Err(mismatch(
+            number,
+            "transactions root",
+            h.transactions_root,
+            tx_root,
+        ));
+    }
+    Ok(producer)
+}
+
+/// Re-executes `block` on `state` (the parent's state) and checks every
+/// execution-derived header field. Returns the executed block for committing; the
+/// caller checks the state root after preparing the state write.
+pub fn execute_block<S: StateReader>(
+    spec: &ChainSpec,
+    state: S,
+    block: &Block,
+    senders: &[Address],
+) -> Result<ExecutedBlock, ImportError> {
+    let h = &block.header;
+    let number = h.number;
+    if senders.len() != block.body.transactions.len() {
+        return Err(ImportError::Invalid {
+            number,
+            reason: "senders do not match transactions".into(),
+        });
+    }
+    let env = BlockEnvInput {
+        number,
+        timestamp: h.timestamp,
+        beneficiary: h.beneficiary,
+        gas_limit: h.gas_limit,
+        base_fee: h.base_fee_per_gas.unwrap_or_default(),
+        prevrandao: h.mix_hash,
+    };
+    let mut exec = BlockExecutor::new(spec, state, env);
+    for (index, (tx, sender)) in block.body.transactions.iter().zip(senders).enumerate() {
+        exec.execute(tx.clone(), *sender)
+            .map_err(|e| ImportError::BadTransaction {
+                number,
+                index,
+                reason: e.to_string(),
+            })?;
+    }
+    let executed = exec.finish();
+    if executed.gas_used != h.gas_used {
+        return Err(mismatch(number, "gas used", h.gas_used, executed.gas_used));
+    }
+    let receipts_root = calculate_receipt_root(&executed.receipts);
+    if receipts_root != h.receipts_root {
+        return Err(mismatch(
+            number,
+            "receipts root",
+            h.receipts_root,
+            receipts_root,
+        ));
+    }
+    if executed.logs_bloom != h.logs_bloom {
+        return Err(mismatch::<Bloom>(
+            number,
+            "logs bloom",
+            h.logs_bloom,
+            executed.logs_bloom,
+        ));
+    }
+    Ok(executed)
+}
+
+/// Compares a computed state root with the header's.
+pub fn check_state_root(number: u64, header: B256, computed: B256) -> Result<(), ImportError> {
+    if header == computed {
+        Ok(())
+    } else {
+        Err(mismatch(number, "state root", header, computed))
+    }
+}

@@ -1,0 +1,30 @@
+//! Block production and import.
+//!
+//! - [`ProducerSchedule`]: who is in turn for a block (spans and sprints,
+//!   DESIGN.md 3.2) and the difficulty that encodes turn priority.
+//! - [`build_block`]: fills a block from the pool's best transactions by effective
+//!   tip within the gas limit, executes it, computes the roots, seals it with the
+//!   producer's key and commits it atomically.
+//! - [`execute_block`]: re-executes a block (a peer's, or one read back from disk)
+//!   and checks that it reproduces the header's state root, receipts root, bloom and
+//!   gas used; used by import and by `koma db verify`.
+
+mod build;
+mod import;
+mod schedule;
+
+pub use build::{BuildError, BuiltBlock, PoolAccess, build_block};
+pub use import::{ImportError, check_state_root, execute_block, verify_header};
+pub use schedule::ProducerSchedule;
+
+use alloy_primitives::{B256, keccak256};
+
+/// PREVRANDAO of block `number`: a deterministic mix of the parent's value and the
+/// height. (Unpredictable randomness comes with KoMaBFT; contracts must not rely on
+/// it before then.)
+pub fn next_prevrandao(parent_mix: B256, number: u64) -> B256 {
+    let mut buf = [0u8; 40];
+    buf[..32].copy_from_slice(parent_mix.as_slice());
+    buf[32..].copy_from_slice(&number.to_be_bytes());
+    keccak256(buf)
+}

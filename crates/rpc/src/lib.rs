@@ -1,0 +1,126 @@
+//! KOMA's JSON-RPC server (jsonrpsee): HTTP and WebSocket on one port.
+//!
+//! Namespaces: `eth_*` (state, blocks, transactions, receipts, logs, filters,
+//! subscriptions, fees, calls), `net_*`, `web3_*`, `txpool_*` — see `docs/rpc.md`.
+//! Handlers read storage directly (RocksDB is safe to share) and hand transactions to
+//! the pool; new blocks arrive as [`ChainEvent`]s on a broadcast channel and feed the
+//! `newHeads` / `logs` subscriptions.
+//!
+//! Errors carry the codes and texts Ethereum clients expect: -32700 parse error,
+//! -32600 invalid request, -32601 unknown method, -32602 invalid params, -32000 for
+//! transaction and state errors with geth's messages, 3 for a revert (with the revert
+//! data), -32005 for limits.
+//!
+//! Security defaults: bound to 127.0.0.1 unless configured; request size, batch size,
+//! connection and subscription limits are always on.
+
+mod api;
+mod convert;
+pub mod error;
+mod filters;
+mod state;
+
+pub use api::{EthApiServer, KomaApi, NetApiServer, TxpoolApiServer, Web3ApiServer, event_logs};
+pub use convert::{RpcReceipt, rpc_block, rpc_header, rpc_receipts, rpc_transaction};
+pub use filters::FilterStore;
+pub use state::{ApiConfig, ChainEvent, PoolStateView, RpcState, StateAt};
+
+use jsonrpsee::RpcModule;
+use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+
+/// Server limits and exposure.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub addr: SocketAddr,
+    /// Allowed CORS origins; `None` disables CORS headers, `["*"]` allows any.
+    pub cors: Option<Vec<String>>,
+    pub max_request_bytes: u32,
+    pub max_response_bytes: u32,
+    pub max_connections: u32,
+    pub max_batch: u32,
+    pub max_subscriptions_per_connection: u32,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8545)),
+            cors: None,
+            max_request_bytes: 5 * 1024 * 1024,
+            max_response_bytes: 64 * 1024 * 1024,
+            max_connections: 1_000,
+            max_batch: 1_000,
+            max_subscriptions_per_connection: 1_024,
+        }
+    }
+}
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("rpc module: {0}")]
+    Module(String),
+}
+
+/// All namespaces in one module.
+pub fn module(state: Arc<RpcState>) -> Result<RpcModule<()>, RpcServerError> {
+    let api = KomaApi::new(state);
+    let mut m = RpcModule::new(());
+    let err = |e: jsonrpsee::core::RegisterMethodError| RpcServerError::Module(e.to_string());
+    m.merge(EthApiServer::into_rpc(api.clone())).map_err(err)?;
+    m.merge(NetApiServer::into_rpc(api.clone())).map_err(err)?;
+    m.merge(Web3ApiServer::into_rpc(api.clone())).map_err(err)?;
+    m.merge(TxpoolApiServer::into_rpc(api)).map_err(err)?;
+    Ok(m)
+}
+
+/// Starts HTTP + WS on `settings.addr`; returns the bound address and the handle
+/// that stops the server.
+pub async fn start(
+    state: Arc<RpcState>,
+    settings: &ServerSettings,
+) -> Result<(SocketAddr, ServerHandle), RpcServerError> {
+    let cors = settings.cors.as_ref().map(|origins| {
+        let layer = CorsLayer::new().allow_methods(Any).allow_headers(Any);
+        if origins.iter().any(|o| o == "*") {
+            layer.allow_origin(Any)
+        } else {
+            let list = origins
+                .iter()
+                .filter_map(|o| o.parse().ok())
+                .collect::<Vec<_>>();
+            layer.allow_origin(AllowOrigin::list(list))
+        }
+    });
+    let middleware = tower::ServiceBuilder::new().option_layer(cors);
+    let config = ServerConfig::builder()
+        .max_request_body_size(settings.max_request_bytes)
+        .max_response_body_size(settings.max_response_bytes)
+        .max_connections(settings.max_connections)
+        .max_subscriptions_per_connection(settings.max_subscriptions_per_connection)
+        .set_batch_request_config(BatchRequestConfig::Limit(settings.max_batch))
+        .build();
+    let server = Server::builder()
+        .set_config(config)
+        .set_http_middleware(middleware)
+        .build(settings.addr)
+        .await
+        .map_err(|source| RpcServerError::Bind {
+            addr: settings.addr,
+            source,
+        })?;
+    let addr = server.local_addr().map_err(|source| RpcServerError::Bind {
+        addr: settings.addr,
+        source,
+    })?;
+    let handle = server.start(module(state)?);
+    Ok((addr, handle))
+}

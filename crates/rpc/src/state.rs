@@ -1,0 +1,140 @@
+//! Shared state of the RPC handlers and the chain events they serve.
+
+use crate::filters::FilterStore;
+use alloy::consensus::ReceiptEnvelope;
+use alloy_primitives::{Address, B256, Bytes, U256};
+use alloy_trie::TrieAccount;
+use koma_primitives::{ChainSpec, SealedHeader};
+use koma_storage::{Database, HistoricalState, LatestState, StateReader, StorageError, StoredBody};
+use koma_txpool::{AccountInfoLite, AccountReader, TxPool};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// A block that became canonical (`removed == false`) or left the canonical chain in
+/// a reorg (`removed == true`).
+#[derive(Debug, Clone)]
+pub struct ChainEvent {
+    pub header: SealedHeader,
+    pub body: StoredBody,
+    pub receipts: Vec<ReceiptEnvelope>,
+    pub removed: bool,
+}
+
+/// Limits and defaults of the RPC API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Most blocks one `eth_getLogs` may scan.
+    pub max_logs_block_range: u64,
+    /// Most logs one `eth_getLogs` may return.
+    pub max_logs: usize,
+    /// Gas limit of `eth_call` / `eth_estimateGas` when the request gives none.
+    pub gas_cap: u64,
+    /// Filters not polled for this long are removed.
+    pub filter_timeout: std::time::Duration,
+    /// Client version string.
+    pub client_version: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            max_logs_block_range: 10_000,
+            max_logs: 10_000,
+            gas_cap: 50_000_000,
+            filter_timeout: std::time::Duration::from_secs(300),
+            client_version: format!(
+                "koma/v{}/{}-{}",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            ),
+        }
+    }
+}
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct RpcState {
+    pub spec: Arc<ChainSpec>,
+    pub db: Database,
+    pub pool: Arc<TxPool>,
+    pub events: broadcast::Sender<Arc<ChainEvent>>,
+    pub filters: FilterStore,
+    pub config: ApiConfig,
+}
+
+/// The pool's view of the latest state.
+#[derive(Debug, Clone)]
+pub struct PoolStateView(pub Database);
+
+impl AccountReader for PoolStateView {
+    fn account(&self, address: Address) -> AccountInfoLite {
+        match self.0.account(address) {
+            Ok(Some(a)) => AccountInfoLite {
+                nonce: a.nonce,
+                balance: a.balance,
+            },
+            Ok(None) => AccountInfoLite {
+                nonce: 0,
+                balance: U256::ZERO,
+            },
+            Err(e) => {
+                tracing::error!(%address, error = %e, "state read failed in pool validation");
+                AccountInfoLite {
+                    nonce: u64::MAX,
+                    balance: U256::ZERO,
+                }
+            }
+        }
+    }
+}
+
+/// Either the latest state or the state at an older block.
+#[derive(Debug, Clone)]
+pub enum StateAt {
+    Latest(LatestState),
+    Historical(HistoricalState),
+}
+
+impl StateReader for StateAt {
+    fn account(&self, address: Address) -> Result<Option<TrieAccount>, StorageError> {
+        match self {
+            Self::Latest(s) => s.account(address),
+            Self::Historical(s) => s.account(address),
+        }
+    }
+    fn storage(&self, address: Address, slot: U256) -> Result<U256, StorageError> {
+        match self {
+            Self::Latest(s) => s.storage(address, slot),
+            Self::Historical(s) => s.storage(address, slot),
+        }
+    }
+    fn code(&self, code_hash: B256) -> Result<Option<Bytes>, StorageError> {
+        match self {
+            Self::Latest(s) => s.code(code_hash),
+            Self::Historical(s) => s.code(code_hash),
+        }
+    }
+    fn block_hash(&self, number: u64) -> Result<Option<B256>, StorageError> {
+        match self {
+            Self::Latest(s) => s.block_hash(number),
+            Self::Historical(s) => s.block_hash(number),
+        }
+    }
+}
+
+impl RpcState {
+    /// Base fee the next block will have.
+    pub fn next_base_fee(&self) -> u64 {
+        self.spec.base_fee_after(&self.db.head().header)
+    }
+
+    /// State and header for a resolved block; the head uses the fast plain tables.
+    pub fn state_for(&self, header: &SealedHeader) -> StateAt {
+        if header.hash == self.db.head().hash {
+            StateAt::Latest(self.db.latest())
+        } else {
+            StateAt::Historical(self.db.state_at(header.header.state_root))
+        }
+    }
+}
