@@ -470,7 +470,16 @@ impl EthApiServer for KomaApi {
                     })
                     .collect();
                 tips.sort_unstable();
-                rewards.push(percentile_rewards(&tips, h.header.gas_used, p));
+                // No tip below the pool's floor can be included, so the floor is the
+                // least a fee estimator should see (empty blocks would otherwise suggest
+                // a 0 tip that the pool refuses).
+                let floor = u128::from(self.state.spec.fees.min_priority_fee);
+                rewards.push(
+                    percentile_rewards(&tips, h.header.gas_used, p)
+                        .into_iter()
+                        .map(|r| r.max(floor))
+                        .collect(),
+                );
             }
             last = Some(h);
         }

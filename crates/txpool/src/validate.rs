@@ -3,7 +3,7 @@
 
 use alloy::{
     consensus::{Transaction, TxEnvelope},
-    eips::eip2718::{Decodable2718, Eip2718Error},
+    eips::eip2718::Decodable2718,
 };
 use alloy_primitives::{Address, B512, U256};
 use revm::{
@@ -41,11 +41,7 @@ pub(crate) fn decode_raw(raw: &[u8], max_size: usize) -> Result<TxEnvelope, Pool
         }
         Some(_) => {}
     }
-    match TxEnvelope::decode_2718_exact(raw) {
-        Ok(tx) => Ok(tx),
-        Err(Eip2718Error::UnexpectedType(_)) => Err(PoolError::TxTypeNotSupported),
-        Err(err) => Err(PoolError::Decode(err.to_string())),
-    }
+    TxEnvelope::decode_2718_exact(raw).map_err(|err| PoolError::Decode(err.to_string()))
 }
 
 /// Everything about `tx` that depends only on the transaction and the configuration.
