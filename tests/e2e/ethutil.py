@@ -52,6 +52,12 @@ def encode_error(signature: str, args: list) -> HexBytes:
     return HexBytes(Web3.keccak(text=signature)[:4] + abi_encode(types, args))
 
 
+def logs_of(receipt, address: str) -> list:
+    """The receipt's logs emitted by one contract (koma adds transfer-log entries from
+    0x...1010 to every receipt, so 'all logs' is never just the contract's)."""
+    return [log for log in receipt["logs"] if log["address"].lower() == address.lower()]
+
+
 def hexint(x) -> int:
     return x if isinstance(x, int) else int(x, 16)
 

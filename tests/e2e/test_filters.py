@@ -4,7 +4,7 @@ eth_getFilterLogs, eth_uninstallFilter; and eth_getLogs range limits."""
 import pytest
 from eth_account import Account
 
-from ethutil import ERC20_TRANSFER_TOPIC, hexint, topic_address
+from ethutil import ERC20_TRANSFER_TOPIC, hexint, logs_of, topic_address
 
 
 def test_block_filter(w3, chain, raw):
@@ -46,7 +46,7 @@ def test_log_filter(w3, chain, raw):
     changes = raw.result("eth_getFilterChanges", [all_transfers])
     assert [c["transactionHash"] for c in changes] == [r["transactionHash"].to_0x_hex() for r in receipts]
     for change, r in zip(changes, receipts, strict=True):
-        log = r["logs"][0]
+        (log,) = logs_of(r, token.address)
         assert hexint(change["logIndex"]) == log["logIndex"]
         assert hexint(change["blockNumber"]) == r["blockNumber"]
         assert change["data"] == log["data"].to_0x_hex()
