@@ -122,7 +122,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let mined: Vec<B256> = best.iter().map(|tx| tx.hash).collect();
-    let mut after = state.0.clone();
+    let mut after = state.0;
     for tx in &best {
         if let Some(account) = after.get_mut(&tx.sender) {
             account.nonce = account.nonce.max(tx.nonce() + 1);

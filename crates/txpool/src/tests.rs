@@ -1269,3 +1269,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn rejects_max_nonce() {
+    let (pool, state) = setup(config(), 1);
+    let err = err(&pool, &state, &transfer(&key(0), u64::MAX, 2, 1));
+    assert_eq!(err, PoolError::NonceMax(u64::MAX));
+    assert!(err.to_string().starts_with("nonce has max value"));
+}
+
+#[test]
+fn pool_and_iterator_can_cross_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+    assert_send_sync::<TxPool>();
+    assert_send_sync::<PooledTx>();
+    assert_send::<BestTransactions>();
+}
