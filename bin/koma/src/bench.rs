@@ -85,15 +85,39 @@ pub enum BenchCommand {
 
 pub async fn run(cmd: BenchCommand) -> eyre::Result<()> {
     match cmd {
-        BenchCommand::Execute { blocks, txs_per_block, senders, erc20 } => {
-            tokio::task::spawn_blocking(move || execute(blocks, txs_per_block, senders, erc20)).await?
+        BenchCommand::Execute {
+            blocks,
+            txs_per_block,
+            senders,
+            erc20,
+        } => {
+            tokio::task::spawn_blocking(move || execute(blocks, txs_per_block, senders, erc20))
+                .await?
         }
-        BenchCommand::StateRoot { accounts, touched, blocks } => {
-            tokio::task::spawn_blocking(move || state_root(&accounts, touched, blocks)).await?
-        }
-        BenchCommand::Load { rpc, txs, senders, concurrency, batch, funder_key, timeout_secs } => {
-            load(LoadArgs { rpc, txs, senders, concurrency, batch, funder_key, timeout: Duration::from_secs(timeout_secs) })
-                .await
+        BenchCommand::StateRoot {
+            accounts,
+            touched,
+            blocks,
+        } => tokio::task::spawn_blocking(move || state_root(&accounts, touched, blocks)).await?,
+        BenchCommand::Load {
+            rpc,
+            txs,
+            senders,
+            concurrency,
+            batch,
+            funder_key,
+            timeout_secs,
+        } => {
+            load(LoadArgs {
+                rpc,
+                txs,
+                senders,
+                concurrency,
+                batch,
+                funder_key,
+                timeout: Duration::from_secs(timeout_secs),
+            })
+            .await
         }
     }
 }
@@ -142,27 +166,49 @@ impl PoolAccess for VecPool {
 fn execute(blocks: usize, txs_per_block: usize, senders: usize, erc20: bool) -> eyre::Result<()> {
     let gas_per_tx: u64 = if erc20 { 60_000 } else { 21_000 };
     let mut spec = ChainSpec::devnet();
-    spec.gas_limit = (txs_per_block as u64).saturating_mul(gas_per_tx).max(30_000_000);
+    spec.gas_limit = (txs_per_block as u64)
+        .saturating_mul(gas_per_tx)
+        .max(30_000_000);
     let keys: Vec<PrivateKeySigner> = (0..senders as u64).map(bench_key).collect();
     let eth = U256::from(10u64).pow(U256::from(18));
     let mut token_storage = BTreeMap::new();
     for k in &keys {
-        spec.alloc.insert(k.address(), GenesisAccount { balance: eth * U256::from(1000), ..Default::default() });
-        token_storage.insert(token_balance_slot(k.address()), B256::from(U256::from(1_000_000u64) * eth));
+        spec.alloc.insert(
+            k.address(),
+            GenesisAccount {
+                balance: eth * U256::from(1000),
+                ..Default::default()
+            },
+        );
+        token_storage.insert(
+            token_balance_slot(k.address()),
+            B256::from(U256::from(1_000_000u64) * eth),
+        );
     }
     if erc20 {
         let artifact: Value = serde_json::from_str(TOKEN_ARTIFACT)?;
-        let code: Bytes = artifact["deployedBytecode"].as_str().ok_or_else(|| eyre!("artifact without code"))?.parse()?;
+        let code: Bytes = artifact["deployedBytecode"]
+            .as_str()
+            .ok_or_else(|| eyre!("artifact without code"))?
+            .parse()?;
         spec.alloc.insert(
             TOKEN_ADDRESS,
-            GenesisAccount { balance: U256::ZERO, nonce: 1, code: Some(code), storage: token_storage },
+            GenesisAccount {
+                balance: U256::ZERO,
+                nonce: 1,
+                code: Some(code),
+                storage: token_storage,
+            },
         );
     }
     let dir = tempfile::Builder::new().prefix("koma-bench-").tempdir()?;
     let db = Database::open(dir.path(), &spec)?;
     let producer = dev::dev_producer_key(0);
     let total = blocks * txs_per_block;
-    println!("signing {total} {} transfers from {senders} senders...", if erc20 { "ERC-20" } else { "ETH" });
+    println!(
+        "signing {total} {} transfers from {senders} senders...",
+        if erc20 { "ERC-20" } else { "ETH" }
+    );
     let mut nonces = vec![0u64; senders];
     let mut all = Vec::with_capacity(total);
     for i in 0..total {
@@ -170,7 +216,16 @@ fn execute(blocks: usize, txs_per_block: usize, senders: usize, erc20: bool) -> 
         let key = &keys[s];
         let to = Address::from_word(keccak256((i as u64).to_be_bytes()));
         let (kind, value, input) = if erc20 {
-            (TxKind::Call(TOKEN_ADDRESS), U256::ZERO, transferCall { to, value: U256::from(1) }.abi_encode().into())
+            (
+                TxKind::Call(TOKEN_ADDRESS),
+                U256::ZERO,
+                transferCall {
+                    to,
+                    value: U256::from(1),
+                }
+                .abi_encode()
+                .into(),
+            )
         } else {
             (TxKind::Call(to), U256::from(1), Bytes::new())
         };
@@ -194,11 +249,20 @@ fn execute(blocks: usize, txs_per_block: usize, senders: usize, erc20: bool) -> 
     for _ in 0..blocks {
         let chunk: VecDeque<_> = iter.by_ref().take(txs_per_block).collect();
         let started = Instant::now();
-        let built = build_block(&spec, &db, &mut VecPool(chunk), &producer, spec.timestamp + 1)?;
+        let built = build_block(
+            &spec,
+            &db,
+            &mut VecPool(chunk),
+            &producer,
+            spec.timestamp + 1,
+        )?;
         let total_ms = started.elapsed().as_secs_f64() * 1e3;
         let n = built.block.body.transactions.len();
         if n != txs_per_block {
-            eyre::bail!("only {n} of {txs_per_block} transactions were included ({} skipped)", built.skipped);
+            eyre::bail!(
+                "only {n} of {txs_per_block} transactions were included ({} skipped)",
+                built.skipped
+            );
         }
         let gas = built.header.header.gas_used;
         println!(
@@ -230,14 +294,24 @@ fn execute(blocks: usize, txs_per_block: usize, senders: usize, erc20: bool) -> 
 }
 
 fn state_root(sizes: &[u64], touched: u64, blocks: u64) -> eyre::Result<()> {
-    println!("accounts_in_state  touched  genesis_s  root_ms(avg)  commit_ms(avg)  new_trie_nodes(avg)");
+    println!(
+        "accounts_in_state  touched  genesis_s  root_ms(avg)  commit_ms(avg)  new_trie_nodes(avg)"
+    );
     for &size in sizes {
         let mut spec = ChainSpec::devnet();
         let addr = |i: u64| Address::from_word(keccak256(i.to_be_bytes()));
         for i in 0..size {
-            spec.alloc.insert(addr(i), GenesisAccount { balance: U256::from(1_000_000), ..Default::default() });
+            spec.alloc.insert(
+                addr(i),
+                GenesisAccount {
+                    balance: U256::from(1_000_000),
+                    ..Default::default()
+                },
+            );
         }
-        let dir = tempfile::Builder::new().prefix("koma-bench-root-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("koma-bench-root-")
+            .tempdir()?;
         let started = Instant::now();
         let db = Database::open(dir.path(), &spec)?;
         let genesis_s = started.elapsed().as_secs_f64();
@@ -257,7 +331,11 @@ fn state_root(sizes: &[u64], touched: u64, blocks: u64) -> eyre::Result<()> {
                 }
                 changes.accounts.push(AccountChange {
                     address: addr(i),
-                    info: Some(changeset_info(0, U256::from(1_000_000 + b + 1), koma_primitives::KECCAK_EMPTY)),
+                    info: Some(changeset_info(
+                        0,
+                        U256::from(1_000_000 + b + 1),
+                        koma_primitives::KECCAK_EMPTY,
+                    )),
                     storage_wiped: false,
                     storage: vec![],
                 });
@@ -275,7 +353,10 @@ fn state_root(sizes: &[u64], touched: u64, blocks: u64) -> eyre::Result<()> {
                 gas_limit: spec.gas_limit,
                 ..Default::default()
             };
-            let block = koma_primitives::Block { header, body: Default::default() };
+            let block = koma_primitives::Block {
+                header,
+                body: Default::default(),
+            };
             let t = Instant::now();
             db.commit_block(&block, &[], &[], prepared)?;
             commit_ms += t.elapsed().as_secs_f64() * 1e3;
@@ -313,7 +394,14 @@ struct Rpc {
 impl Rpc {
     async fn call(&self, method: &str, params: Value) -> eyre::Result<Value> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let resp: Value = self.http.post(&self.url).json(&body).send().await?.json().await?;
+        let resp: Value = self
+            .http
+            .post(&self.url)
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
         if let Some(err) = resp.get("error") {
             return Err(eyre!("{method}: {err}"));
         }
@@ -327,21 +415,36 @@ impl Rpc {
             .enumerate()
             .map(|(i, r)| json!({"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": [r]}))
             .collect();
-        let resp: Value = self.http.post(&self.url).json(&body).send().await?.json().await?;
-        let arr = resp.as_array().ok_or_else(|| eyre!("batch response is not an array: {resp}"))?;
+        let resp: Value = self
+            .http
+            .post(&self.url)
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let arr = resp
+            .as_array()
+            .ok_or_else(|| eyre!("batch response is not an array: {resp}"))?;
         let errors: Vec<&Value> = arr.iter().filter_map(|r| r.get("error")).collect();
         Ok((errors.len(), errors.first().map(|e| e.to_string())))
     }
 }
 
 fn quantity(v: &Value) -> eyre::Result<u128> {
-    let s = v.as_str().ok_or_else(|| eyre!("expected a hex quantity, got {v}"))?;
-    u128::from_str_radix(s.trim_start_matches("0x"), 16).wrap_err_with(|| format!("bad quantity {s}"))
+    let s = v
+        .as_str()
+        .ok_or_else(|| eyre!("expected a hex quantity, got {v}"))?;
+    u128::from_str_radix(s.trim_start_matches("0x"), 16)
+        .wrap_err_with(|| format!("bad quantity {s}"))
 }
 
 async fn wait_nonce(rpc: &Rpc, addr: Address, target: u64, deadline: Instant) -> eyre::Result<()> {
     loop {
-        let n = quantity(&rpc.call("eth_getTransactionCount", json!([addr, "latest"])).await?)? as u64;
+        let n = quantity(
+            &rpc.call("eth_getTransactionCount", json!([addr, "latest"]))
+                .await?,
+        )? as u64;
         if n >= target {
             return Ok(());
         }
@@ -353,11 +456,17 @@ async fn wait_nonce(rpc: &Rpc, addr: Address, target: u64, deadline: Instant) ->
 }
 
 async fn load(args: LoadArgs) -> eyre::Result<()> {
-    let rpc = Rpc { http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?, url: args.rpc.clone() };
+    let rpc = Rpc {
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()?,
+        url: args.rpc.clone(),
+    };
     let deadline = Instant::now() + args.timeout;
     let chain_id = quantity(&rpc.call("eth_chainId", json!([])).await?)? as u64;
     let gas_price = quantity(&rpc.call("eth_gasPrice", json!([])).await?)?;
-    let tip = quantity(&rpc.call("eth_maxPriorityFeePerGas", json!([])).await?).unwrap_or(1_000_000_000);
+    let tip =
+        quantity(&rpc.call("eth_maxPriorityFeePerGas", json!([])).await?).unwrap_or(1_000_000_000);
     let max_fee = gas_price.saturating_mul(3).max(tip * 2);
     let funder: PrivateKeySigner = match &args.funder_key {
         Some(k) => k.parse().wrap_err("invalid --funder-key")?,
@@ -366,13 +475,24 @@ async fn load(args: LoadArgs) -> eyre::Result<()> {
     let per_sender = args.txs.div_ceil(args.senders);
     // Distinct keys per run, so reruns against a long-lived node start at nonce 0.
     let run_salt: u64 = rand::random();
-    let keys: Vec<PrivateKeySigner> = (0..args.senders as u64).map(|i| bench_key(run_salt ^ (i << 20))).collect();
-    println!("target {} (chain {chain_id}), {} transfers from {} senders", args.rpc, args.txs, args.senders);
+    let keys: Vec<PrivateKeySigner> = (0..args.senders as u64)
+        .map(|i| bench_key(run_salt ^ (i << 20)))
+        .collect();
+    println!(
+        "target {} (chain {chain_id}), {} transfers from {} senders",
+        args.rpc, args.txs, args.senders
+    );
 
     // Fund the senders, in chunks the pool's per-sender limit accepts.
-    let fund = U256::from(max_fee) * U256::from(21_000u64 * per_sender as u64 + 21_000) + U256::from(per_sender);
-    let mut nonce =
-        quantity(&rpc.call("eth_getTransactionCount", json!([funder.address(), "pending"])).await?)? as u64;
+    let fund = U256::from(max_fee) * U256::from(21_000u64 * per_sender as u64 + 21_000)
+        + U256::from(per_sender);
+    let mut nonce = quantity(
+        &rpc.call(
+            "eth_getTransactionCount",
+            json!([funder.address(), "pending"]),
+        )
+        .await?,
+    )? as u64;
     for chunk in keys.chunks(64) {
         let mut raws = Vec::new();
         for k in chunk {
@@ -393,11 +513,18 @@ async fn load(args: LoadArgs) -> eyre::Result<()> {
         let raws: Vec<String> = raws.iter().map(|r: &Bytes| r.to_string()).collect();
         let (rejected, first) = rpc.send_batch(&raws).await?;
         if rejected > 0 {
-            eyre::bail!("{rejected} funding transactions rejected: {}", first.unwrap_or_default());
+            eyre::bail!(
+                "{rejected} funding transactions rejected: {}",
+                first.unwrap_or_default()
+            );
         }
         wait_nonce(&rpc, funder.address(), nonce, deadline).await?;
     }
-    println!("funded {} senders; signing {} transfers...", keys.len(), args.txs);
+    println!(
+        "funded {} senders; signing {} transfers...",
+        keys.len(),
+        args.txs
+    );
 
     // Pre-sign, interleaving senders so every batch spreads over many of them.
     let mut raws: Vec<(B256, String)> = Vec::with_capacity(args.txs);
@@ -410,7 +537,10 @@ async fn load(args: LoadArgs) -> eyre::Result<()> {
             gas_limit: 21_000,
             max_fee_per_gas: max_fee,
             max_priority_fee_per_gas: tip,
-            to: TxKind::Call(Address::from_word(keccak256((run_salt, i as u64).0.to_be_bytes()) ^ keccak256((i as u64).to_be_bytes()))),
+            to: TxKind::Call(Address::from_word(
+                keccak256((run_salt, i as u64).0.to_be_bytes())
+                    ^ keccak256((i as u64).to_be_bytes()),
+            )),
             value: U256::from(1),
             access_list: Default::default(),
             input: Bytes::new(),
@@ -473,9 +603,17 @@ async fn load(args: LoadArgs) -> eyre::Result<()> {
         }
         let head = quantity(&rpc.call("eth_blockNumber", json!([])).await?)? as u64;
         while next_block <= head {
-            let block = rpc.call("eth_getBlockByNumber", json!([format!("{next_block:#x}"), false])).await?;
+            let block = rpc
+                .call(
+                    "eth_getBlockByNumber",
+                    json!([format!("{next_block:#x}"), false]),
+                )
+                .await?;
             let now = started.elapsed();
-            let hashes = block["transactions"].as_array().cloned().unwrap_or_default();
+            let hashes = block["transactions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let mut n = 0;
             for h in hashes {
                 if let Some(h) = h.as_str().and_then(|s| s.parse::<B256>().ok()) {
@@ -499,17 +637,30 @@ async fn load(args: LoadArgs) -> eyre::Result<()> {
     }
     let mut latencies: Vec<f64> = included
         .iter()
-        .filter_map(|(h, seen)| sent_at.get(h).map(|sent| (seen.saturating_sub(sent)).as_secs_f64() * 1e3))
+        .filter_map(|(h, seen)| {
+            sent_at
+                .get(h)
+                .map(|sent| (seen.saturating_sub(sent)).as_secs_f64() * 1e3)
+        })
         .collect();
     latencies.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
     let last = included.values().max().copied().unwrap_or_default();
     let blocks_used: Vec<_> = per_block.iter().filter(|(_, n)| *n > 0).collect();
     println!(
         "sent {} in {:.2}s ({:.0}/s), rejected {}",
         args.txs,
         send_done.unwrap_or_default().as_secs_f64(),
-        args.txs as f64 / send_done.unwrap_or(Duration::from_secs(1)).as_secs_f64().max(1e-9),
+        args.txs as f64
+            / send_done
+                .unwrap_or(Duration::from_secs(1))
+                .as_secs_f64()
+                .max(1e-9),
         rejected_total
     );
     println!(

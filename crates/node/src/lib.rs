@@ -11,7 +11,7 @@
 
 use alloy::consensus::TxEnvelope;
 use alloy::signers::local::PrivateKeySigner;
-use alloy_primitives::Address;
+use alloy_primitives::{Address, B256};
 use koma_primitives::ChainSpec;
 use koma_producer::{BuiltBlock, PoolAccess, build_block};
 use koma_rpc::{ApiConfig, ChainEvent, FilterStore, PoolStateView, RpcState, ServerSettings};
@@ -130,14 +130,21 @@ impl Node {
     }
 }
 
-struct BestAdapter(BestTransactions);
+struct BestAdapter {
+    best: BestTransactions,
+    rejected: Vec<B256>,
+}
 
 impl PoolAccess for BestAdapter {
     fn next_best(&mut self) -> Option<(TxEnvelope, Address)> {
-        self.0.next().map(|p| (p.tx.clone(), p.sender))
+        self.best.next().map(|p| (p.tx.clone(), p.sender))
     }
     fn skip_sender(&mut self, sender: Address) {
-        self.0.mark_invalid(sender);
+        self.best.mark_invalid(sender);
+    }
+    fn reject(&mut self, tx: B256, sender: Address) {
+        self.best.mark_invalid(sender);
+        self.rejected.push(tx);
     }
 }
 
@@ -171,8 +178,19 @@ async fn produce_loop(
         let built = tokio::task::spawn_blocking(
             move || -> Result<BuiltBlock, koma_producer::BuildError> {
                 let base_fee = spec2.base_fee_after(&db2.head().header);
-                let mut best = BestAdapter(pool2.best_transactions(base_fee));
-                build_block(&spec2, &db2, &mut best, &key2, unix_now())
+                let mut best = BestAdapter {
+                    best: pool2.best_transactions(base_fee),
+                    rejected: Vec::new(),
+                };
+                let built = build_block(&spec2, &db2, &mut best, &key2, unix_now());
+                if !best.rejected.is_empty() {
+                    tracing::debug!(
+                        count = best.rejected.len(),
+                        "dropping transactions that failed at execution"
+                    );
+                    pool2.remove_transactions(&best.rejected);
+                }
+                built
             },
         )
         .await;

@@ -14,6 +14,12 @@ pub trait PoolAccess {
     /// Executable transactions, best first; `skip_sender` drops the rest of a sender's.
     fn next_best(&mut self) -> Option<(TxEnvelope, Address)>;
     fn skip_sender(&mut self, sender: Address);
+    /// `tx` failed validation at execution (e.g. its nonce was used, its sender can no
+    /// longer pay): it will never be includable as it is and should leave the pool.
+    fn reject(&mut self, tx: B256, sender: Address) {
+        let _ = tx;
+        self.skip_sender(sender);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,12 +86,13 @@ pub fn build_block(
             skipped += 1;
             continue;
         }
+        let hash = *tx.tx_hash();
         match exec.execute(tx, sender) {
             Ok(_) => {}
             Err(TxError::Database(e)) => return Err(BuildError::Execution(e.to_string())),
             Err(e) => {
-                tracing::debug!(%sender, error = %e, "transaction not includable");
-                pool.skip_sender(sender);
+                tracing::debug!(%sender, %hash, error = %e, "transaction not includable");
+                pool.reject(hash, sender);
                 skipped += 1;
             }
         }
