@@ -1,7 +1,7 @@
 //! Value encodings of the tables. All are canonical RLP or fixed-width big-endian.
 
 use crate::{StorageError, StoredBody, TxLocation};
-use alloy::consensus::{ReceiptEnvelope, TxEnvelope};
+use alloy::consensus::{Receipt, ReceiptEnvelope, ReceiptWithBloom, TxEnvelope, TxType};
 use alloy::eips::eip2718::{Decodable2718, Encodable2718};
 use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_rlp::Decodable;
@@ -68,16 +68,50 @@ pub(crate) fn decode_body(v: &[u8]) -> Result<StoredBody, StorageError> {
     })
 }
 
+/// A receipt as stored: the bloom is left out (it is derived from the logs on read),
+/// which saves 256 bytes per transaction.
+#[derive(alloy_rlp::RlpEncodable, alloy_rlp::RlpDecodable)]
+struct StoredReceipt {
+    tx_type: u8,
+    success: bool,
+    cumulative_gas_used: u64,
+    logs: Vec<alloy_primitives::Log>,
+}
+
 pub(crate) fn encode_receipts(receipts: &[ReceiptEnvelope]) -> Vec<u8> {
-    let encoded: Vec<Bytes> = receipts.iter().map(|r| r.encoded_2718().into()).collect();
-    alloy_rlp::encode(encoded)
+    let stored: Vec<StoredReceipt> = receipts
+        .iter()
+        .map(|r| StoredReceipt {
+            tx_type: r.tx_type() as u8,
+            success: r.status(),
+            cumulative_gas_used: r.cumulative_gas_used(),
+            logs: r.logs().to_vec(),
+        })
+        .collect();
+    alloy_rlp::encode(stored)
 }
 
 pub(crate) fn decode_receipts(v: &[u8]) -> Result<Vec<ReceiptEnvelope>, StorageError> {
-    let encoded = Vec::<Bytes>::decode(&mut &v[..]).map_err(|e| corrupt("receipts", e))?;
-    encoded
-        .iter()
-        .map(|b| ReceiptEnvelope::decode_2718(&mut b.as_ref()).map_err(|e| corrupt("receipt", e)))
+    let stored = Vec::<StoredReceipt>::decode(&mut &v[..]).map_err(|e| corrupt("receipts", e))?;
+    stored
+        .into_iter()
+        .map(|r| {
+            let receipt = Receipt {
+                status: r.success.into(),
+                cumulative_gas_used: r.cumulative_gas_used,
+                logs: r.logs,
+            };
+            let with_bloom = ReceiptWithBloom::from(receipt);
+            Ok(
+                match TxType::try_from(r.tx_type).map_err(|e| corrupt("receipt type", e))? {
+                    TxType::Legacy => ReceiptEnvelope::Legacy(with_bloom),
+                    TxType::Eip2930 => ReceiptEnvelope::Eip2930(with_bloom),
+                    TxType::Eip1559 => ReceiptEnvelope::Eip1559(with_bloom),
+                    TxType::Eip4844 => ReceiptEnvelope::Eip4844(with_bloom),
+                    TxType::Eip7702 => ReceiptEnvelope::Eip7702(with_bloom),
+                },
+            )
+        })
         .collect()
 }
 
@@ -107,6 +141,32 @@ pub(crate) fn decode_tx_location(v: &[u8]) -> Result<TxLocation, StorageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn receipts_roundtrip_with_derived_bloom() {
+        use alloy_primitives::{Address, LogData};
+        let log = alloy_primitives::Log {
+            address: Address::repeat_byte(1),
+            data: LogData::new_unchecked(vec![B256::repeat_byte(2)], Bytes::from_static(b"x")),
+        };
+        let mk = |ok: bool, gas: u64| {
+            ReceiptWithBloom::from(Receipt {
+                status: ok.into(),
+                cumulative_gas_used: gas,
+                logs: vec![log.clone()],
+            })
+        };
+        let receipts = vec![
+            ReceiptEnvelope::Legacy(mk(true, 21_000)),
+            ReceiptEnvelope::Eip1559(mk(false, 50_000)),
+            ReceiptEnvelope::Eip7702(mk(true, 90_000)),
+        ];
+        assert_eq!(
+            decode_receipts(&encode_receipts(&receipts)).unwrap(),
+            receipts
+        );
+        assert!(decode_receipts(&[0xc1, 0x05]).is_err());
+    }
 
     #[test]
     fn tx_location_roundtrip() {
