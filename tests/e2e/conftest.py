@@ -17,7 +17,7 @@ from web3 import Web3
 
 import devnode
 from devnode import IS_KOMA, TARGET, DevNode
-from ethutil import Chain, RawRpc
+from ethutil import Chain, RawRpc, http_web3
 
 def _terminate(signum, frame):  # noqa: ARG001
     # Turn SIGTERM (e.g. from `timeout`) into an exception so fixtures tear down and
@@ -79,7 +79,7 @@ def node(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def w3(node) -> Web3:
-    return Web3(Web3.HTTPProvider(node.http_url, request_kwargs={"timeout": 60}))
+    return http_web3(node.http_url)
 
 
 @pytest.fixture(scope="session")

@@ -13,13 +13,13 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
 from devnode import CHAIN_ID, DEV_ADDRESSES, DEV_KEYS, IS_KOMA, koma_bin, run
-from ethutil import ETH, GWEI, Chain
+from ethutil import ETH, GWEI, Chain, http_web3
 
 VERIFY_TIMEOUT = 600
 
 
 def connect(node) -> tuple[Web3, Chain]:
-    w3 = Web3(Web3.HTTPProvider(node.http_url, request_kwargs={"timeout": 30}))
+    w3 = http_web3(node.http_url, timeout=30)
     return w3, Chain(w3)
 
 
@@ -131,7 +131,7 @@ class Load:
             t.join(30)
 
     def _send(self):
-        w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 5}))
+        w3 = http_web3(self.url, timeout=5)
         accounts = [Account.from_key(k) for k in self.keys]
         try:
             nonces = {a.address: w3.eth.get_transaction_count(a.address, "pending") for a in accounts}
@@ -150,7 +150,7 @@ class Load:
             self.errors.append(repr(e))
 
     def _record(self):
-        w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 5}))
+        w3 = http_web3(self.url, timeout=5)
         try:
             while not self.stop.is_set():
                 head = w3.eth.block_number

@@ -7,7 +7,7 @@ from web3.logs import DISCARD
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
 from devnode import CHAIN_ID
-from ethutil import GWEI
+from ethutil import GWEI, http_web3
 
 VALUE = 12345
 
@@ -74,12 +74,12 @@ def test_all_types_in_one_go(w3, chain):
     assert w3.eth.get_balance(to) == 6
 
 
-def test_web3_defaults_with_signing_middleware(w3, chain):
+def test_web3_defaults_with_signing_middleware(node, w3, chain):
     """What a DApp does: web3.py fills gas and fees from the node's suggestions and the
     signing middleware turns eth_sendTransaction into a locally signed raw tx."""
     sender = chain.new_account()
     to = Account.create().address
-    client = Web3(w3.provider)
+    client = http_web3(node.http_url)
     client.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(sender), layer=0)
     h = client.eth.send_transaction({"from": sender.address, "to": to, "value": VALUE})
     receipt = chain.wait(h)

@@ -4,10 +4,9 @@ gap are 'queued'. Runs on its own node with slow blocks so the pool can be obser
 import time
 
 from eth_account import Account
-from web3 import Web3
 
 from devnode import DEV_KEYS
-from ethutil import Chain, RawRpc, hexint
+from ethutil import Chain, RawRpc, hexint, http_web3
 
 
 def by_address(section: dict, address: str) -> dict:
@@ -16,7 +15,7 @@ def by_address(section: dict, address: str) -> dict:
 
 def test_txpool_status_and_content(private_node):
     node = private_node("txpool", block_time_ms=4000).start()
-    w3 = Web3(Web3.HTTPProvider(node.http_url))
+    w3 = http_web3(node.http_url)
     chain, raw = Chain(w3), RawRpc(node.http_url)
     assert {k: hexint(v) for k, v in raw.result("txpool_status").items()} == {"pending": 0, "queued": 0}
 

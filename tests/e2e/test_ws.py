@@ -7,10 +7,9 @@ import json
 import pytest
 import websockets
 from eth_account import Account
-from web3 import AsyncWeb3, WebSocketProvider
 
 from devnode import CHAIN_ID, IS_KOMA
-from ethutil import logs_of
+from ethutil import logs_of, ws_web3
 
 TIMEOUT = 30
 
@@ -40,7 +39,7 @@ async def collect(w3, sub_id, stop):
 
 def test_new_heads(node, w3):
     async def go():
-        async with AsyncWeb3(WebSocketProvider(node.ws_url)) as aw3:
+        async with ws_web3(node.ws_url) as aw3:
             assert await aw3.eth.chain_id == CHAIN_ID
             sub = await aw3.eth.subscribe("newHeads")
             heads = await collect(aw3, sub, lambda r: len(r) >= 3)
@@ -65,7 +64,7 @@ def test_logs(node, w3, chain):
     alice, bob = Account.create().address, Account.create().address
 
     async def go():
-        async with AsyncWeb3(WebSocketProvider(node.ws_url)) as aw3:
+        async with ws_web3(node.ws_url) as aw3:
             sub = await aw3.eth.subscribe("logs", {"address": token.address})
             to_bob = await aw3.eth.subscribe("logs", {"topics": [
                 None, None, "0x" + "00" * 12 + bob.lower()[2:]]})
@@ -90,7 +89,7 @@ def test_new_pending_transactions(node, chain):
     sender = chain.new_account()
 
     async def go():
-        async with AsyncWeb3(WebSocketProvider(node.ws_url)) as aw3:
+        async with ws_web3(node.ws_url) as aw3:
             sub = await aw3.eth.subscribe("newPendingTransactions")
             h = chain.send(sender, {"to": Account.create().address, "value": 1}, wait=False)
             await collect(aw3, sub, lambda r: h in r)
@@ -136,7 +135,7 @@ def test_many_subscribers(node, n_clients):
     """Several clients subscribed at once all see the same new head."""
 
     async def one():
-        async with AsyncWeb3(WebSocketProvider(node.ws_url)) as aw3:
+        async with ws_web3(node.ws_url) as aw3:
             sub = await aw3.eth.subscribe("newHeads")
             (head,) = await collect(aw3, sub, lambda r: len(r) >= 1)
             (head2,) = await collect(aw3, sub, lambda r: len(r) >= 1)

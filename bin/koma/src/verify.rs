@@ -1,7 +1,5 @@
 //! `koma db verify`: replays a chain from genesis in a scratch database.
 
-use alloy::consensus::transaction::SignerRecoverable;
-use eyre::WrapErr;
 use koma_primitives::{Block, ChainSpec};
 use koma_producer::{check_state_root, execute_block, verify_header};
 use koma_storage::Database;
@@ -33,9 +31,8 @@ pub fn verify(spec: &ChainSpec, datadir: &Path) -> eyre::Result<()> {
             .body(header.hash)?
             .ok_or_else(|| eyre::eyre!("body of block {number} missing"))?;
         for (i, (tx, stored)) in body.transactions.iter().zip(&body.senders).enumerate() {
-            let recovered = tx
-                .recover_signer()
-                .wrap_err_with(|| format!("block {number} tx {i}: bad signature"))?;
+            let recovered = koma_txpool::recover_sender(tx)
+                .map_err(|e| eyre::eyre!("block {number} tx {i}: {e}"))?;
             if recovered != *stored {
                 eyre::bail!(
                     "block {number} tx {i}: stored sender {stored} but signature recovers {recovered}"

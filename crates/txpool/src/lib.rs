@@ -80,6 +80,7 @@ pub use best::BestTransactions;
 pub use config::{GWEI, PoolConfig};
 pub use error::{PoolError, RPC_CODE_INVALID_PARAMS, RPC_CODE_POOL};
 pub use tx::{AccountInfoLite, AccountReader, PooledTx};
+pub use validate::recover_sender;
 
 use pool::{Changes, PoolInner};
 

@@ -146,7 +146,7 @@ pub(crate) fn validate_stateless(
 /// Uses revm's `ecrecover`, which runs on libsecp256k1 (already linked for the EVM
 /// precompile) and is several times faster than the pure-Rust k256 path alloy would take;
 /// signature recovery is most of the cost of admitting a transaction.
-pub(crate) fn recover_sender(tx: &TxEnvelope) -> Result<Address, PoolError> {
+pub fn recover_sender(tx: &TxEnvelope) -> Result<Address, PoolError> {
     let signature = tx.signature();
     if signature.s() > SECP256K1N_HALF {
         return Err(PoolError::InvalidSender);
