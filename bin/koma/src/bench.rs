@@ -616,11 +616,11 @@ async fn load(args: LoadArgs) -> eyre::Result<()> {
                 .unwrap_or_default();
             let mut n = 0;
             for h in hashes {
-                if let Some(h) = h.as_str().and_then(|s| s.parse::<B256>().ok()) {
-                    if sent_at.contains(&h) {
-                        included.insert(h, now);
-                        n += 1;
-                    }
+                if let Some(h) = h.as_str().and_then(|s| s.parse::<B256>().ok())
+                    && sent_at.contains(&h)
+                {
+                    included.insert(h, now);
+                    n += 1;
                 }
             }
             per_block.push((next_block, n));

@@ -196,10 +196,11 @@ impl<S: StateReader> DatabaseCommit for BlockDb<S> {
                 entry.dirty_slots.clear();
             }
             let mut info = account.info;
-            if let Some(code) = info.code.take() {
-                if !code.is_empty() && !self.new_code.contains_key(&info.code_hash) {
-                    self.new_code.insert(info.code_hash, code.original_bytes());
-                }
+            if let Some(code) = info.code.take()
+                && !code.is_empty()
+                && !self.new_code.contains_key(&info.code_hash)
+            {
+                self.new_code.insert(info.code_hash, code.original_bytes());
             }
             for (slot, value) in account.storage {
                 if value.is_changed() {

@@ -1,7 +1,7 @@
 //! The transfer log as receipts carry it: every native value movement, in execution
 //! order, with balances that chain like spent outputs; nothing for reverted frames.
 
-use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxReceipt};
+use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy::network::TxSignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol;

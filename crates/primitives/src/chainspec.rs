@@ -159,7 +159,7 @@ impl ChainSpec {
         }
         if self.producers.sprint == 0
             || self.producers.span == 0
-            || self.producers.span % self.producers.sprint != 0
+            || !self.producers.span.is_multiple_of(self.producers.sprint)
         {
             return bad("producers.span must be a non-zero multiple of producers.sprint");
         }

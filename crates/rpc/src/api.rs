@@ -422,12 +422,12 @@ impl EthApiServer for KomaApi {
         let newest = self
             .resolve_number(newest)
             .min(self.state.db.head().number());
-        if let Some(p) = &percentiles {
-            if p.iter().any(|x| !(0.0..=100.0).contains(x)) || p.windows(2).any(|w| w[0] > w[1]) {
-                return Err(invalid_params(
-                    "invalid reward percentiles: must be ascending values in [0, 100]",
-                ));
-            }
+        if let Some(p) = &percentiles
+            && (p.iter().any(|x| !(0.0..=100.0).contains(x)) || p.windows(2).any(|w| w[0] > w[1]))
+        {
+            return Err(invalid_params(
+                "invalid reward percentiles: must be ascending values in [0, 100]",
+            ));
         }
         if count == 0 {
             return Ok(FeeHistory {

@@ -40,14 +40,13 @@ impl FilterStore {
     pub fn install(&self, kind: FilterKind, next_block: u64, timeout: Duration) -> U256 {
         let mut filters = self.filters.lock();
         filters.retain(|_, f| f.last_poll.elapsed() < timeout);
-        if filters.len() >= MAX_FILTERS {
-            if let Some(oldest) = filters
+        if filters.len() >= MAX_FILTERS
+            && let Some(oldest) = filters
                 .iter()
                 .min_by_key(|(_, f)| f.last_poll)
                 .map(|(id, _)| *id)
-            {
-                filters.remove(&oldest);
-            }
+        {
+            filters.remove(&oldest);
         }
         let mut next = self.next_id.lock();
         *next += 1;

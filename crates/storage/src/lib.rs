@@ -105,12 +105,10 @@ impl Database {
         let digest = spec.digest();
         let stored_digest = get_raw(&db, Table::Meta, tables::META_SPEC)?;
         match stored_digest {
-            Some(d) if d.as_slice() != digest.as_slice() => {
-                return Err(StorageError::Open(format!(
-                    "{} holds a different chain (chain spec digest mismatch); use another --datadir",
-                    path.display()
-                )));
-            }
+            Some(d) if d.as_slice() != digest.as_slice() => Err(StorageError::Open(format!(
+                "{} holds a different chain (chain spec digest mismatch); use another --datadir",
+                path.display()
+            ))),
             Some(_) => {
                 let schema = get_raw(&db, Table::Meta, tables::META_SCHEMA)?
                     .and_then(|v| codec::decode_u64(&v))
