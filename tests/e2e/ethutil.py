@@ -185,10 +185,10 @@ class RawRpc:
 
     def result(self, method: str, params: list | None = None):
         resp = self.request(method, params)
-        assert "error" not in resp, f"{method}{params}: {resp['error']}"
+        assert "error" not in resp, f"{method}{params}: {resp['error']}"[:1000]
         return resp["result"]
 
     def error(self, method: str, params: list | None = None) -> dict:
         resp = self.request(method, params)
-        assert "error" in resp, f"{method}{params} should fail, got {resp}"
+        assert "error" in resp, f"{method}{params} should fail, got {resp}"[:1000]
         return resp["error"]

@@ -1,6 +1,7 @@
 """JSON-RPC 2.0 framing over HTTP: error codes, batches, and a flood of bad requests the
 node must survive."""
 
+import http.client
 import json
 import os
 import threading
@@ -112,8 +113,11 @@ def bad_bodies():
         json.dumps({"jsonrpc": "2.0", "id": deep, "method": "eth_chainId"}),
         deep,
         json.dumps([{"jsonrpc": "2.0", "id": i, "method": "eth_nope"} for i in range(50)]),
-        "x" * 200_000,
+        GARBAGE,
     ]
+
+
+GARBAGE = "x" * 200_000  # not JSON at all, and bigger than one read
 
 
 def test_flood_of_bad_requests(node, w3, chain):
@@ -125,15 +129,17 @@ def test_flood_of_bad_requests(node, w3, chain):
     def shoot(i):
         session = getattr(local, "s", None) or requests.Session()
         local.s = session
+        body = bodies[i % len(bodies)]
+        # (keep-alive after garbage has its own test below)
+        post = requests.post if body is GARBAGE else session.post
         try:
-            r = session.post(node.http_url, data=bodies[i % len(bodies)], timeout=60,
-                             headers={"Content-Type": "application/json"})
+            r = post(node.http_url, data=body, timeout=60, headers={"Content-Type": "application/json"})
             with lock:
                 outcomes["answered"] += 1
             return r.status_code
         except requests.RequestException as e:
             with lock:
-                outcomes["failed"].append(repr(e))
+                outcomes["failed"].append(f"body {i % len(bodies)}: {e!r}"[:300])
             return None
 
     head_before = w3.eth.block_number
@@ -152,3 +158,27 @@ def test_flood_of_bad_requests(node, w3, chain):
     chain.wait_for_block(max(head_before, w3.eth.block_number) + 1)
     receipt = chain.send(chain.new_account(), {"to": Account.create().address, "value": 1})
     assert receipt["status"] == 1
+
+
+def test_connection_reusable_after_garbage(node):
+    """A keep-alive connection that carried garbage answers the next request, unless
+    the server said `Connection: close`: clients reuse pooled connections, and a
+    silently dropped one fails the next caller's request (seen under load)."""
+    host, port = node.http_url.removeprefix("http://").split(":")
+    for body in (GARBAGE, "{" + GARBAGE, '{"jsonrpc":"2.0","id":1,"method":'):
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            conn.request("POST", "/", body=body, headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            err = json.loads(resp.read())["error"]
+            assert err["code"] in (PARSE_ERROR, INVALID_REQUEST)
+            if (resp.getheader("Connection") or "").lower() == "close":
+                continue
+            ok = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "eth_chainId"})
+            conn.request("POST", "/", body=ok, headers={"Content-Type": "application/json"})
+            assert json.loads(conn.getresponse().read())["result"] == hex(CHAIN_ID)
+        except (ConnectionError, http.client.HTTPException) as e:
+            raise AssertionError(f"connection dropped after a {len(body)}-byte garbage body "
+                                 f"without `Connection: close`: {e!r}") from e
+        finally:
+            conn.close()
