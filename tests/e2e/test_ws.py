@@ -37,6 +37,30 @@ async def collect(w3, sub_id, stop):
     return (await collect_all(w3, {sub_id: stop}))[sub_id]
 
 
+def test_subscription_id_is_a_hex_string(node):
+    """geth's ids are "0x" + hex; web3.py rejects and viem ignores any other kind (an
+    integer id makes every subscription silently deliver nothing in viem)."""
+
+    async def go():
+        async with websockets.connect(node.ws_url) as ws:
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]}))
+            sub = json.loads(await ws.recv())
+            note = json.loads(await ws.recv())
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "eth_unsubscribe",
+                                      "params": [sub["result"]]}))
+            while True:
+                unsub = json.loads(await ws.recv())
+                if unsub.get("id") == 2:
+                    return sub, note, unsub
+
+    sub, note, unsub = run(go())
+    sub_id = sub["result"]
+    assert isinstance(sub_id, str) and sub_id.startswith("0x"), f"subscription id {sub_id!r}"
+    int(sub_id, 16)
+    assert note["method"] == "eth_subscription" and note["params"]["subscription"] == sub_id
+    assert unsub["result"] is True
+
+
 def test_new_heads(node, w3):
     async def go():
         async with ws_web3(node.ws_url) as aw3:

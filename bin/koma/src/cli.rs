@@ -64,7 +64,7 @@ pub struct DevnetArgs {
     /// Block time in milliseconds (default: the spec's 1000).
     #[arg(long)]
     pub block_time_ms: Option<u64>,
-    /// Block gas limit (default: the spec's 60,000,000).
+    /// Block gas limit (default: the spec's 600,000,000).
     #[arg(long)]
     pub gas_limit: Option<u64>,
     #[command(flatten)]

@@ -683,6 +683,20 @@ impl EthApiServer for KomaApi {
             self.collect_block_logs(&filter, &header, &mut out)?;
             return Ok(out);
         }
+        let head = self.state.db.head().number();
+        if let FilterBlockOption::Range {
+            from_block,
+            to_block,
+        } = filter.block_option
+        {
+            // Like geth: a range that reaches past the head is an error, not clamped.
+            let beyond = |t: Option<BlockNumberOrTag>| matches!(t, Some(BlockNumberOrTag::Number(n)) if n > head);
+            if beyond(to_block) || beyond(from_block) {
+                return Err(invalid_params(
+                    "block range extends beyond current head block",
+                ));
+            }
+        }
         let (from, to) = self.filter_range(&filter)?;
         self.logs_in_range(&filter, from, to)
     }

@@ -18,6 +18,7 @@ mod api;
 mod convert;
 pub mod error;
 mod filters;
+mod http;
 mod state;
 
 pub use api::{EthApiServer, KomaApi, NetApiServer, TxpoolApiServer, Web3ApiServer, event_logs};
@@ -100,13 +101,18 @@ pub async fn start(
             layer.allow_origin(AllowOrigin::list(list))
         }
     });
-    let middleware = tower::ServiceBuilder::new().option_layer(cors);
+    let middleware = tower::ServiceBuilder::new()
+        .option_layer(cors)
+        .layer(http::DrainBodyLayer {
+            limit: settings.max_request_bytes as usize,
+        });
     let config = ServerConfig::builder()
         .max_request_body_size(settings.max_request_bytes)
         .max_response_body_size(settings.max_response_bytes)
         .max_connections(settings.max_connections)
         .max_subscriptions_per_connection(settings.max_subscriptions_per_connection)
         .set_batch_request_config(BatchRequestConfig::Limit(settings.max_batch))
+        .set_id_provider(http::HexIdProvider)
         .build();
     let server = Server::builder()
         .set_config(config)
