@@ -50,7 +50,6 @@ pub struct Caller<'a> {
 
 impl Caller<'_> {
     fn tx_env(&self, req: &TransactionRequest, gas: u64, nonce: u64) -> TxEnv {
-        let fee_given = req.gas_price.is_some() || req.max_fee_per_gas.is_some();
         let (tx_type, gas_price, tip) = if let Some(max_fee) = req.max_fee_per_gas {
             (
                 2,
@@ -62,7 +61,6 @@ impl Caller<'_> {
         } else {
             (if req.access_list.is_some() { 1 } else { 0 }, 0, None)
         };
-        let _ = fee_given;
         let mut tx = TxEnv {
             tx_type,
             caller: req.from.unwrap_or_default(),
@@ -203,10 +201,8 @@ impl Caller<'_> {
         overrides: Option<&StateOverride>,
     ) -> Result<CallResult, CallError> {
         let db = Self::prepare(state, overrides)?;
-        let gas = req
-            .gas
-            .unwrap_or(self.gas_cap)
-            .min(self.gas_cap.max(req.gas.unwrap_or(0)));
+        // Like geth's RPC gas cap: a request may ask for less, never for more.
+        let gas = req.gas.unwrap_or(self.gas_cap).min(self.gas_cap);
         self.run(&db, req, gas)
     }
 
@@ -219,7 +215,7 @@ impl Caller<'_> {
         overrides: Option<&StateOverride>,
     ) -> Result<Result<u64, CallResult>, CallError> {
         let db = Self::prepare(state, overrides)?;
-        let mut hi = req.gas.unwrap_or(self.gas_cap);
+        let mut hi = req.gas.unwrap_or(self.gas_cap).min(self.gas_cap);
         // With a fee, the sender's balance bounds the gas it can pay for.
         let price = req.max_fee_per_gas.or(req.gas_price).unwrap_or(0);
         if price > 0 {

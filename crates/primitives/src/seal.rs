@@ -81,4 +81,25 @@ mod tests {
             Err(SealError::BadExtraLength { len: 5 })
         ));
     }
+
+    proptest::proptest! {
+        /// Any header sealed by any producer key recovers to that producer, and any
+        /// change to a sealed field breaks the seal.
+        #[test]
+        fn seal_roundtrip_for_arbitrary_headers(
+            number in proptest::prelude::any::<u64>(),
+            gas_limit in proptest::prelude::any::<u64>(),
+            timestamp in proptest::prelude::any::<u64>(),
+            vanity in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..=32),
+            key_index in 0u32..4,
+        ) {
+            let key = crate::dev::dev_producer_key(key_index);
+            let mut h = Header { number, gas_limit, timestamp, extra_data: vanity.clone().into(), ..Default::default() };
+            seal_header(&mut h, &key).unwrap();
+            proptest::prop_assert_eq!(&h.extra_data[..vanity.len()], &vanity[..]);
+            proptest::prop_assert_eq!(recover_producer(&h).unwrap(), key.address());
+            h.timestamp = timestamp.wrapping_add(1);
+            proptest::prop_assert_ne!(recover_producer(&h).ok(), Some(key.address()));
+        }
+    }
 }

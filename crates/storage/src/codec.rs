@@ -178,4 +178,62 @@ mod tests {
         assert_eq!(decode_tx_location(&encode_tx_location(&l)).unwrap(), l);
         assert!(decode_tx_location(&[1, 2, 3]).is_err());
     }
+
+    proptest::proptest! {
+        /// Stored receipts decode to exactly what was encoded, blooms included.
+        #[test]
+        fn receipts_roundtrip_arbitrary(
+            entries in proptest::collection::vec(
+                (0u8..5, proptest::prelude::any::<bool>(), proptest::prelude::any::<u64>(),
+                 proptest::collection::vec((proptest::prelude::any::<[u8; 20]>(),
+                    proptest::collection::vec(proptest::prelude::any::<[u8; 32]>(), 0..5),
+                    proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100)), 0..4)),
+                0..8)
+        ) {
+            use alloy_primitives::{Address, LogData};
+            let receipts: Vec<ReceiptEnvelope> = entries
+                .into_iter()
+                .map(|(ty, ok, gas, logs)| {
+                    let logs = logs
+                        .into_iter()
+                        .map(|(a, topics, data)| alloy_primitives::Log {
+                            address: Address::from(a),
+                            data: LogData::new_unchecked(topics.into_iter().map(B256::from).collect(), data.into()),
+                        })
+                        .collect();
+                    let r = ReceiptWithBloom::from(Receipt { status: ok.into(), cumulative_gas_used: gas, logs });
+                    match ty {
+                        0 => ReceiptEnvelope::Legacy(r),
+                        1 => ReceiptEnvelope::Eip2930(r),
+                        2 => ReceiptEnvelope::Eip1559(r),
+                        3 => ReceiptEnvelope::Eip4844(r),
+                        _ => ReceiptEnvelope::Eip7702(r),
+                    }
+                })
+                .collect();
+            proptest::prop_assert_eq!(decode_receipts(&encode_receipts(&receipts)).unwrap(), receipts);
+        }
+
+        /// Bodies (signed transactions and senders) roundtrip.
+        #[test]
+        fn bodies_roundtrip_arbitrary(
+            txs in proptest::collection::vec((proptest::prelude::any::<u64>(), proptest::prelude::any::<u64>(),
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)), 0..6)
+        ) {
+            use alloy::consensus::{SignableTransaction, TxEip1559};
+            use alloy::network::TxSignerSync;
+            let key = koma_primitives::dev::dev_accounts(1).remove(0).1;
+            let mut envelopes = Vec::new();
+            let mut senders = Vec::new();
+            for (nonce, value, input) in txs {
+                let mut tx = TxEip1559 { chain_id: 42424, nonce, gas_limit: 21_000, value: U256::from(value), input: input.into(), ..Default::default() };
+                let sig = key.sign_transaction_sync(&mut tx).unwrap();
+                envelopes.push(TxEnvelope::from(tx.into_signed(sig)));
+                senders.push(key.address());
+            }
+            let body = decode_body(&encode_body(&envelopes, &senders)).unwrap();
+            proptest::prop_assert_eq!(body.transactions, envelopes);
+            proptest::prop_assert_eq!(body.senders, senders);
+        }
+    }
 }
