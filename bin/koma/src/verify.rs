@@ -1,7 +1,7 @@
 //! `koma db verify`: replays a chain from genesis in a scratch database.
 
 use koma_primitives::{Block, ChainSpec};
-use koma_producer::{check_state_root, execute_block, verify_header};
+use koma_producer::import_block;
 use koma_storage::Database;
 use std::path::Path;
 use std::time::Instant;
@@ -30,15 +30,6 @@ pub fn verify(spec: &ChainSpec, datadir: &Path) -> eyre::Result<()> {
         let body = source
             .body(header.hash)?
             .ok_or_else(|| eyre::eyre!("body of block {number} missing"))?;
-        for (i, (tx, stored)) in body.transactions.iter().zip(&body.senders).enumerate() {
-            let recovered = koma_txpool::recover_sender(tx)
-                .map_err(|e| eyre::eyre!("block {number} tx {i}: {e}"))?;
-            if recovered != *stored {
-                eyre::bail!(
-                    "block {number} tx {i}: stored sender {stored} but signature recovers {recovered}"
-                );
-            }
-        }
         let block = Block {
             header: header.header.clone(),
             body: alloy::consensus::BlockBody {
@@ -47,19 +38,20 @@ pub fn verify(spec: &ChainSpec, datadir: &Path) -> eyre::Result<()> {
                 withdrawals: Some(Default::default()),
             },
         };
-        let parent = replay.head();
-        verify_header(spec, &parent, &block)?;
-        let executed = execute_block(spec, replay.latest(), &block, &body.senders)?;
-        let prepared = replay.prepare_state(&executed.changes)?;
-        check_state_root(number, header.header.state_root, prepared.state_root)?;
-        let committed =
-            replay.commit_block(&block, &executed.senders, &executed.receipts, prepared)?;
+        // Full import: header rules, seal, sender recovery, re-execution, every root.
+        let committed = import_block(spec, &replay, &block)?;
         if committed.hash != header.hash {
             eyre::bail!(
                 "block {number}: replayed hash {} differs from stored {}",
                 committed.hash,
                 header.hash
             );
+        }
+        let replayed = replay
+            .body(committed.hash)?
+            .ok_or_else(|| eyre::eyre!("replayed body {number} missing"))?;
+        if replayed.senders != body.senders {
+            eyre::bail!("block {number}: stored senders differ from the recovered ones");
         }
         txs += body.transactions.len();
         if number % 1000 == 0 {

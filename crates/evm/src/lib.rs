@@ -18,9 +18,11 @@ pub mod call;
 pub mod db;
 mod executor;
 pub mod inspector;
+mod sender;
 
 pub use db::{BlockDb, DbError, StateDb};
 pub use executor::{BlockEnvInput, BlockExecutor, ExecutedBlock, ExecutedTx, TxError};
+pub use sender::{InvalidSignature, recover_sender};
 
 use koma_primitives::ChainSpec;
 use revm::primitives::hardfork::SpecId;

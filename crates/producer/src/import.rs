@@ -3,7 +3,7 @@ use alloy::consensus::proofs::{calculate_receipt_root, calculate_transaction_roo
 use alloy_primitives::{Address, B256, Bloom};
 use koma_evm::{BlockEnvInput, BlockExecutor, ExecutedBlock};
 use koma_primitives::{Block, ChainSpec, SealedHeader};
-use koma_storage::StateReader;
+use koma_storage::{Database, StateReader, StorageError};
 
 /// Why a block is rejected.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +23,10 @@ pub enum ImportError {
     },
     #[error("block {number}: bad seal: {reason}")]
     BadSeal { number: u64, reason: String },
+    #[error("block {number}: transaction {index} has an invalid signature")]
+    BadSignature { number: u64, index: usize },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     #[error("block {number}: {reason}")]
     Invalid { number: u64, reason: String },
 }
@@ -178,4 +182,31 @@ pub fn check_state_root(number: u64, header: B256, computed: B256) -> Result<(),
     } else {
         Err(mismatch(number, "state root", header, computed))
     }
+}
+
+/// Imports `block`, which must extend the current head: checks the header rules and
+/// the seal, recovers every sender, re-executes the transactions, checks gas used,
+/// receipts root, bloom and state root, then commits atomically. On any error
+/// nothing is written and the head is unchanged.
+pub fn import_block(
+    spec: &ChainSpec,
+    db: &Database,
+    block: &Block,
+) -> Result<SealedHeader, ImportError> {
+    let number = block.header.number;
+    let parent = db.head();
+    verify_header(spec, &parent, block)?;
+    let senders = block
+        .body
+        .transactions
+        .iter()
+        .enumerate()
+        .map(|(index, tx)| {
+            koma_evm::recover_sender(tx).map_err(|_| ImportError::BadSignature { number, index })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let executed = execute_block(spec, db.latest(), block, &senders)?;
+    let prepared = db.prepare_state(&executed.changes)?;
+    check_state_root(number, block.header.state_root, prepared.state_root)?;
+    Ok(db.commit_block(block, &executed.senders, &executed.receipts, prepared)?)
 }

@@ -14,7 +14,7 @@ mod import;
 mod schedule;
 
 pub use build::{BuildError, BuiltBlock, PoolAccess, build_block};
-pub use import::{ImportError, check_state_root, execute_block, verify_header};
+pub use import::{ImportError, check_state_root, execute_block, import_block, verify_header};
 pub use schedule::ProducerSchedule;
 
 use alloy_primitives::{B256, keccak256};

@@ -5,7 +5,7 @@ use alloy::{
     consensus::{Transaction, TxEnvelope},
     eips::eip2718::Decodable2718,
 };
-use alloy_primitives::{Address, B512, U256};
+use alloy_primitives::Address;
 use revm::{
     context_interface::cfg::GasParams, primitives::eip3860::MAX_INITCODE_SIZE,
     primitives::hardfork::SpecId,
@@ -15,12 +15,6 @@ use crate::{PoolConfig, PoolError};
 
 /// Typed transactions accepted: EIP-2930, EIP-1559, EIP-7702 (not EIP-4844 blobs).
 const SUPPORTED_TYPED: [u8; 3] = [0x01, 0x02, 0x04];
-
-/// Half the secp256k1 group order: EIP-2 signatures must have `s <= N/2`.
-const SECP256K1N_HALF: U256 = U256::from_be_bytes([
-    0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-    0x5D, 0x57, 0x6E, 0x73, 0x57, 0xA4, 0x50, 0x1D, 0xDF, 0xE9, 0x2F, 0x46, 0x68, 0x1B, 0x20, 0xA0,
-]);
 
 /// Decodes an EIP-2718 envelope as received by `eth_sendRawTransaction`.
 pub(crate) fn decode_raw(raw: &[u8], max_size: usize) -> Result<TxEnvelope, PoolError> {
@@ -141,23 +135,7 @@ pub(crate) fn validate_stateless(
     Ok(())
 }
 
-/// Recovers the sender, rejecting high-s signatures (EIP-2).
-///
-/// Uses revm's `ecrecover`, which runs on libsecp256k1 (already linked for the EVM
-/// precompile) and is several times faster than the pure-Rust k256 path alloy would take;
-/// signature recovery is most of the cost of admitting a transaction.
+/// Recovers the sender (libsecp256k1, low-s enforced); see [`koma_evm::recover_sender`].
 pub fn recover_sender(tx: &TxEnvelope) -> Result<Address, PoolError> {
-    let signature = tx.signature();
-    if signature.s() > SECP256K1N_HALF {
-        return Err(PoolError::InvalidSender);
-    }
-    let mut compact = [0u8; 64];
-    compact[..32].copy_from_slice(&signature.r().to_be_bytes::<32>());
-    compact[32..].copy_from_slice(&signature.s().to_be_bytes::<32>());
-    let recovery_id = u8::from(signature.v());
-    let digest = tx.signature_hash();
-    match revm::precompile::secp256k1::ecrecover(&B512::from(compact), recovery_id, &digest) {
-        Ok(padded) => Ok(Address::from_word(padded)),
-        Err(_) => Err(PoolError::InvalidSender),
-    }
+    koma_evm::recover_sender(tx).map_err(|_| PoolError::InvalidSender)
 }

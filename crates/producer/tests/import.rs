@@ -1,0 +1,177 @@
+//! Block import: a block built by one node is accepted by another with identical
+//! roots; a block that breaks any rule is rejected and leaves the importer untouched.
+
+use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy::network::TxSignerSync;
+use alloy_primitives::{Address, TxKind, U256};
+use koma_primitives::seal::seal_header;
+use koma_primitives::{Block, ChainSpec, dev};
+use koma_producer::{ImportError, PoolAccess, build_block, import_block};
+use koma_storage::Database;
+use std::collections::VecDeque;
+
+struct VecPool(VecDeque<(TxEnvelope, Address)>);
+
+impl PoolAccess for VecPool {
+    fn next_best(&mut self) -> Option<(TxEnvelope, Address)> {
+        self.0.pop_front()
+    }
+    fn skip_sender(&mut self, _: Address) {}
+}
+
+fn transfers(n: u64) -> VecDeque<(TxEnvelope, Address)> {
+    let (from, key) = dev::dev_accounts(1).remove(0);
+    (0..n)
+        .map(|nonce| {
+            let mut tx = TxEip1559 {
+                chain_id: 42424,
+                nonce,
+                gas_limit: 21_000,
+                max_fee_per_gas: 10_000_000_000,
+                max_priority_fee_per_gas: 1_000_000_000,
+                to: TxKind::Call(Address::with_last_byte(nonce as u8 + 1)),
+                value: U256::from(1000 + nonce),
+                ..Default::default()
+            };
+            let sig = key.sign_transaction_sync(&mut tx).unwrap();
+            (tx.into_signed(sig).into(), from)
+        })
+        .collect()
+}
+
+struct Pair {
+    spec: ChainSpec,
+    producer: Database,
+    importer: Database,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+fn pair() -> Pair {
+    let spec = ChainSpec::devnet();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    Pair {
+        producer: Database::open(a.path(), &spec).unwrap(),
+        importer: Database::open(b.path(), &spec).unwrap(),
+        spec,
+        _dirs: (a, b),
+    }
+}
+
+fn produce(p: &Pair, txs: u64) -> Block {
+    let key = dev::dev_producer_key(0);
+    let ts = p.spec.timestamp + p.producer.head().number() + 1;
+    build_block(&p.spec, &p.producer, &mut VecPool(transfers(txs)), &key, ts)
+        .unwrap()
+        .block
+}
+
+#[test]
+fn imported_blocks_reproduce_the_producers_chain() {
+    let p = pair();
+    let block = produce(&p, 5);
+    let imported = import_block(&p.spec, &p.importer, &block).unwrap();
+    assert_eq!(imported.hash, p.producer.head().hash);
+    assert_eq!(
+        imported.header.state_root,
+        p.producer.head().header.state_root
+    );
+    assert_eq!(
+        p.importer.receipts(imported.hash).unwrap(),
+        p.producer.receipts(imported.hash).unwrap()
+    );
+    // A second (empty) block on top.
+    let key = dev::dev_producer_key(0);
+    let next = build_block(
+        &p.spec,
+        &p.producer,
+        &mut VecPool(VecDeque::new()),
+        &key,
+        p.spec.timestamp + 9,
+    )
+    .unwrap()
+    .block;
+    import_block(&p.spec, &p.importer, &next).unwrap();
+    assert_eq!(p.importer.head().hash, p.producer.head().hash);
+}
+
+/// Re-seals `block` after `tamper` so only the tampered rule is broken.
+fn tampered(block: &Block, tamper: impl FnOnce(&mut Block)) -> Block {
+    let mut b = block.clone();
+    tamper(&mut b);
+    seal_header(&mut b.header, &dev::dev_producer_key(0)).unwrap();
+    b
+}
+
+fn assert_rejected(p: &Pair, block: &Block, expect: &str) {
+    let before = p.importer.head();
+    let err = import_block(&p.spec, &p.importer, block).unwrap_err();
+    assert!(
+        err.to_string().contains(expect),
+        "expected '{expect}', got: {err}"
+    );
+    assert_eq!(
+        p.importer.head(),
+        before,
+        "a rejected block must leave the head"
+    );
+    assert!(
+        p.importer
+            .header(block.header.hash_slow())
+            .unwrap()
+            .is_none(),
+        "nothing written"
+    );
+}
+
+#[test]
+fn blocks_breaking_a_rule_are_rejected_without_side_effects() {
+    let p = pair();
+    let good = produce(&p, 3);
+
+    let b = tampered(&good, |b| {
+        b.header.state_root = alloy_primitives::B256::repeat_byte(1)
+    });
+    assert_rejected(&p, &b, "state root mismatch");
+
+    let b = tampered(&good, |b| b.header.gas_used += 1);
+    assert_rejected(&p, &b, "gas used mismatch");
+
+    let b = tampered(&good, |b| {
+        b.header.receipts_root = alloy_primitives::B256::repeat_byte(2)
+    });
+    assert_rejected(&p, &b, "receipts root mismatch");
+
+    let b = tampered(&good, |b| {
+        b.body.transactions.pop();
+    });
+    assert_rejected(&p, &b, "transactions root mismatch");
+
+    let b = tampered(&good, |b| b.header.base_fee_per_gas = Some(1));
+    assert_rejected(&p, &b, "base fee mismatch");
+
+    let b = tampered(&good, |b| b.header.number += 1);
+    assert_rejected(&p, &b, "does not extend");
+
+    // Sealed by a key that is not a producer.
+    let mut b = good.clone();
+    seal_header(&mut b.header, &dev::dev_producer_key(3)).unwrap();
+    assert_rejected(&p, &b, "is not a producer");
+
+    // Seal bytes altered.
+    let mut b = good.clone();
+    let mut extra = b.header.extra_data.to_vec();
+    extra[40] ^= 0xff;
+    b.header.extra_data = extra.into();
+    let err = import_block(&p.spec, &p.importer, &b).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ImportError::BadSeal { .. } | ImportError::Mismatch { .. }
+        ),
+        "{err}"
+    );
+
+    // The untampered block still imports afterwards.
+    import_block(&p.spec, &p.importer, &good).unwrap();
+    assert_eq!(p.importer.head().hash, good.header.hash_slow());
+}
