@@ -30,6 +30,6 @@ pub fn recover_sender(tx: &TxEnvelope) -> Result<Address, InvalidSignature> {
     let recovery_id = u8::from(signature.v());
     let digest = tx.signature_hash();
     revm::precompile::secp256k1::ecrecover(&B512::from(compact), recovery_id, &digest)
-        .map(|padded| Address::from_word(padded))
+        .map(Address::from_word)
         .map_err(|_| InvalidSignature)
 }
