@@ -27,6 +27,10 @@ pub enum ImportError {
     BadSignature { number: u64, index: usize },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error("block {number}: parent {parent} is unknown")]
+    UnknownParent { number: u64, parent: B256 },
+    #[error("reorg of {depth} blocks exceeds the maximum depth {max}")]
+    ReorgTooDeep { depth: u64, max: u64 },
     #[error("block {number}: {reason}")]
     Invalid { number: u64, reason: String },
 }
@@ -209,4 +213,18 @@ pub fn import_block(
     let prepared = db.prepare_state(&executed.changes)?;
     check_state_root(number, block.header.state_root, prepared.state_root)?;
     Ok(db.commit_block(block, &executed.senders, &executed.receipts, prepared)?)
+}
+
+/// Recovers the sender of every transaction of `block`.
+pub(crate) fn recover_senders(block: &Block) -> Result<Vec<Address>, ImportError> {
+    let number = block.header.number;
+    block
+        .body
+        .transactions
+        .iter()
+        .enumerate()
+        .map(|(index, tx)| {
+            koma_evm::recover_sender(tx).map_err(|_| ImportError::BadSignature { number, index })
+        })
+        .collect()
 }

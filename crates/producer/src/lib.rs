@@ -10,10 +10,12 @@
 //!   gas used; used by import and by `koma db verify`.
 
 mod build;
+mod fork_choice;
 mod import;
 mod schedule;
 
 pub use build::{BuildError, BuiltBlock, PoolAccess, build_block};
+pub use fork_choice::{ImportOutcome, import};
 pub use import::{ImportError, check_state_root, execute_block, import_block, verify_header};
 pub use schedule::ProducerSchedule;
 

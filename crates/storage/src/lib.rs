@@ -47,7 +47,7 @@ use std::sync::Arc;
 use tables::Table;
 
 /// Database schema version; bumped on any incompatible layout change.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Where a transaction sits in the canonical chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -375,6 +375,13 @@ impl Database {
     ) -> Result<(), StorageError> {
         let hash = sealed.hash;
         let number = sealed.header.number;
+        let td = self.child_total_difficulty(&sealed.header)?;
+        self.put(
+            &mut batch,
+            Table::TotalDifficulty,
+            hash.as_slice(),
+            &td.to_be_bytes::<32>(),
+        );
         self.put(
             &mut batch,
             Table::Headers,
@@ -422,6 +429,61 @@ impl Database {
             .map_err(|e| StorageError::Write(e.to_string()))?;
         *self.head.write() = sealed.clone();
         Ok(())
+    }
+
+    /// Total difficulty of block `hash` (sum of difficulties from genesis).
+    pub fn total_difficulty(&self, hash: B256) -> Result<Option<U256>, StorageError> {
+        Ok(self
+            .get(Table::TotalDifficulty, hash.as_slice())?
+            .map(|v| U256::from_be_slice(&v)))
+    }
+
+    fn child_total_difficulty(&self, header: &Header) -> Result<U256, StorageError> {
+        if header.number == 0 {
+            return Ok(header.difficulty);
+        }
+        let parent = self.total_difficulty(header.parent_hash)?.ok_or_else(|| {
+            StorageError::Corrupt(format!(
+                "total difficulty of parent {} missing",
+                header.parent_hash
+            ))
+        })?;
+        Ok(parent.saturating_add(header.difficulty))
+    }
+
+    /// Stores a block that is not (yet) canonical: header, body and total difficulty,
+    /// no receipts and no state. It becomes canonical only through a reorg that
+    /// re-executes it. Returns its total difficulty.
+    pub fn store_side_block(
+        &self,
+        block: &Block,
+        senders: &[Address],
+    ) -> Result<U256, StorageError> {
+        let hash = block.header.hash_slow();
+        let td = self.child_total_difficulty(&block.header)?;
+        let mut batch = WriteBatch::default();
+        self.put(
+            &mut batch,
+            Table::Headers,
+            hash.as_slice(),
+            &alloy_rlp::encode(&block.header),
+        );
+        self.put(
+            &mut batch,
+            Table::Bodies,
+            hash.as_slice(),
+            &codec::encode_body(&block.body.transactions, senders),
+        );
+        self.put(
+            &mut batch,
+            Table::TotalDifficulty,
+            hash.as_slice(),
+            &td.to_be_bytes::<32>(),
+        );
+        self.db
+            .write(batch)
+            .map_err(|e| StorageError::Write(e.to_string()))?;
+        Ok(td)
     }
 
     /// Unwinds canonical blocks above `number` using their change sets, restoring the

@@ -28,10 +28,12 @@ pub enum Table {
     Trie,
     /// block number -> the prior values of everything the block changed
     ChangeSets,
+    /// block hash -> total difficulty (sum of difficulties from genesis), for fork choice
+    TotalDifficulty,
 }
 
 impl Table {
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::Meta,
         Table::Headers,
         Table::Canonical,
@@ -43,6 +45,7 @@ impl Table {
         Table::Code,
         Table::Trie,
         Table::ChangeSets,
+        Table::TotalDifficulty,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +61,7 @@ impl Table {
             Table::Code => "code",
             Table::Trie => "trie",
             Table::ChangeSets => "changesets",
+            Table::TotalDifficulty => "total_difficulty",
         }
     }
 
