@@ -135,6 +135,7 @@ async fn devnet(args: cli::DevnetArgs) -> eyre::Result<()> {
         producer_key: Some(key),
         block_time: args.block_time_ms.map(Duration::from_millis),
         pool: None,
+        max_reorg_depth: koma_node::DEFAULT_MAX_REORG_DEPTH,
     };
     let node = Node::launch(config).await?;
     print_banner(
@@ -195,6 +196,7 @@ async fn node(args: cli::NodeArgs) -> eyre::Result<()> {
         producer_key,
         block_time: None,
         pool: None,
+        max_reorg_depth: koma_node::DEFAULT_MAX_REORG_DEPTH,
     };
     let node = Node::launch(config).await?;
     wait_for_shutdown().await;

@@ -12,8 +12,8 @@
 use alloy::consensus::TxEnvelope;
 use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{Address, B256};
-use koma_primitives::ChainSpec;
-use koma_producer::{BuiltBlock, PoolAccess, build_block};
+use koma_primitives::{ChainSpec, SealedHeader};
+use koma_producer::{BuiltBlock, ImportOutcome, PoolAccess, build_block};
 use koma_rpc::{ApiConfig, ChainEvent, FilterStore, PoolStateView, RpcState, ServerSettings};
 use koma_storage::{Database, StoredBody};
 use koma_txpool::{BestTransactions, PoolConfig, TxPool};
@@ -36,7 +36,12 @@ pub struct NodeConfig {
     /// Overrides the chain spec's block time (devnet convenience).
     pub block_time: Option<Duration>,
     pub pool: Option<PoolConfig>,
+    /// Deepest reorg the node accepts (blocks unwound).
+    pub max_reorg_depth: u64,
 }
+
+/// Default bound on reorg depth.
+pub const DEFAULT_MAX_REORG_DEPTH: u64 = 256;
 
 /// A running node.
 #[derive(Debug)]
@@ -46,6 +51,7 @@ pub struct Node {
     pub spec: Arc<ChainSpec>,
     pub rpc_addr: SocketAddr,
     pub events: broadcast::Sender<Arc<ChainEvent>>,
+    chain: Arc<ChainWriter>,
     rpc: jsonrpsee::server::ServerHandle,
     stop: watch::Sender<bool>,
     producer: Option<JoinHandle<()>>,
@@ -87,21 +93,21 @@ impl Node {
         let (rpc_addr, rpc) = koma_rpc::start(state, &config.rpc).await?;
         tracing::info!(%rpc_addr, "JSON-RPC listening (HTTP and WebSocket)");
 
+        let chain = Arc::new(ChainWriter {
+            spec: spec.clone(),
+            db: db.clone(),
+            pool: pool.clone(),
+            events: events.clone(),
+            write: tokio::sync::Mutex::new(()),
+            max_reorg_depth: config.max_reorg_depth,
+        });
         let (stop, stop_rx) = watch::channel(false);
         let producer = config.producer_key.map(|key| {
             let block_time = config
                 .block_time
                 .unwrap_or(Duration::from_millis(spec.block_time_ms));
             tracing::info!(producer = %key.address(), ?block_time, "producing blocks");
-            tokio::spawn(produce_loop(
-                spec.clone(),
-                db.clone(),
-                pool.clone(),
-                events.clone(),
-                key,
-                block_time,
-                stop_rx,
-            ))
+            tokio::spawn(produce_loop(chain.clone(), key, block_time, stop_rx))
         });
         Ok(Self {
             db,
@@ -109,6 +115,7 @@ impl Node {
             spec,
             rpc_addr,
             events,
+            chain,
             rpc,
             stop,
             producer,
@@ -155,11 +162,109 @@ fn unix_now() -> u64 {
         .unwrap_or_default()
 }
 
-async fn produce_loop(
+/// The single writer of the chain: the producer loop and block import both go through
+/// it, one at a time, and it announces what changed to the pool and subscribers.
+#[derive(Debug)]
+struct ChainWriter {
     spec: Arc<ChainSpec>,
     db: Database,
     pool: Arc<TxPool>,
     events: broadcast::Sender<Arc<ChainEvent>>,
+    write: tokio::sync::Mutex<()>,
+    max_reorg_depth: u64,
+}
+
+impl ChainWriter {
+    /// A block joined the canonical chain: the pool forgets its transactions, the
+    /// subscriptions hear about it.
+    fn canonical(
+        &self,
+        header: SealedHeader,
+        body: StoredBody,
+        receipts: Vec<alloy::consensus::ReceiptEnvelope>,
+    ) {
+        let mined: Vec<B256> = body.transactions.iter().map(|t| *t.tx_hash()).collect();
+        let next_base_fee = self.spec.base_fee_after(&header.header);
+        self.pool.on_canonical_block(
+            &mined,
+            &body.senders,
+            &PoolStateView(self.db.clone()),
+            next_base_fee,
+        );
+        let _ = self.events.send(Arc::new(ChainEvent {
+            header,
+            body,
+            receipts,
+            removed: false,
+        }));
+    }
+
+    /// Reads a stored block back for announcing it.
+    fn stored(
+        &self,
+        header: &SealedHeader,
+    ) -> eyre::Result<(StoredBody, Vec<alloy::consensus::ReceiptEnvelope>)> {
+        let body = self
+            .db
+            .body(header.hash)?
+            .ok_or_else(|| eyre::eyre!("body of {} missing", header.hash))?;
+        let receipts = self.db.receipts(header.hash)?.unwrap_or_default();
+        Ok((body, receipts))
+    }
+
+    /// Applies fork choice to a block received from a peer and announces the result.
+    fn import(&self, block: &koma_primitives::Block) -> eyre::Result<ImportOutcome> {
+        let outcome = koma_producer::import(&self.spec, &self.db, block, self.max_reorg_depth)?;
+        match &outcome {
+            ImportOutcome::Extended(header) => {
+                let (body, receipts) = self.stored(header)?;
+                self.canonical(header.clone(), body, receipts);
+            }
+            ImportOutcome::Reorged {
+                unwound, applied, ..
+            } => {
+                for (header, body) in unwound {
+                    let receipts = self.db.receipts(header.hash)?.unwrap_or_default();
+                    let ev = ChainEvent {
+                        header: header.clone(),
+                        body: body.clone(),
+                        receipts,
+                        removed: true,
+                    };
+                    let _ = self.events.send(Arc::new(ev));
+                }
+                for header in applied {
+                    let (body, receipts) = self.stored(header)?;
+                    self.canonical(header.clone(), body, receipts);
+                }
+                // Unwound transactions the new chain did not include go back to the pool.
+                let txs = unwound
+                    .iter()
+                    .flat_map(|(_, b)| b.transactions.iter().cloned())
+                    .collect();
+                let base_fee = self.spec.base_fee_after(&self.db.head().header);
+                self.pool
+                    .reinject(txs, &PoolStateView(self.db.clone()), base_fee);
+            }
+            ImportOutcome::AlreadyKnown | ImportOutcome::SideChain { .. } => {}
+        }
+        Ok(outcome)
+    }
+}
+
+impl Node {
+    /// Imports a block received from a peer (fork choice, validation, re-execution),
+    /// serialised with block production.
+    pub async fn import_block(&self, block: koma_primitives::Block) -> eyre::Result<ImportOutcome> {
+        let chain = self.chain.clone();
+        let _guard = chain.write.lock().await;
+        let chain2 = chain.clone();
+        tokio::task::spawn_blocking(move || chain2.import(&block)).await?
+    }
+}
+
+async fn produce_loop(
+    chain: Arc<ChainWriter>,
     key: PrivateKeySigner,
     block_time: Duration,
     mut stop: watch::Receiver<bool>,
@@ -174,21 +279,22 @@ async fn produce_loop(
         if *stop.borrow() {
             break;
         }
-        let (spec2, db2, pool2, key2) = (spec.clone(), db.clone(), pool.clone(), key.clone());
+        let _guard = chain.write.lock().await;
+        let (c, key2) = (chain.clone(), key.clone());
         let built = tokio::task::spawn_blocking(
             move || -> Result<BuiltBlock, koma_producer::BuildError> {
-                let base_fee = spec2.base_fee_after(&db2.head().header);
+                let base_fee = c.spec.base_fee_after(&c.db.head().header);
                 let mut best = BestAdapter {
-                    best: pool2.best_transactions(base_fee),
+                    best: c.pool.best_transactions(base_fee),
                     rejected: Vec::new(),
                 };
-                let built = build_block(&spec2, &db2, &mut best, &key2, unix_now());
+                let built = build_block(&c.spec, &c.db, &mut best, &key2, unix_now());
                 if !best.rejected.is_empty() {
                     tracing::debug!(
                         count = best.rejected.len(),
                         "dropping transactions that failed at execution"
                     );
-                    pool2.remove_transactions(&best.rejected);
+                    c.pool.remove_transactions(&best.rejected);
                 }
                 built
             },
@@ -205,43 +311,22 @@ async fn produce_loop(
                 continue;
             }
         };
-        let txs = built.block.body.transactions.len();
         tracing::info!(
             number = built.header.number(),
             hash = %built.header.hash,
-            txs,
+            txs = built.block.body.transactions.len(),
             gas_used = built.header.header.gas_used,
             exec_ms = format_args!("{:.1}", built.execution_ms),
             root_ms = format_args!("{:.1}", built.state_root_ms),
             commit_ms = format_args!("{:.1}", built.commit_ms),
             "produced block"
         );
-        let mined: Vec<_> = built
-            .block
-            .body
-            .transactions
-            .iter()
-            .map(|t| *t.tx_hash())
-            .collect();
-        let next_base_fee = spec.base_fee_after(&built.header.header);
-        {
-            let pool = pool.clone();
-            let db = db.clone();
-            let senders = built.senders.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                pool.on_canonical_block(&mined, &senders, &PoolStateView(db), next_base_fee)
-            })
-            .await;
-        }
-        let event = ChainEvent {
-            header: built.header,
-            body: StoredBody {
-                transactions: built.block.body.transactions,
-                senders: built.senders,
-            },
-            receipts: built.receipts,
-            removed: false,
+        let body = StoredBody {
+            transactions: built.block.body.transactions,
+            senders: built.senders,
         };
-        let _ = events.send(Arc::new(event));
+        let c = chain.clone();
+        let (header, receipts) = (built.header, built.receipts);
+        let _ = tokio::task::spawn_blocking(move || c.canonical(header, body, receipts)).await;
     }
 }
