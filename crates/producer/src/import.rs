@@ -200,15 +200,7 @@ pub fn import_block(
     let number = block.header.number;
     let parent = db.head();
     verify_header(spec, &parent, block)?;
-    let senders = block
-        .body
-        .transactions
-        .iter()
-        .enumerate()
-        .map(|(index, tx)| {
-            koma_evm::recover_sender(tx).map_err(|_| ImportError::BadSignature { number, index })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let senders = recover_senders(block)?;
     let executed = execute_block(spec, db.latest(), block, &senders)?;
     let prepared = db.prepare_state(&executed.changes)?;
     check_state_root(number, block.header.state_root, prepared.state_root)?;
