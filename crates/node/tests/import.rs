@@ -1,51 +1,19 @@
 //! A follower node importing peer blocks: extension, reorg to a heavier branch,
 //! `removed` events for subscribers, and unwound transactions back in the pool.
 
-use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
-use alloy::network::TxSignerSync;
+use alloy::consensus::TxEnvelope;
 use alloy::signers::local::PrivateKeySigner;
-use alloy_primitives::{Address, TxKind, U256};
+use alloy_primitives::{Address, U256};
 use koma_node::{Node, NodeConfig};
 use koma_primitives::{Block, ChainSpec, dev};
-use koma_producer::{ImportOutcome, PoolAccess, build_block};
+use koma_producer::test_utils::{VecPool, signed_transfer, two_producer_spec};
+use koma_producer::{ImportOutcome, build_block};
 use koma_rpc::{ApiConfig, ServerSettings};
 use koma_storage::Database;
 use std::collections::VecDeque;
 
-struct VecPool(VecDeque<(TxEnvelope, Address)>);
-
-impl PoolAccess for VecPool {
-    fn next_best(&mut self) -> Option<(TxEnvelope, Address)> {
-        self.0.pop_front()
-    }
-    fn skip_sender(&mut self, _: Address) {}
-}
-
-fn spec() -> ChainSpec {
-    let mut spec = ChainSpec::devnet();
-    spec.producers.producers = vec![
-        dev::dev_producer_key(0).address(),
-        dev::dev_producer_key(1).address(),
-    ];
-    spec.producers.sprint = 1;
-    spec.producers.span = 2;
-    spec
-}
-
 fn transfer(account: u32, nonce: u64) -> (TxEnvelope, Address) {
-    let (from, key) = dev::dev_accounts(account + 1).remove(account as usize);
-    let mut tx = TxEip1559 {
-        chain_id: 42424,
-        nonce,
-        gas_limit: 21_000,
-        max_fee_per_gas: 10_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        to: TxKind::Call(Address::with_last_byte(0x11)),
-        value: U256::from(1),
-        ..Default::default()
-    };
-    let sig = key.sign_transaction_sync(&mut tx).unwrap();
-    (tx.into_signed(sig).into(), from)
+    signed_transfer(account, nonce, Address::with_last_byte(0x11), U256::from(1))
 }
 
 fn chain(
@@ -69,7 +37,7 @@ fn chain(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follower_reorgs_and_announces_removed_blocks() {
-    let spec = spec();
+    let spec = two_producer_spec();
     // A: 2 blocks by producer 0 from account 1 (td 3). B: 3 blocks by producer 1 from account 0 (td 5).
     let (chain_a, _da) = chain(&spec, &dev::dev_producer_key(0), 1, 2);
     let (chain_b, _db) = chain(&spec, &dev::dev_producer_key(1), 0, 3);

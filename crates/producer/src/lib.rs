@@ -13,6 +13,8 @@ mod build;
 mod fork_choice;
 mod import;
 mod schedule;
+#[cfg(feature = "test-utils")]
+pub mod test_utils;
 
 pub use build::{BuildError, BuiltBlock, PoolAccess, build_block};
 pub use fork_choice::{ImportOutcome, import};

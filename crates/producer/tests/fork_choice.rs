@@ -2,49 +2,21 @@
 //! (unwind + re-execution), an invalid heavier branch leaves the old chain in place,
 //! and the reorg depth is bounded.
 
-use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
-use alloy::network::TxSignerSync;
+use alloy::consensus::TxEnvelope;
 use alloy::signers::local::PrivateKeySigner;
-use alloy_primitives::{Address, B256, TxKind, U256};
+use alloy_primitives::{Address, B256, U256};
 use koma_primitives::{Block, ChainSpec, dev};
-use koma_producer::{ImportError, ImportOutcome, PoolAccess, build_block, import};
+use koma_producer::test_utils::{VecPool, signed_transfer, two_producer_spec};
+use koma_producer::{ImportError, ImportOutcome, build_block, import};
 use koma_storage::Database;
 use std::collections::VecDeque;
 
-struct VecPool(VecDeque<(TxEnvelope, Address)>);
-
-impl PoolAccess for VecPool {
-    fn next_best(&mut self) -> Option<(TxEnvelope, Address)> {
-        self.0.pop_front()
-    }
-    fn skip_sender(&mut self, _: Address) {}
-}
-
 fn spec() -> ChainSpec {
-    let mut spec = ChainSpec::devnet();
-    spec.producers.producers = vec![
-        dev::dev_producer_key(0).address(),
-        dev::dev_producer_key(1).address(),
-    ];
-    spec.producers.sprint = 1;
-    spec.producers.span = 2;
-    spec
+    two_producer_spec()
 }
 
 fn transfer(nonce: u64, to: u8) -> (TxEnvelope, Address) {
-    let (from, key) = dev::dev_accounts(1).remove(0);
-    let mut tx = TxEip1559 {
-        chain_id: 42424,
-        nonce,
-        gas_limit: 21_000,
-        max_fee_per_gas: 10_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        to: TxKind::Call(Address::with_last_byte(to)),
-        value: U256::from(1_000_000),
-        ..Default::default()
-    };
-    let sig = key.sign_transaction_sync(&mut tx).unwrap();
-    (tx.into_signed(sig).into(), from)
+    signed_transfer(0, nonce, Address::with_last_byte(to), U256::from(1_000_000))
 }
 
 /// Builds `n` blocks with `key` on `db`, one transfer each to `to`; returns them.

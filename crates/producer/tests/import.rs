@@ -1,40 +1,24 @@
 //! Block import: a block built by one node is accepted by another with identical
 //! roots; a block that breaks any rule is rejected and leaves the importer untouched.
 
-use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
-use alloy::network::TxSignerSync;
-use alloy_primitives::{Address, TxKind, U256};
+use alloy::consensus::TxEnvelope;
+use alloy_primitives::{Address, U256};
 use koma_primitives::seal::seal_header;
 use koma_primitives::{Block, ChainSpec, dev};
-use koma_producer::{ImportError, PoolAccess, build_block, import_block};
+use koma_producer::test_utils::{VecPool, signed_transfer};
+use koma_producer::{ImportError, build_block, import_block};
 use koma_storage::Database;
 use std::collections::VecDeque;
 
-struct VecPool(VecDeque<(TxEnvelope, Address)>);
-
-impl PoolAccess for VecPool {
-    fn next_best(&mut self) -> Option<(TxEnvelope, Address)> {
-        self.0.pop_front()
-    }
-    fn skip_sender(&mut self, _: Address) {}
-}
-
 fn transfers(n: u64) -> VecDeque<(TxEnvelope, Address)> {
-    let (from, key) = dev::dev_accounts(1).remove(0);
     (0..n)
         .map(|nonce| {
-            let mut tx = TxEip1559 {
-                chain_id: 42424,
+            signed_transfer(
+                0,
                 nonce,
-                gas_limit: 21_000,
-                max_fee_per_gas: 10_000_000_000,
-                max_priority_fee_per_gas: 1_000_000_000,
-                to: TxKind::Call(Address::with_last_byte(nonce as u8 + 1)),
-                value: U256::from(1000 + nonce),
-                ..Default::default()
-            };
-            let sig = key.sign_transaction_sync(&mut tx).unwrap();
-            (tx.into_signed(sig).into(), from)
+                Address::with_last_byte(nonce as u8 + 1),
+                U256::from(1000 + nonce),
+            )
         })
         .collect()
 }

@@ -1,0 +1,56 @@
+//! Helpers for tests of block building and import (feature `test-utils`).
+
+use crate::PoolAccess;
+use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy::network::TxSignerSync;
+use alloy_primitives::{Address, TxKind, U256};
+use koma_primitives::{ChainSpec, dev};
+use std::collections::VecDeque;
+
+/// A pool that yields a fixed list of transactions in order.
+#[derive(Debug, Default)]
+pub struct VecPool(pub VecDeque<(TxEnvelope, Address)>);
+
+impl PoolAccess for VecPool {
+    fn next_best(&mut self) -> Option<(TxEnvelope, Address)> {
+        self.0.pop_front()
+    }
+    fn skip_sender(&mut self, _: Address) {}
+}
+
+/// The devnet spec with two producers (dev producer keys 0 and 1) alternating every
+/// block, so tests can build competing chains.
+pub fn two_producer_spec() -> ChainSpec {
+    let mut spec = ChainSpec::devnet();
+    spec.producers.producers = vec![
+        dev::dev_producer_key(0).address(),
+        dev::dev_producer_key(1).address(),
+    ];
+    spec.producers.sprint = 1;
+    spec.producers.span = 2;
+    spec
+}
+
+/// An EIP-1559 transfer on the devnet signed by dev account `account`, with its sender.
+pub fn signed_transfer(
+    account: u32,
+    nonce: u64,
+    to: Address,
+    value: U256,
+) -> (TxEnvelope, Address) {
+    let (from, key) = dev::dev_accounts(account + 1).remove(account as usize);
+    let mut tx = TxEip1559 {
+        chain_id: 42424,
+        nonce,
+        gas_limit: 21_000,
+        max_fee_per_gas: 10_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: TxKind::Call(to),
+        value,
+        ..Default::default()
+    };
+    // Dev keys always sign.
+    #[allow(clippy::expect_used)]
+    let sig = key.sign_transaction_sync(&mut tx).expect("dev key signs");
+    (tx.into_signed(sig).into(), from)
+}
