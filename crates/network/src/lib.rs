@@ -8,7 +8,8 @@
 //!
 //! - **Gossip**: topics `koma/<chain_id>/{txs,blocks,consensus}` ([`Topic`]), signed
 //!   messages, content-addressed ids, per-topic size limits checked before gossipsub
-//!   forwards a message. Publishing before any peer subscribed is
+//!   forwards a message; a message is forwarded only after the node accepts it
+//!   ([`GossipValidation`]). Publishing before any peer subscribed is
 //!   [`PublishOutcome::NoPeers`], not an error.
 //! - **Sync**: request-response `/koma/<chain_id>/sync/1` with CBOR ([`SyncRequest`],
 //!   [`SyncResponse`]); payloads are opaque RLP bytes so this crate does not know about
@@ -39,6 +40,6 @@ pub use config::{
 pub use error::NetworkError;
 pub use identity::{IDENTITY_FILE, NETWORK_DIR, identity_path, load_or_create_identity};
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
-pub use protocol::{MAX_REQUEST_BYTES, MAX_SYNC_ITEMS, SyncError, SyncRequest, SyncResponse};
+pub use protocol::{ChainStatus, MAX_REQUEST_BYTES, MAX_SYNC_ITEMS, SyncError, SyncRequest, SyncResponse};
 pub use scoring::{DEFAULT_BAN_DURATION, DEFAULT_BAN_THRESHOLD, Misbehaviour, PeerScores, Verdict};
-pub use service::{Network, NetworkEvent, NetworkHandle, PublishOutcome, SyncResponder};
+pub use service::{GossipValidation, Network, NetworkEvent, NetworkHandle, PublishOutcome, SyncResponder};

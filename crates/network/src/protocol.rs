@@ -6,7 +6,7 @@
 //! node, and trims a response to the configured byte limit (the requester then asks for the
 //! rest).
 
-use alloy_primitives::B256;
+use alloy_primitives::{B256, U256};
 use serde::{Deserialize, Serialize};
 
 /// Most headers or blocks one request may ask for.
@@ -28,6 +28,17 @@ pub enum SyncRequest {
     BlocksByRange { start: u64, count: u64 },
     /// One block by its hash.
     BlockByHash(B256),
+    /// The peer's canonical head.
+    Status,
+}
+
+/// A node's canonical head, as it answers [`SyncRequest::Status`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainStatus {
+    pub number: u64,
+    pub hash: B256,
+    /// Total difficulty of the head: fork choice picks the heaviest chain.
+    pub total_difficulty: U256,
 }
 
 impl SyncRequest {
@@ -36,6 +47,7 @@ impl SyncRequest {
         match self {
             Self::HeadersByRange { count, .. } | Self::BlocksByRange { count, .. } => *count,
             Self::BlockByHash(_) => 1,
+            Self::Status => 0,
         }
     }
 
@@ -54,7 +66,7 @@ impl SyncRequest {
                     Ok(())
                 }
             }
-            Self::BlockByHash(_) => Ok(()),
+            Self::BlockByHash(_) | Self::Status => Ok(()),
         }
     }
 }
@@ -68,6 +80,8 @@ pub enum SyncResponse {
     /// Answer to [`SyncRequest::BlocksByRange`] and [`SyncRequest::BlockByHash`]
     /// (empty when the hash is unknown).
     Blocks(#[serde(with = "bytes_list")] Vec<Vec<u8>>),
+    /// Answer to [`SyncRequest::Status`].
+    Status(ChainStatus),
     /// The request was refused.
     Error(SyncError),
 }
@@ -76,7 +90,7 @@ impl SyncResponse {
     /// Whether this is the right kind of answer for `request` with an allowed item count.
     pub fn check_matches(&self, request: &SyncRequest) -> Result<(), &'static str> {
         let items = match (request, self) {
-            (_, Self::Error(_)) => return Ok(()),
+            (_, Self::Error(_)) | (SyncRequest::Status, Self::Status(_)) => return Ok(()),
             (SyncRequest::HeadersByRange { .. }, Self::Headers(items))
             | (
                 SyncRequest::BlocksByRange { .. } | SyncRequest::BlockByHash(_),
@@ -110,7 +124,7 @@ impl SyncResponse {
         match self {
             Self::Headers(items) => Self::Headers(trim(items)),
             Self::Blocks(items) => Self::Blocks(trim(items)),
-            error @ Self::Error(_) => error,
+            other @ (Self::Error(_) | Self::Status(_)) => other,
         }
     }
 }

@@ -75,11 +75,15 @@ pub enum NetworkEvent {
     PeerBanned(PeerId),
     /// A gossip message within the topic's size limit. `from` is the peer that forwarded it
     /// (the one to [`NetworkHandle::report`] if it is invalid), `origin` its signed author.
+    /// It is forwarded to other peers only once the node accepts it through `validation`
+    /// (dropping `validation` ignores the message), so invalid data stops at the first
+    /// honest node and honest forwarders are never blamed for it.
     Gossip {
         topic: Topic,
         from: PeerId,
         origin: Option<PeerId>,
         data: Vec<u8>,
+        validation: GossipValidation,
     },
     /// A sync request (already checked against the count limits). Answer it through
     /// `responder`; dropping the responder makes the request fail on the peer's side.
@@ -100,6 +104,46 @@ pub enum PublishOutcome {
     NoPeers,
     /// The same payload was already published on this topic recently.
     Duplicate,
+}
+
+/// The node's verdict on one gossip message: [`accept`](Self::accept) forwards it,
+/// [`reject`](Self::reject) drops it and lowers the forwarder's gossipsub score, and
+/// [`ignore`](Self::ignore) (or dropping this value) drops it without blame.
+#[derive(Debug)]
+pub struct GossipValidation {
+    id: Option<(gossipsub::MessageId, PeerId)>,
+    commands: mpsc::WeakSender<Command>,
+}
+
+impl GossipValidation {
+    pub fn accept(mut self) {
+        self.send(MessageAcceptance::Accept);
+    }
+    pub fn reject(mut self) {
+        self.send(MessageAcceptance::Reject);
+    }
+    pub fn ignore(mut self) {
+        self.send(MessageAcceptance::Ignore);
+    }
+    fn send(&mut self, acceptance: MessageAcceptance) {
+        let (Some((id, from)), Some(commands)) = (self.id.take(), self.commands.upgrade()) else {
+            return;
+        };
+        let command = Command::Validate {
+            id,
+            from,
+            acceptance,
+        };
+        if commands.try_send(command).is_err() {
+            debug!("network busy: gossip verdict dropped (the message times out)");
+        }
+    }
+}
+
+impl Drop for GossipValidation {
+    fn drop(&mut self) {
+        self.send(MessageAcceptance::Ignore);
+    }
 }
 
 /// Answers one inbound sync request.
@@ -145,6 +189,15 @@ enum Command {
         addr: Multiaddr,
         reply: oneshot::Sender<Result<(), NetworkError>>,
     },
+    SetBlocked {
+        peer: PeerId,
+        blocked: bool,
+    },
+    Validate {
+        id: gossipsub::MessageId,
+        from: PeerId,
+        acceptance: MessageAcceptance,
+    },
     Shutdown {
         done: oneshot::Sender<()>,
     },
@@ -157,6 +210,8 @@ struct Shared {
     peers: RwLock<HashSet<PeerId>>,
     listen_addrs: RwLock<Vec<Multiaddr>>,
     scores: Mutex<PeerScores>,
+    /// Peers the operator blocked by hand (not by score): never dialed, never accepted.
+    blocked: RwLock<HashSet<PeerId>>,
 }
 
 /// Cloneable handle to the running service.
@@ -213,6 +268,31 @@ impl NetworkHandle {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Dial { addr, reply }).await?;
         rx.await.map_err(|_| NetworkError::ServiceStopped)?
+    }
+
+    /// Disconnects `peer` and refuses it (both directions, discovery and bootnode
+    /// redials included) until [`NetworkHandle::unblock_peer`]. An operator's tool, also
+    /// how tests split a network.
+    pub async fn block_peer(&self, peer: PeerId) -> Result<(), NetworkError> {
+        self.send(Command::SetBlocked {
+            peer,
+            blocked: true,
+        })
+        .await
+    }
+
+    /// Lifts [`NetworkHandle::block_peer`]; bootnodes are redialed at the next interval.
+    pub async fn unblock_peer(&self, peer: PeerId) -> Result<(), NetworkError> {
+        self.send(Command::SetBlocked {
+            peer,
+            blocked: false,
+        })
+        .await
+    }
+
+    /// Peers blocked by hand.
+    pub fn blocked_peers(&self) -> Vec<PeerId> {
+        self.shared.blocked.read().iter().copied().collect()
     }
 
     /// Peers with at least one open connection.
@@ -319,6 +399,7 @@ impl Network {
             peers: RwLock::new(HashSet::new()),
             listen_addrs: RwLock::new(listen_addrs),
             scores: Mutex::new(PeerScores::new(config.ban_threshold, config.ban_duration)),
+            blocked: RwLock::new(HashSet::new()),
         });
         let (command_tx, command_rx) = mpsc::channel(COMMAND_BUFFER);
         let (event_tx, event_rx) = mpsc::channel(config.event_buffer.max(1));
@@ -557,7 +638,14 @@ impl Service {
         match self.events.try_send(event) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(event)) => {
-                warn!(?event, "network event channel full; dropping event");
+                let kind = match &event {
+                    NetworkEvent::PeerConnected(_) => "peer connected",
+                    NetworkEvent::PeerDisconnected(_) => "peer disconnected",
+                    NetworkEvent::PeerBanned(_) => "peer banned",
+                    NetworkEvent::Gossip { .. } => "gossip",
+                    NetworkEvent::Request { .. } => "sync request",
+                };
+                warn!(kind, "network event channel full; dropping event");
             }
             Err(mpsc::error::TrySendError::Closed(_)) => debug!("network event receiver dropped"),
         }
@@ -566,7 +654,10 @@ impl Service {
     fn dial_bootnodes(&mut self) {
         let now = Instant::now();
         for (peer, addr) in self.bootnodes.clone() {
-            if self.swarm.is_connected(&peer) || self.shared.scores.lock().is_banned(&peer, now) {
+            if self.swarm.is_connected(&peer)
+                || self.shared.scores.lock().is_banned(&peer, now)
+                || self.shared.blocked.read().contains(&peer)
+            {
                 continue;
             }
             if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
@@ -589,6 +680,9 @@ impl Service {
             scores.expire_bans(Instant::now())
         };
         for peer in expired {
+            if self.shared.blocked.read().contains(&peer) {
+                continue;
+            }
             info!(%peer, "ban expired");
             self.swarm.behaviour_mut().block_list.unblock_peer(peer);
         }
@@ -662,6 +756,33 @@ impl Service {
                         reason: e.to_string(),
                     });
                 let _ = reply.send(result);
+            }
+            Command::SetBlocked { peer, blocked } => {
+                let behaviour = self.swarm.behaviour_mut();
+                if blocked {
+                    info!(%peer, "peer blocked by operator");
+                    self.shared.blocked.write().insert(peer);
+                    behaviour.block_list.block_peer(peer);
+                    if let Some(kad) = behaviour.kad.as_mut() {
+                        kad.remove_peer(&peer);
+                    }
+                } else {
+                    info!(%peer, "peer unblocked by operator");
+                    self.shared.blocked.write().remove(&peer);
+                    if !self.shared.scores.lock().is_banned(&peer, Instant::now()) {
+                        behaviour.block_list.unblock_peer(peer);
+                    }
+                }
+            }
+            Command::Validate {
+                id,
+                from,
+                acceptance,
+            } => {
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &from, acceptance);
             }
             Command::Shutdown { .. } => {}
         }
@@ -776,21 +897,18 @@ impl Service {
             self.penalize(propagation_source, Misbehaviour::Oversized);
             return;
         }
-        // Content checks (decoding, validity) are the node's; it reports offenders. We
-        // forward now so propagation does not wait for block execution.
-        self.swarm
-            .behaviour_mut()
-            .gossipsub
-            .report_message_validation_result(
-                &message_id,
-                &propagation_source,
-                MessageAcceptance::Accept,
-            );
+        // Content checks (decoding, validity) are the node's: it forwards the message by
+        // accepting it. If the node cannot take the event, the message is ignored.
+        let validation = GossipValidation {
+            id: Some((message_id, propagation_source)),
+            commands: self.command_tx.clone(),
+        };
         self.emit(NetworkEvent::Gossip {
             topic,
             from: propagation_source,
             origin: message.source,
             data: message.data,
+            validation,
         });
     }
 
@@ -896,6 +1014,7 @@ impl Service {
             if wanted
                 && !self.swarm.is_connected(&peer)
                 && !self.shared.scores.lock().is_banned(&peer, Instant::now())
+                && !self.shared.blocked.read().contains(&peer)
             {
                 debug!(%peer, "dialing discovered peer");
                 let opts = DialOpts::peer_id(peer)

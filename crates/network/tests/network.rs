@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use alloy_primitives::{B256, U256};
 use koma_network::{
-    Keypair, MAX_SYNC_ITEMS, Misbehaviour, Network, NetworkConfig, NetworkError, NetworkEvent,
+    ChainStatus, Keypair, MAX_SYNC_ITEMS, Misbehaviour, Network, NetworkConfig, NetworkError, NetworkEvent,
     NetworkHandle, PeerId, PublishOutcome, SyncError, SyncRequest, SyncResponse, Topic,
     load_or_create_identity,
 };
@@ -92,7 +93,11 @@ async fn gossip_on(
             from,
             origin,
             data: d,
-        } if t == topic && d == data => Some((from, origin)),
+            validation,
+        } if t == topic && d == data => {
+            validation.accept();
+            Some((from, origin))
+        }
         _ => None,
     })
     .await
@@ -226,7 +231,8 @@ async fn other_chain_ids_do_not_receive_gossip() {
 
 #[tokio::test]
 async fn sync_requests_are_served_and_bounded() {
-    let (a, mut a_rx) = start(config(1, 31)).await;
+    let (a, a_rx) = start(config(1, 31)).await;
+    let mut a_rx = a_rx;
     let mut b_config = config(1, 32);
     b_config.bootnodes = vec![bootnode(&a)];
     let (b, mut b_rx) = start(b_config).await;
@@ -250,6 +256,11 @@ async fn sync_requests_are_served_and_bounded() {
                         SyncResponse::Headers(canned(start, count))
                     }
                     SyncRequest::BlockByHash(_) => SyncResponse::Error(SyncError::Unavailable),
+                    SyncRequest::Status => SyncResponse::Status(ChainStatus {
+                        number: 7,
+                        hash: B256::repeat_byte(7),
+                        total_difficulty: U256::from(28),
+                    }),
                 };
                 responder.respond(response).await.unwrap();
             }
@@ -264,6 +275,15 @@ async fn sync_requests_are_served_and_bounded() {
     assert_eq!(
         blocks,
         SyncResponse::Blocks(vec![vec![5; 3], vec![6; 3], vec![7; 3]])
+    );
+    let status = b.request(a_id, SyncRequest::Status).await.unwrap();
+    assert_eq!(
+        status,
+        SyncResponse::Status(ChainStatus {
+            number: 7,
+            hash: B256::repeat_byte(7),
+            total_difficulty: U256::from(28),
+        })
     );
     let headers = b
         .request(a_id, SyncRequest::HeadersByRange { start: 0, count: 2 })
@@ -409,6 +429,21 @@ async fn gossip_crosses_a_line_of_three_nodes() {
 
     connected_to(&mut b_rx, a.local_peer_id()).await;
     connected_to(&mut b_rx, c.local_peer_id()).await;
+    // B forwards what its "node" accepts and holds back what it does not.
+    let b_node = tokio::spawn(async move {
+        while let Some(event) = b_rx.recv().await {
+            if let NetworkEvent::Gossip {
+                data, validation, ..
+            } = event
+            {
+                if data.starts_with(b"bad") {
+                    validation.ignore();
+                } else {
+                    validation.accept();
+                }
+            }
+        }
+    });
     warm_up(&a, &mut c_rx, Topic::Blocks).await;
 
     a.publish(Topic::Blocks, b"block from A".to_vec())
@@ -421,6 +456,27 @@ async fn gossip_crosses_a_line_of_three_nodes() {
         !c.peers().contains(&a.local_peer_id()),
         "discovery is off: A and C stay apart"
     );
+
+    a.publish(Topic::Blocks, b"bad block from A".to_vec())
+        .await
+        .unwrap();
+    a.publish(Topic::Blocks, b"next block from A".to_vec())
+        .await
+        .unwrap();
+    next_matching(&mut c_rx, |e| match e {
+        NetworkEvent::Gossip { data, .. } => {
+            assert!(!data.starts_with(b"bad"), "B forwarded a message it ignored");
+            (data == b"next block from A").then_some(())
+        }
+        _ => None,
+    })
+    .await;
+    let leaked = gossip_within(&mut c_rx, Duration::from_millis(500)).await;
+    assert!(
+        !leaked.iter().any(|d| d.starts_with(b"bad")),
+        "B forwarded a message its node did not accept"
+    );
+    b_node.abort();
 }
 
 #[tokio::test]
@@ -442,4 +498,28 @@ async fn kademlia_discovers_peers_beyond_the_bootnode() {
     })
     .await;
     connected_to(&mut a_rx, c.local_peer_id()).await;
+}
+
+#[tokio::test]
+async fn blocked_peer_stays_out_until_unblocked() {
+    let (a, mut a_rx) = start(config(1, 41)).await;
+    let mut b_config = config(1, 42);
+    b_config.bootnodes = vec![bootnode(&a)];
+    let (b, mut b_rx) = start(b_config).await;
+    connected_to(&mut b_rx, a.local_peer_id()).await;
+    connected_to(&mut a_rx, b.local_peer_id()).await;
+
+    a.block_peer(b.local_peer_id()).await.unwrap();
+    next_matching(&mut a_rx, |e| {
+        matches!(e, NetworkEvent::PeerDisconnected(p) if p == b.local_peer_id()).then_some(())
+    })
+    .await;
+    assert_eq!(a.blocked_peers(), vec![b.local_peer_id()]);
+    // B keeps redialing its bootnode every 500 ms; A refuses every attempt.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(a.peers().is_empty(), "blocked peer got back in");
+
+    a.unblock_peer(b.local_peer_id()).await.unwrap();
+    connected_to(&mut a_rx, b.local_peer_id()).await;
+    assert!(a.blocked_peers().is_empty());
 }

@@ -48,7 +48,8 @@ pub struct BuiltBlock {
     pub commit_ms: f64,
 }
 
-/// Builds, seals and commits the next block on the current head.
+/// Builds, seals and commits the next block on the current head. The block's
+/// timestamp is `timestamp`, raised to the earliest the producer's slot allows.
 pub fn build_block(
     spec: &ChainSpec,
     db: &Database,
@@ -59,13 +60,17 @@ pub fn build_block(
     let parent = db.head();
     let number = parent.number() + 1;
     let schedule = ProducerSchedule::new(spec.producers.clone());
+    let distance = schedule
+        .distance(number, key.address())
+        .ok_or(BuildError::NotProducer(key.address()))?;
     let difficulty = schedule
         .difficulty(number, key.address())
         .ok_or(BuildError::NotProducer(key.address()))?;
+    let earliest = crate::earliest_timestamp(spec, parent.header.timestamp, distance);
     let base_fee = spec.base_fee_after(&parent.header);
     let env = BlockEnvInput {
         number,
-        timestamp: timestamp.max(parent.header.timestamp),
+        timestamp: timestamp.max(earliest),
         beneficiary: key.address(),
         gas_limit: spec.gas_limit,
         base_fee,

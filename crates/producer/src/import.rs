@@ -87,8 +87,13 @@ pub fn verify_header(
             h.beneficiary
         )));
     }
-    if h.timestamp < parent.header.timestamp {
-        return Err(invalid("timestamp before parent".into()));
+    let distance = schedule.distance(number, producer).unwrap_or_default();
+    let earliest = crate::earliest_timestamp(spec, parent.header.timestamp, distance);
+    if h.timestamp < earliest {
+        return Err(invalid(format!(
+            "timestamp {} is too early: a producer at distance {distance} may seal from {earliest}",
+            h.timestamp
+        )));
     }
     if h.gas_limit != spec.gas_limit || h.gas_used > h.gas_limit {
         return Err(invalid(format!(

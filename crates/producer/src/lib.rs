@@ -2,6 +2,8 @@
 //!
 //! - [`ProducerSchedule`]: who is in turn for a block (spans and sprints,
 //!   DESIGN.md 3.2) and the difficulty that encodes turn priority.
+//! - [`slot_delay`] / [`earliest_timestamp`]: when a producer may seal: one block
+//!   time after the parent when in turn, one more per step of distance otherwise.
 //! - [`build_block`]: fills a block from the pool's best transactions by effective
 //!   tip within the gas limit, executes it, computes the roots, seals it with the
 //!   producer's key and commits it atomically.
@@ -19,7 +21,7 @@ pub mod test_utils;
 pub use build::{BuildError, BuiltBlock, PoolAccess, build_block};
 pub use fork_choice::{ImportOutcome, import};
 pub use import::{ImportError, check_state_root, execute_block, import_block, verify_header};
-pub use schedule::ProducerSchedule;
+pub use schedule::{ProducerSchedule, earliest_timestamp, slot_delay};
 
 use alloy_primitives::{B256, keccak256};
 

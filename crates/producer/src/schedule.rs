@@ -1,5 +1,20 @@
 use alloy_primitives::{Address, U256};
+use koma_primitives::ChainSpec;
 use koma_primitives::chainspec::ProducerParams;
+use std::time::Duration;
+
+/// How long after its parent a producer at `distance` from the in-turn position may
+/// seal a block: one block time, plus one more per step of distance (the backoff that
+/// lets the next in succession take over from a silent producer).
+pub fn slot_delay(spec: &ChainSpec, distance: u64) -> Duration {
+    Duration::from_millis(spec.block_time_ms.saturating_mul(distance.saturating_add(1)))
+}
+
+/// The earliest timestamp (seconds) a block may carry when its producer is at
+/// `distance`: the parent's plus the slot delay, in whole seconds.
+pub fn earliest_timestamp(spec: &ChainSpec, parent_timestamp: u64, distance: u64) -> u64 {
+    parent_timestamp.saturating_add(slot_delay(spec, distance).as_secs())
+}
 
 /// The producer rotation: the set is fixed per span, the in-turn producer changes
 /// every sprint, and the others follow in succession order.
@@ -48,6 +63,21 @@ impl ProducerSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_grows_with_distance() {
+        let spec = ChainSpec::devnet();
+        assert_eq!(spec.block_time_ms, 1000);
+        assert_eq!(slot_delay(&spec, 0), Duration::from_secs(1));
+        assert_eq!(slot_delay(&spec, 2), Duration::from_secs(3));
+        assert_eq!(earliest_timestamp(&spec, 100, 0), 101);
+        assert_eq!(earliest_timestamp(&spec, 100, 3), 104);
+        let mut fast = spec;
+        fast.block_time_ms = 400;
+        // Sub-second slots share a timestamp; distance still pushes it.
+        assert_eq!(earliest_timestamp(&fast, 100, 0), 100);
+        assert_eq!(earliest_timestamp(&fast, 100, 2), 101);
+    }
 
     #[test]
     fn rotates_every_sprint() {
