@@ -1,28 +1,46 @@
-//! Wiring of a KOMA node: storage, pool, producer loop and RPC server.
+//! Wiring of a KOMA node: storage, pool, chain writer, producer loop, peer-to-peer
+//! network, sync and RPC server.
 //!
-//! [`Node::launch`] opens (or initialises) the database, starts the JSON-RPC server
-//! and, if the node holds a producer key, the block production loop. Blocks are built
-//! on a blocking thread (execution and state root are CPU work), committed atomically,
-//! then announced: the pool drops what was mined and the RPC subscriptions receive a
-//! [`ChainEvent`].
+//! [`Node::launch`] opens (or initialises) the database, starts the libp2p network (if
+//! configured), the JSON-RPC server and, if the node holds a producer key, the block
+//! production loop. Blocks are built or imported on a blocking thread (execution and
+//! state root are CPU work) by the single chain writer, committed atomically, then
+//! announced: the pool drops what was mined, RPC subscriptions receive a
+//! [`ChainEvent`], and produced blocks are gossiped.
 //!
 //! Shutdown ([`Node::shutdown`]) stops producing after the block in progress is
-//! committed, stops the RPC server and flushes the database.
+//! committed, stops the network and RPC server and flushes the database.
 
-use alloy::consensus::TxEnvelope;
+mod chain;
+mod net;
+mod produce;
+mod sync;
+
 use alloy::signers::local::PrivateKeySigner;
-use alloy_primitives::{Address, B256};
-use koma_primitives::{ChainSpec, SealedHeader};
-use koma_producer::{BuiltBlock, ImportOutcome, PoolAccess, build_block};
-use koma_rpc::{ApiConfig, ChainEvent, FilterStore, PoolStateView, RpcState, ServerSettings};
-use koma_storage::{Database, StoredBody};
-use koma_txpool::{BestTransactions, PoolConfig, TxPool};
+use chain::ChainWriter;
+use koma_network::{Multiaddr, Network, NetworkConfig, NetworkHandle};
+use koma_primitives::ChainSpec;
+use koma_producer::{ImportError, ImportOutcome};
+use koma_rpc::{ApiConfig, ChainEvent, FilterStore, RpcState, ServerSettings};
+use koma_storage::Database;
+use koma_txpool::{PoolConfig, TxPool};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{broadcast, watch};
+use sync::{SyncState, Syncer};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
+
+/// Peer-to-peer settings of a node.
+#[derive(Debug, Clone)]
+pub struct NetworkSettings {
+    pub listen_addrs: Vec<Multiaddr>,
+    /// Static peers (`.../p2p/<peer id>`).
+    pub bootnodes: Vec<Multiaddr>,
+    /// Kademlia discovery beyond the bootnodes.
+    pub discovery: bool,
+    pub max_peers: u32,
+}
 
 /// Everything a node needs to run.
 #[derive(Debug, Clone)]
@@ -33,11 +51,11 @@ pub struct NodeConfig {
     pub api: ApiConfig,
     /// Producer key; `None` runs a non-producing node.
     pub producer_key: Option<PrivateKeySigner>,
-    /// Overrides the chain spec's block time (devnet convenience).
-    pub block_time: Option<Duration>,
     pub pool: Option<PoolConfig>,
     /// Deepest reorg the node accepts (blocks unwound).
     pub max_reorg_depth: u64,
+    /// `None` runs a node without peers (a single-node devnet).
+    pub network: Option<NetworkSettings>,
 }
 
 /// Default bound on reorg depth.
@@ -51,10 +69,13 @@ pub struct Node {
     pub spec: Arc<ChainSpec>,
     pub rpc_addr: SocketAddr,
     pub events: broadcast::Sender<Arc<ChainEvent>>,
+    /// The peer-to-peer service, if the node has one.
+    pub network: Option<NetworkHandle>,
     chain: Arc<ChainWriter>,
     rpc: jsonrpsee::server::ServerHandle,
     stop: watch::Sender<bool>,
     producer: Option<JoinHandle<()>>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 /// The pool settings that follow from a chain spec.
@@ -82,6 +103,68 @@ impl Node {
             config.pool.unwrap_or_else(|| pool_config(&spec)),
         ));
         let (events, _) = broadcast::channel(1024);
+        let (stop, stop_rx) = watch::channel(false);
+        let chain = Arc::new(ChainWriter {
+            spec: spec.clone(),
+            db: db.clone(),
+            pool: pool.clone(),
+            events: events.clone(),
+            head: watch::Sender::new(head),
+            write: tokio::sync::Mutex::new(()),
+            max_reorg_depth: config.max_reorg_depth,
+        });
+        let sync_state = Arc::new(SyncState::default());
+        let mut tasks = Vec::new();
+
+        let network = match &config.network {
+            None => None,
+            Some(settings) => {
+                let keypair = koma_network::load_or_create_identity(&config.datadir)?;
+                let mut net_config = NetworkConfig::new(spec.chain_id, keypair);
+                net_config.listen_addrs = settings.listen_addrs.clone();
+                net_config.bootnodes = settings.bootnodes.clone();
+                net_config.discovery = settings.discovery;
+                net_config.max_peers = settings.max_peers;
+                // Short enough that a restarted or partitioned node rejoins quickly.
+                net_config.bootnode_redial_interval = std::time::Duration::from_secs(2);
+                let (handle, events_rx) = Network::start(net_config).await?;
+                for addr in handle.bootnode_addrs() {
+                    tracing::info!(%addr, "p2p address");
+                }
+                let (hints_tx, hints_rx) = mpsc::channel(256);
+                let ctx = net::NetContext {
+                    chain: chain.clone(),
+                    handle: handle.clone(),
+                    hints: hints_tx,
+                };
+                tasks.push(tokio::spawn(net::event_loop(
+                    ctx,
+                    events_rx,
+                    stop_rx.clone(),
+                )));
+                let syncer = Syncer {
+                    chain: chain.clone(),
+                    net: handle.clone(),
+                    state: sync_state.clone(),
+                    peers: Default::default(),
+                };
+                tasks.push(tokio::spawn(syncer.run(hints_rx, stop_rx.clone())));
+                Some(handle)
+            }
+        };
+        let rpc_network = match &network {
+            Some(handle) => {
+                let (txs_tx, txs_rx) = mpsc::channel(65_536);
+                tasks.push(tokio::spawn(net::broadcast_txs(handle.clone(), txs_rx)));
+                Some(Arc::new(net::RpcNetwork {
+                    handle: handle.clone(),
+                    sync: sync_state.clone(),
+                    txs: txs_tx,
+                }) as Arc<dyn koma_rpc::NetworkApi>)
+            }
+            None => None,
+        };
+
         let state = Arc::new(RpcState {
             spec: spec.clone(),
             db: db.clone(),
@@ -89,25 +172,20 @@ impl Node {
             events: events.clone(),
             filters: FilterStore::default(),
             config: config.api,
+            network: rpc_network,
         });
         let (rpc_addr, rpc) = koma_rpc::start(state, &config.rpc).await?;
         tracing::info!(%rpc_addr, "JSON-RPC listening (HTTP and WebSocket)");
 
-        let chain = Arc::new(ChainWriter {
-            spec: spec.clone(),
-            db: db.clone(),
-            pool: pool.clone(),
-            events: events.clone(),
-            write: tokio::sync::Mutex::new(()),
-            max_reorg_depth: config.max_reorg_depth,
-        });
-        let (stop, stop_rx) = watch::channel(false);
         let producer = config.producer_key.map(|key| {
-            let block_time = config
-                .block_time
-                .unwrap_or(Duration::from_millis(spec.block_time_ms));
-            tracing::info!(producer = %key.address(), ?block_time, "producing blocks");
-            tokio::spawn(produce_loop(chain.clone(), key, block_time, stop_rx))
+            tracing::info!(producer = %key.address(), block_time_ms = spec.block_time_ms, "producing blocks");
+            tokio::spawn(produce::produce_loop(
+                chain.clone(),
+                key,
+                network.clone(),
+                sync_state.clone(),
+                stop_rx.clone(),
+            ))
         });
         Ok(Self {
             db,
@@ -115,18 +193,38 @@ impl Node {
             spec,
             rpc_addr,
             events,
+            network,
             chain,
             rpc,
             stop,
             producer,
+            tasks,
         })
     }
 
-    /// Stops producing (after the block in progress), stops RPC and flushes storage.
+    /// Imports a block received from a peer (fork choice, validation, re-execution),
+    /// serialised with block production.
+    pub async fn import_block(
+        &self,
+        block: koma_primitives::Block,
+    ) -> Result<ImportOutcome, ImportError> {
+        self.chain.import_async(block).await
+    }
+
+    /// Stops producing (after the block in progress), stops the network and RPC, and
+    /// flushes storage.
     pub async fn shutdown(mut self) -> eyre::Result<()> {
         let _ = self.stop.send(true);
         if let Some(p) = self.producer.take() {
             let _ = p.await;
+        }
+        // Wait for an import in progress to commit before anything else stops.
+        drop(self.chain.write.lock().await);
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        if let Some(network) = &self.network {
+            let _ = network.shutdown().await;
         }
         let _ = self.rpc.stop();
         self.rpc.stopped().await;
@@ -134,199 +232,5 @@ impl Node {
         tokio::task::spawn_blocking(move || db.flush()).await??;
         tracing::info!("node stopped");
         Ok(())
-    }
-}
-
-struct BestAdapter {
-    best: BestTransactions,
-    rejected: Vec<B256>,
-}
-
-impl PoolAccess for BestAdapter {
-    fn next_best(&mut self) -> Option<(TxEnvelope, Address)> {
-        self.best.next().map(|p| (p.tx.clone(), p.sender))
-    }
-    fn skip_sender(&mut self, sender: Address) {
-        self.best.mark_invalid(sender);
-    }
-    fn reject(&mut self, tx: B256, sender: Address) {
-        self.best.mark_invalid(sender);
-        self.rejected.push(tx);
-    }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
-/// The single writer of the chain: the producer loop and block import both go through
-/// it, one at a time, and it announces what changed to the pool and subscribers.
-#[derive(Debug)]
-struct ChainWriter {
-    spec: Arc<ChainSpec>,
-    db: Database,
-    pool: Arc<TxPool>,
-    events: broadcast::Sender<Arc<ChainEvent>>,
-    write: tokio::sync::Mutex<()>,
-    max_reorg_depth: u64,
-}
-
-impl ChainWriter {
-    /// A block joined the canonical chain: the pool forgets its transactions, the
-    /// subscriptions hear about it.
-    fn canonical(
-        &self,
-        header: SealedHeader,
-        body: StoredBody,
-        receipts: Vec<alloy::consensus::ReceiptEnvelope>,
-    ) {
-        let mined: Vec<B256> = body.transactions.iter().map(|t| *t.tx_hash()).collect();
-        let next_base_fee = self.spec.base_fee_after(&header.header);
-        self.pool.on_canonical_block(
-            &mined,
-            &body.senders,
-            &PoolStateView(self.db.clone()),
-            next_base_fee,
-        );
-        let _ = self.events.send(Arc::new(ChainEvent {
-            header,
-            body,
-            receipts,
-            removed: false,
-        }));
-    }
-
-    /// Reads a stored block back for announcing it.
-    fn stored(
-        &self,
-        header: &SealedHeader,
-    ) -> eyre::Result<(StoredBody, Vec<alloy::consensus::ReceiptEnvelope>)> {
-        let body = self
-            .db
-            .body(header.hash)?
-            .ok_or_else(|| eyre::eyre!("body of {} missing", header.hash))?;
-        let receipts = self.db.receipts(header.hash)?.unwrap_or_default();
-        Ok((body, receipts))
-    }
-
-    /// Applies fork choice to a block received from a peer and announces the result.
-    fn import(&self, block: &koma_primitives::Block) -> eyre::Result<ImportOutcome> {
-        let outcome = koma_producer::import(&self.spec, &self.db, block, self.max_reorg_depth)?;
-        match &outcome {
-            ImportOutcome::Extended(header) => {
-                let (body, receipts) = self.stored(header)?;
-                self.canonical(header.clone(), body, receipts);
-            }
-            ImportOutcome::Reorged {
-                unwound, applied, ..
-            } => {
-                for (header, body) in unwound {
-                    let receipts = self.db.receipts(header.hash)?.unwrap_or_default();
-                    let ev = ChainEvent {
-                        header: header.clone(),
-                        body: body.clone(),
-                        receipts,
-                        removed: true,
-                    };
-                    let _ = self.events.send(Arc::new(ev));
-                }
-                for header in applied {
-                    let (body, receipts) = self.stored(header)?;
-                    self.canonical(header.clone(), body, receipts);
-                }
-                // Unwound transactions the new chain did not include go back to the pool.
-                let txs = unwound
-                    .iter()
-                    .flat_map(|(_, b)| b.transactions.iter().cloned())
-                    .collect();
-                let base_fee = self.spec.base_fee_after(&self.db.head().header);
-                self.pool
-                    .reinject(txs, &PoolStateView(self.db.clone()), base_fee);
-            }
-            ImportOutcome::AlreadyKnown | ImportOutcome::SideChain { .. } => {}
-        }
-        Ok(outcome)
-    }
-}
-
-impl Node {
-    /// Imports a block received from a peer (fork choice, validation, re-execution),
-    /// serialised with block production.
-    pub async fn import_block(&self, block: koma_primitives::Block) -> eyre::Result<ImportOutcome> {
-        let chain = self.chain.clone();
-        let _guard = chain.write.lock().await;
-        let chain2 = chain.clone();
-        tokio::task::spawn_blocking(move || chain2.import(&block)).await?
-    }
-}
-
-async fn produce_loop(
-    chain: Arc<ChainWriter>,
-    key: PrivateKeySigner,
-    block_time: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut tick = tokio::time::interval(block_time);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => break,
-        }
-        if *stop.borrow() {
-            break;
-        }
-        let _guard = chain.write.lock().await;
-        let (c, key2) = (chain.clone(), key.clone());
-        let built = tokio::task::spawn_blocking(
-            move || -> Result<BuiltBlock, koma_producer::BuildError> {
-                let base_fee = c.spec.base_fee_after(&c.db.head().header);
-                let mut best = BestAdapter {
-                    best: c.pool.best_transactions(base_fee),
-                    rejected: Vec::new(),
-                };
-                let built = build_block(&c.spec, &c.db, &mut best, &key2, unix_now());
-                if !best.rejected.is_empty() {
-                    tracing::debug!(
-                        count = best.rejected.len(),
-                        "dropping transactions that failed at execution"
-                    );
-                    c.pool.remove_transactions(&best.rejected);
-                }
-                built
-            },
-        )
-        .await;
-        let built = match built {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "block production failed");
-                continue;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "block production task failed");
-                continue;
-            }
-        };
-        tracing::info!(
-            number = built.header.number(),
-            hash = %built.header.hash,
-            txs = built.block.body.transactions.len(),
-            gas_used = built.header.header.gas_used,
-            exec_ms = format_args!("{:.1}", built.execution_ms),
-            root_ms = format_args!("{:.1}", built.state_root_ms),
-            commit_ms = format_args!("{:.1}", built.commit_ms),
-            "produced block"
-        );
-        let body = StoredBody {
-            transactions: built.block.body.transactions,
-            senders: built.senders,
-        };
-        let c = chain.clone();
-        let (header, receipts) = (built.header, built.receipts);
-        let _ = tokio::task::spawn_blocking(move || c.canonical(header, body, receipts)).await;
     }
 }

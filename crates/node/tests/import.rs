@@ -52,7 +52,7 @@ async fn follower_reorgs_and_announces_removed_blocks() {
         },
         api: ApiConfig::default(),
         producer_key: None,
-        block_time: None,
+        network: None,
         pool: None,
         max_reorg_depth: 64,
     })

@@ -119,6 +119,16 @@ impl ChainSpec {
             .expect("embedded devnet spec is valid")
     }
 
+    /// The devnet spec with its producer set cut to the first `n` devnet producer keys
+    /// (`koma devnet --nodes n`): a network of `n` nodes where every producer runs.
+    pub fn devnet_with_producers(n: u32) -> Self {
+        let mut spec = Self::devnet();
+        spec.producers.producers = (0..n.max(1))
+            .map(|i| crate::dev::dev_producer_key(i).address())
+            .collect();
+        spec
+    }
+
     pub fn from_json(json: &str) -> Result<Self, ChainSpecError> {
         let spec: Self = serde_json::from_str(json).map_err(|source| ChainSpecError::Parse {
             path: "<inline>".into(),
@@ -231,9 +241,13 @@ mod tests {
                 U256::from(10_000u64) * U256::from(10u64).pow(U256::from(18u64))
             );
         }
+        assert_eq!(spec.producers.producers.len(), 4);
         for (i, p) in spec.producers.producers.iter().enumerate() {
             assert_eq!(*p, crate::dev::dev_producer_key(i as u32).address());
         }
+        let one = ChainSpec::devnet_with_producers(1);
+        assert_eq!(one.producers.producers, spec.producers.producers[..1]);
+        assert_eq!(ChainSpec::devnet_with_producers(4), spec);
     }
 
     #[test]

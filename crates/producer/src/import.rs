@@ -33,6 +33,23 @@ pub enum ImportError {
     ReorgTooDeep { depth: u64, max: u64 },
     #[error("block {number}: {reason}")]
     Invalid { number: u64, reason: String },
+    /// The importer itself failed (a task panicked or was cancelled).
+    #[error("import failed: {0}")]
+    Internal(String),
+}
+
+impl ImportError {
+    /// Whether the block itself breaks the chain rules (so whoever sent it is to
+    /// blame), as opposed to a gap, a too-deep reorg or a local failure.
+    pub fn is_invalid_block(&self) -> bool {
+        !matches!(
+            self,
+            Self::Storage(_)
+                | Self::UnknownParent { .. }
+                | Self::ReorgTooDeep { .. }
+                | Self::Internal(_)
+        )
+    }
 }
 
 fn mismatch<T: std::fmt::Display>(

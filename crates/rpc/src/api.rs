@@ -396,7 +396,16 @@ impl EthApiServer for KomaApi {
     }
 
     fn syncing(&self) -> RpcResult<SyncStatus> {
-        Ok(SyncStatus::None)
+        let progress = self.state.network.as_ref().and_then(|n| n.sync_progress());
+        Ok(match progress {
+            None => SyncStatus::None,
+            Some(p) => SyncStatus::Info(Box::new(alloy::rpc::types::SyncInfo {
+                starting_block: U256::from(p.starting_block),
+                current_block: U256::from(p.current_block),
+                highest_block: U256::from(p.highest_block),
+                ..Default::default()
+            })),
+        })
     }
 
     fn gas_price(&self) -> RpcResult<U256> {
@@ -577,10 +586,15 @@ impl EthApiServer for KomaApi {
 
     fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256> {
         let view = PoolStateView(self.state.db.clone());
-        self.state
+        let hash = self
+            .state
             .pool
             .add_raw(&raw, &view, self.state.next_base_fee())
-            .map_err(|e| ErrorObjectOwned::owned(e.rpc_code(), e.to_string(), None::<()>))
+            .map_err(|e| ErrorObjectOwned::owned(e.rpc_code(), e.to_string(), None::<()>))?;
+        if let Some(network) = &self.state.network {
+            network.broadcast_transaction(raw);
+        }
+        Ok(hash)
     }
 
     fn transaction_by_hash(&self, hash: B256) -> RpcResult<Option<Transaction>> {
@@ -972,7 +986,8 @@ impl NetApiServer for KomaApi {
         Ok(true)
     }
     fn peer_count(&self) -> RpcResult<U64> {
-        Ok(U64::ZERO)
+        let peers = self.state.network.as_ref().map_or(0, |n| n.peer_count());
+        Ok(U64::from(peers))
     }
 }
 

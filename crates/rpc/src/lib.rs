@@ -1,7 +1,8 @@
 //! KOMA's JSON-RPC server (jsonrpsee): HTTP and WebSocket on one port.
 //!
 //! Namespaces: `eth_*` (state, blocks, transactions, receipts, logs, filters,
-//! subscriptions, fees, calls), `net_*`, `web3_*`, `txpool_*` — see `docs/rpc.md`.
+//! subscriptions, fees, calls), `net_*`, `web3_*`, `txpool_*`, and `admin_*` when the
+//! operator enables it — see `docs/rpc.md`.
 //! Handlers read storage directly (RocksDB is safe to share) and hand transactions to
 //! the pool; new blocks arrive as [`ChainEvent`]s on a broadcast channel and feed the
 //! `newHeads` / `logs` subscriptions.
@@ -19,11 +20,13 @@ mod convert;
 pub mod error;
 mod filters;
 mod http;
+mod p2p;
 mod state;
 
 pub use api::{EthApiServer, KomaApi, NetApiServer, TxpoolApiServer, Web3ApiServer, event_logs};
 pub use convert::{RpcReceipt, rpc_block, rpc_header, rpc_receipts, rpc_transaction};
 pub use filters::FilterStore;
+pub use p2p::{Admin, AdminApiServer, NetworkApi, NodeInfo, SyncProgress};
 pub use state::{ApiConfig, ChainEvent, PoolStateView, RpcState, StateAt};
 
 use jsonrpsee::RpcModule;
@@ -73,9 +76,17 @@ pub enum RpcServerError {
 
 /// All namespaces in one module.
 pub fn module(state: Arc<RpcState>) -> Result<RpcModule<()>, RpcServerError> {
+    let admin = if state.config.admin {
+        Admin::new(&state)
+    } else {
+        None
+    };
     let api = KomaApi::new(state);
     let mut m = RpcModule::new(());
     let err = |e: jsonrpsee::core::RegisterMethodError| RpcServerError::Module(e.to_string());
+    if let Some(admin) = admin {
+        m.merge(AdminApiServer::into_rpc(admin)).map_err(err)?;
+    }
     m.merge(EthApiServer::into_rpc(api.clone())).map_err(err)?;
     m.merge(NetApiServer::into_rpc(api.clone())).map_err(err)?;
     m.merge(Web3ApiServer::into_rpc(api.clone())).map_err(err)?;

@@ -33,6 +33,8 @@ pub struct ApiConfig {
     pub filter_timeout: std::time::Duration,
     /// Client version string.
     pub client_version: String,
+    /// Serve the `admin_*` namespace (peer management). Off by default.
+    pub admin: bool,
 }
 
 impl Default for ApiConfig {
@@ -48,6 +50,7 @@ impl Default for ApiConfig {
                 std::env::consts::OS,
                 std::env::consts::ARCH
             ),
+            admin: false,
         }
     }
 }
@@ -61,6 +64,8 @@ pub struct RpcState {
     pub events: broadcast::Sender<Arc<ChainEvent>>,
     pub filters: FilterStore,
     pub config: ApiConfig,
+    /// The peer-to-peer side; `None` for a node without networking.
+    pub network: Option<Arc<dyn crate::p2p::NetworkApi>>,
 }
 
 /// The pool's view of the latest state.

@@ -158,6 +158,28 @@ pub enum PoolError {
 impl PoolError {
     /// JSON-RPC error code to answer with: `-32602` for input that does not decode,
     /// `-32000` (as geth) for every validation and pool rejection.
+    /// Whether the transaction can never become valid whatever the state (bad encoding,
+    /// signature, chain id, gas or size rules): a peer that relays it is misbehaving.
+    /// Nonce, balance, price and capacity errors depend on the pool and state and are
+    /// not held against anyone.
+    pub fn is_invalid_transaction(&self) -> bool {
+        matches!(
+            self,
+            Self::Decode(_)
+                | Self::TxTypeNotSupported
+                | Self::InvalidChainId { .. }
+                | Self::InvalidSender
+                | Self::NonceMax(_)
+                | Self::TipAboveFeeCap
+                | Self::IntrinsicGasTooLow { .. }
+                | Self::FloorDataGas { .. }
+                | Self::MaxInitCodeSizeExceeded { .. }
+                | Self::ExceedsBlockGasLimit
+                | Self::OversizedData { .. }
+                | Self::EmptyAuthList
+        )
+    }
+
     pub fn rpc_code(&self) -> i32 {
         match self {
             Self::Decode(_) => RPC_CODE_INVALID_PARAMS,

@@ -1,0 +1,357 @@
+//! The node's side of the peer-to-peer network: gossip in (blocks to fork choice,
+//! transactions to the pool, each forwarded only once valid), gossip out (produced
+//! blocks, transactions received over RPC, batched), and answers to sync requests from
+//! storage.
+
+use crate::chain::{ChainWriter, block_from};
+use crate::sync::{SyncHint, SyncState};
+use alloy_primitives::Bytes;
+use alloy_rlp::{Decodable, Encodable};
+use futures::future::BoxFuture;
+use koma_network::{
+    ChainStatus, GossipValidation, Misbehaviour, Multiaddr, NetworkEvent, NetworkHandle, PeerId,
+    SyncError, SyncRequest, SyncResponse, SyncResponder, Topic,
+};
+use koma_primitives::Block;
+use koma_producer::{ImportError, ImportOutcome};
+use koma_rpc::{NetworkApi, NodeInfo, PoolStateView, SyncProgress};
+use koma_storage::Database;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Blocks stamped further ahead of our clock than this are not accepted from gossip.
+const MAX_FUTURE_DRIFT_MS: u64 = 3_000;
+/// How long RPC transactions are collected before they are gossiped as one message.
+const TX_BATCH_WINDOW: Duration = Duration::from_millis(50);
+/// Largest transaction batch message (below the network's transaction topic limit).
+const TX_BATCH_BYTES: usize = 96 * 1024;
+/// Gossip blocks waiting for import; beyond this they are dropped (sync catches up).
+const BLOCK_QUEUE: usize = 256;
+/// Transaction batches waiting for the pool.
+const TX_QUEUE: usize = 1024;
+/// Most bytes of blocks read for one range request (the service trims to its own limit).
+const MAX_SERVE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The RPC server's view of the network.
+#[derive(Debug)]
+pub(crate) struct RpcNetwork {
+    pub handle: NetworkHandle,
+    pub sync: Arc<SyncState>,
+    pub txs: mpsc::Sender<Bytes>,
+}
+
+impl NetworkApi for RpcNetwork {
+    fn peer_count(&self) -> usize {
+        self.handle.peers().len()
+    }
+    fn sync_progress(&self) -> Option<SyncProgress> {
+        self.sync.progress()
+    }
+    fn broadcast_transaction(&self, raw: Bytes) {
+        if self.txs.try_send(raw).is_err() {
+            tracing::debug!("transaction broadcast queue full; peers get it from the block");
+        }
+    }
+    fn node_info(&self) -> NodeInfo {
+        NodeInfo {
+            id: self.handle.local_peer_id().to_string(),
+            listen_addrs: self
+                .handle
+                .bootnode_addrs()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        }
+    }
+    fn peers(&self) -> Vec<String> {
+        let mut peers: Vec<String> = self.handle.peers().iter().map(ToString::to_string).collect();
+        peers.sort();
+        peers
+    }
+    fn add_peer(&self, addr: String) -> BoxFuture<'static, Result<(), String>> {
+        let handle = self.handle.clone();
+        Box::pin(async move {
+            let addr: Multiaddr = addr.parse().map_err(|e| format!("invalid multiaddr: {e}"))?;
+            handle.dial(addr).await.map_err(|e| e.to_string())
+        })
+    }
+    fn set_blocked(&self, peer: String, blocked: bool) -> BoxFuture<'static, Result<(), String>> {
+        let handle = self.handle.clone();
+        Box::pin(async move {
+            let peer: PeerId = peer.parse().map_err(|e| format!("invalid peer id: {e}"))?;
+            let result = if blocked {
+                handle.block_peer(peer).await
+            } else {
+                handle.unblock_peer(peer).await
+            };
+            result.map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Everything the network tasks share.
+#[derive(Clone)]
+pub(crate) struct NetContext {
+    pub chain: Arc<ChainWriter>,
+    pub handle: NetworkHandle,
+    pub hints: mpsc::Sender<SyncHint>,
+}
+
+struct GossipBlock {
+    block: Block,
+    from: PeerId,
+    validation: GossipValidation,
+}
+
+struct GossipTxs {
+    txs: Vec<Bytes>,
+    from: PeerId,
+    validation: GossipValidation,
+}
+
+/// Dispatches network events until the network stops or the node shuts down.
+pub(crate) async fn event_loop(
+    ctx: NetContext,
+    mut events: mpsc::Receiver<NetworkEvent>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (block_tx, block_rx) = mpsc::channel(BLOCK_QUEUE);
+    let (txs_tx, txs_rx) = mpsc::channel(TX_QUEUE);
+    let importer = tokio::spawn(import_blocks(ctx.clone(), block_rx));
+    let pooler = tokio::spawn(pool_txs(ctx.clone(), txs_rx));
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => event,
+                None => break,
+            },
+            _ = stop.changed() => break,
+        };
+        match event {
+            NetworkEvent::Gossip {
+                topic: Topic::Blocks,
+                from,
+                data,
+                validation,
+                ..
+            } => {
+                let Ok(block) = Block::decode(&mut data.as_slice()) else {
+                    tracing::debug!(%from, "undecodable block gossip");
+                    validation.reject();
+                    ctx.handle.report(from, Misbehaviour::Undecodable);
+                    continue;
+                };
+                let limit = crate::produce::unix_now_ms() + MAX_FUTURE_DRIFT_MS;
+                if block.header.timestamp.saturating_mul(1000) > limit {
+                    tracing::debug!(%from, number = block.header.number, "block from the future ignored");
+                    validation.ignore();
+                    continue;
+                }
+                let item = GossipBlock {
+                    block,
+                    from,
+                    validation,
+                };
+                if block_tx.try_send(item).is_err() {
+                    tracing::debug!("block import queue full; dropping gossip");
+                }
+            }
+            NetworkEvent::Gossip {
+                topic: Topic::Txs,
+                from,
+                data,
+                validation,
+                ..
+            } => {
+                let Ok(txs) = Vec::<Bytes>::decode(&mut data.as_slice()) else {
+                    validation.reject();
+                    ctx.handle.report(from, Misbehaviour::Undecodable);
+                    continue;
+                };
+                let item = GossipTxs {
+                    txs,
+                    from,
+                    validation,
+                };
+                if txs_tx.try_send(item).is_err() {
+                    tracing::debug!("transaction queue full; dropping gossip");
+                }
+            }
+            // Consensus units arrive with KoMaBFT; until then they are not forwarded.
+            NetworkEvent::Gossip { validation, .. } => validation.ignore(),
+            NetworkEvent::Request {
+                peer,
+                request,
+                responder,
+            } => {
+                let db = ctx.chain.db.clone();
+                tokio::spawn(serve(db, peer, request, responder));
+            }
+            NetworkEvent::PeerConnected(peer) => {
+                tracing::debug!(%peer, "peer connected");
+                let _ = ctx.hints.try_send(SyncHint::Connected(peer));
+            }
+            NetworkEvent::PeerDisconnected(peer) => {
+                let _ = ctx.hints.try_send(SyncHint::Disconnected(peer));
+            }
+            NetworkEvent::PeerBanned(peer) => {
+                tracing::warn!(%peer, "peer banned for misbehaviour");
+            }
+        }
+    }
+    importer.abort();
+    pooler.abort();
+}
+
+async fn import_blocks(ctx: NetContext, mut queue: mpsc::Receiver<GossipBlock>) {
+    while let Some(GossipBlock {
+        block,
+        from,
+        validation,
+    }) = queue.recv().await
+    {
+        let number = block.header.number;
+        match ctx.chain.import_async(block).await {
+            Ok(ImportOutcome::AlreadyKnown) => validation.ignore(),
+            Ok(outcome) => {
+                if let ImportOutcome::Extended(h) = &outcome {
+                    tracing::info!(number = h.number(), hash = %h.hash, gas_used = h.header.gas_used, "imported block");
+                }
+                validation.accept();
+            }
+            Err(ImportError::UnknownParent { .. }) => {
+                validation.ignore();
+                let _ = ctx.hints.try_send(SyncHint::Behind(from));
+            }
+            Err(e) if e.is_invalid_block() => {
+                tracing::warn!(%from, number, error = %e, "invalid block from peer");
+                validation.reject();
+                ctx.handle.report(from, Misbehaviour::InvalidBlock);
+            }
+            Err(e) => {
+                tracing::debug!(%from, number, error = %e, "block not imported");
+                validation.ignore();
+            }
+        }
+    }
+}
+
+async fn pool_txs(ctx: NetContext, mut queue: mpsc::Receiver<GossipTxs>) {
+    while let Some(GossipTxs {
+        txs,
+        from,
+        validation,
+    }) = queue.recv().await
+    {
+        let chain = ctx.chain.clone();
+        let invalid = tokio::task::spawn_blocking(move || {
+            let view = PoolStateView(chain.db.clone());
+            let base_fee = chain.spec.base_fee_after(&chain.db.head().header);
+            txs.iter()
+                .filter_map(|raw| chain.pool.add_raw(raw, &view, base_fee).err())
+                .find(|e| e.is_invalid_transaction())
+        })
+        .await
+        .ok()
+        .flatten();
+        match invalid {
+            Some(e) => {
+                tracing::debug!(%from, error = %e, "invalid transaction from peer");
+                validation.reject();
+                ctx.handle.report(from, Misbehaviour::InvalidTransaction);
+            }
+            None => validation.accept(),
+        }
+    }
+}
+
+/// Gossips transactions accepted over RPC, in batches.
+pub(crate) async fn broadcast_txs(handle: NetworkHandle, mut rx: mpsc::Receiver<Bytes>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let mut size = batch[0].len();
+        let deadline = tokio::time::Instant::now() + TX_BATCH_WINDOW;
+        while size < TX_BATCH_BYTES {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(raw)) => {
+                    size += raw.len() + 4;
+                    batch.push(raw);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let mut encoded = Vec::with_capacity(size + 8);
+        batch.encode(&mut encoded);
+        if let Err(e) = handle.publish(Topic::Txs, encoded).await {
+            tracing::debug!(error = %e, txs = batch.len(), "cannot gossip transactions");
+        }
+    }
+}
+
+async fn serve(db: Database, peer: PeerId, request: SyncRequest, responder: SyncResponder) {
+    let response = tokio::task::spawn_blocking(move || answer(&db, &request))
+        .await
+        .unwrap_or_else(|e| SyncResponse::Error(SyncError::Server(e.to_string())));
+    if let Err(e) = responder.respond(response).await {
+        tracing::debug!(%peer, error = %e, "sync response not sent");
+    }
+}
+
+fn answer(db: &Database, request: &SyncRequest) -> SyncResponse {
+    let result = (|| -> Result<SyncResponse, koma_storage::StorageError> {
+        Ok(match *request {
+            SyncRequest::Status => {
+                let head = db.head();
+                SyncResponse::Status(ChainStatus {
+                    number: head.number(),
+                    hash: head.hash,
+                    total_difficulty: db.total_difficulty(head.hash)?.unwrap_or_default(),
+                })
+            }
+            SyncRequest::HeadersByRange { start, count } => {
+                let mut items = Vec::new();
+                for number in start..start.saturating_add(count) {
+                    let Some(header) = db.header_by_number(number)? else {
+                        break;
+                    };
+                    let mut out = Vec::new();
+                    header.header.encode(&mut out);
+                    items.push(out);
+                }
+                SyncResponse::Headers(items)
+            }
+            SyncRequest::BlocksByRange { start, count } => {
+                let mut items = Vec::new();
+                let mut bytes = 0usize;
+                for number in start..start.saturating_add(count) {
+                    let Some(header) = db.header_by_number(number)? else {
+                        break;
+                    };
+                    let Some(body) = db.body(header.hash)? else {
+                        break;
+                    };
+                    let mut out = Vec::new();
+                    block_from(&header, &body).encode(&mut out);
+                    bytes += out.len();
+                    items.push(out);
+                    if bytes >= MAX_SERVE_BYTES {
+                        break;
+                    }
+                }
+                SyncResponse::Blocks(items)
+            }
+            SyncRequest::BlockByHash(hash) => {
+                let mut items = Vec::new();
+                if let (Some(header), Some(body)) = (db.header(hash)?, db.body(hash)?) {
+                    let sealed = koma_primitives::SealedHeader { hash, header };
+                    let mut out = Vec::new();
+                    block_from(&sealed, &body).encode(&mut out);
+                    items.push(out);
+                }
+                SyncResponse::Blocks(items)
+            }
+        })
+    })();
+    result.unwrap_or_else(|e| SyncResponse::Error(SyncError::Server(e.to_string())))
+}
