@@ -57,8 +57,14 @@ pub struct RpcArgs {
 
 #[derive(Debug, Args)]
 pub struct DevnetArgs {
-    /// Data directory. If it already holds the devnet, the chain resumes from its
-    /// head. Default: a fresh temporary directory removed at exit.
+    /// Number of nodes, each a separate `koma node` process with its own data
+    /// directory, producer key, RPC port (`--http-port` + i) and p2p port
+    /// (`--p2p-port` + i). With 1, a single node runs in this process without p2p.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub nodes: u32,
+    /// Data directory (one `node-<i>` directory per node). If it already holds the
+    /// devnet, the chain resumes from its head. Default: a fresh temporary directory
+    /// removed at exit.
     #[arg(long)]
     pub datadir: Option<PathBuf>,
     /// Block time in milliseconds (default: the spec's 1000).
@@ -67,8 +73,41 @@ pub struct DevnetArgs {
     /// Block gas limit (default: the spec's 600,000,000).
     #[arg(long)]
     pub gas_limit: Option<u64>,
+    /// First p2p port (node i listens on this + i, on 127.0.0.1).
+    #[arg(long, default_value_t = 30303)]
+    pub p2p_port: u16,
+    /// Prepare the data directory (chain spec, keystores, identities) and write
+    /// `devnet.json` describing how to start each node, then exit.
+    #[arg(long)]
+    pub init_only: bool,
+    /// Serve the `admin_*` RPC namespace on every node (peer management).
+    #[arg(long)]
+    pub admin_rpc: bool,
     #[command(flatten)]
     pub rpc: RpcArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct P2pArgs {
+    /// Address the p2p service listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub p2p_addr: String,
+    /// TCP port of the p2p service (0 picks a free one).
+    #[arg(long, default_value_t = 30303)]
+    pub p2p_port: u16,
+    /// Peers to connect to, as multiaddrs ending in `/p2p/<peer id>`
+    /// (comma separated), e.g. `/ip4/127.0.0.1/tcp/30303/p2p/12D3Koo...`.
+    #[arg(long, value_delimiter = ',')]
+    pub bootnodes: Vec<String>,
+    /// Only talk to the bootnodes (no Kademlia discovery).
+    #[arg(long)]
+    pub no_discovery: bool,
+    /// Most peers.
+    #[arg(long, default_value_t = 50)]
+    pub max_peers: u32,
+    /// Run without any p2p networking (a standalone node).
+    #[arg(long)]
+    pub no_p2p: bool,
 }
 
 #[derive(Debug, Args)]
@@ -86,8 +125,56 @@ pub struct NodeArgs {
     /// File holding the keystore password (never pass secrets on the command line).
     #[arg(long)]
     pub password_file: Option<PathBuf>,
+    /// Deepest reorg (blocks unwound) the node follows.
+    #[arg(long, default_value_t = koma_node::DEFAULT_MAX_REORG_DEPTH)]
+    pub max_reorg_depth: u64,
+    /// Serve the `admin_*` RPC namespace (peer management). Off by default.
+    #[arg(long)]
+    pub admin_rpc: bool,
+    /// Shut down when the parent process exits (used by `koma devnet`).
+    #[arg(long, hide = true)]
+    pub exit_with_parent: bool,
+    #[command(flatten)]
+    pub p2p: P2pArgs,
     #[command(flatten)]
     pub rpc: RpcArgs,
+}
+
+impl P2pArgs {
+    /// The node's network settings, or `None` with `--no-p2p`.
+    pub fn settings(&self) -> eyre::Result<Option<koma_node::NetworkSettings>> {
+        if self.no_p2p {
+            return Ok(None);
+        }
+        let ip: std::net::IpAddr = self
+            .p2p_addr
+            .parse()
+            .wrap_err_with(|| format!("invalid --p2p-addr {}", self.p2p_addr))?;
+        let proto = if ip.is_ipv4() { "ip4" } else { "ip6" };
+        let listen = format!("/{proto}/{ip}/tcp/{}", self.p2p_port)
+            .parse()
+            .wrap_err("invalid p2p listen address")?;
+        let bootnodes = self
+            .bootnodes
+            .iter()
+            .filter(|b| !b.trim().is_empty())
+            .map(|b| {
+                let addr: koma_network::Multiaddr = b
+                    .trim()
+                    .parse()
+                    .wrap_err_with(|| format!("invalid bootnode {b}"))?;
+                koma_network::split_peer_addr(&addr)
+                    .wrap_err_with(|| format!("invalid bootnode {b}"))?;
+                Ok(addr)
+            })
+            .collect::<eyre::Result<Vec<_>>>()?;
+        Ok(Some(koma_node::NetworkSettings {
+            listen_addrs: vec![listen],
+            bootnodes,
+            discovery: !self.no_discovery,
+            max_peers: self.max_peers,
+        }))
+    }
 }
 
 #[derive(Debug, Subcommand)]

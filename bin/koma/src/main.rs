@@ -1,6 +1,6 @@
 //! `koma`: the KOMA node binary.
 //!
-//! - `koma devnet`: a local chain with embedded defaults, like `anvil`.
+//! - `koma devnet`: a local network (4 nodes by default) with embedded defaults.
 //! - `koma node`: a node from a chain spec file.
 //! - `koma keys`: producer keys in encrypted keystores (Web3 Secret Storage).
 //! - `koma db verify`: re-executes a stopped node's chain and checks every root.
@@ -8,6 +8,7 @@
 
 mod bench;
 mod cli;
+mod devnet;
 mod verify;
 
 use clap::Parser;
@@ -17,7 +18,6 @@ use koma_node::{Node, NodeConfig};
 use koma_primitives::ChainSpec;
 use koma_rpc::{ApiConfig, ServerSettings};
 use std::net::SocketAddr;
-use std::time::Duration;
 
 fn init_tracing(verbosity: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -93,7 +93,7 @@ fn rpc_settings(rpc: &cli::RpcArgs) -> eyre::Result<ServerSettings> {
     })
 }
 
-async fn wait_for_shutdown() {
+pub(crate) async fn wait_for_shutdown() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -115,48 +115,64 @@ async fn wait_for_shutdown() {
 }
 
 async fn devnet(args: cli::DevnetArgs) -> eyre::Result<()> {
-    let mut spec = ChainSpec::devnet();
+    let mut spec = ChainSpec::devnet_with_producers(args.nodes);
     if let Some(limit) = args.gas_limit {
         spec.gas_limit = limit;
     }
-    let (datadir, _tmp) = match args.datadir {
-        Some(d) => (d, None),
+    if let Some(ms) = args.block_time_ms {
+        spec.block_time_ms = ms;
+    }
+    spec.validate()?;
+    let (datadir, _tmp) = match &args.datadir {
+        Some(d) => (d.clone(), None),
         None => {
             let tmp = tempfile::Builder::new().prefix("koma-devnet-").tempdir()?;
             (tmp.path().to_path_buf(), Some(tmp))
         }
     };
+    if args.nodes > 1 || args.init_only {
+        let log = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+        let manifest = devnet::prepare(&args, &spec, &datadir, &log)?;
+        if args.init_only {
+            println!("{}", datadir.join("devnet.json").display());
+            return Ok(());
+        }
+        let urls: Vec<String> = manifest.nodes.iter().map(|n| n.rpc_url.clone()).collect();
+        print_banner(&spec, &urls, &datadir);
+        return devnet::run(&manifest).await;
+    }
     let key = koma_primitives::dev::dev_producer_key(0);
     let config = NodeConfig {
         spec: spec.clone(),
         datadir: datadir.clone(),
         rpc: rpc_settings(&args.rpc)?,
-        api: ApiConfig::default(),
+        api: ApiConfig {
+            admin: args.admin_rpc,
+            ..ApiConfig::default()
+        },
         producer_key: Some(key),
-        block_time: args.block_time_ms.map(Duration::from_millis),
         pool: None,
         max_reorg_depth: koma_node::DEFAULT_MAX_REORG_DEPTH,
+        network: None,
     };
     let node = Node::launch(config).await?;
-    print_banner(
-        &spec,
-        &node,
-        &datadir,
-        args.block_time_ms.unwrap_or(spec.block_time_ms),
-    );
+    print_banner(&spec, &[format!("http://{}", node.rpc_addr)], &datadir);
     wait_for_shutdown().await;
     tracing::info!("shutting down");
     node.shutdown().await
 }
 
-fn print_banner(spec: &ChainSpec, node: &Node, datadir: &std::path::Path, block_time_ms: u64) {
+fn print_banner(spec: &ChainSpec, rpc_urls: &[String], datadir: &std::path::Path) {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(s, "\nKOMA devnet\n===========\n");
     let _ = writeln!(s, "Chain ID:     {}", spec.chain_id);
-    let _ = writeln!(s, "RPC URL:      http://{}", node.rpc_addr);
-    let _ = writeln!(s, "WebSocket:    ws://{}", node.rpc_addr);
-    let _ = writeln!(s, "Block time:   {block_time_ms} ms");
+    for (i, url) in rpc_urls.iter().enumerate() {
+        let ws = url.replacen("http://", "ws://", 1);
+        let _ = writeln!(s, "Node {i}:       RPC {url}   WebSocket {ws}");
+    }
+    let _ = writeln!(s, "Producers:    {}", spec.producers.producers.len());
+    let _ = writeln!(s, "Block time:   {} ms", spec.block_time_ms);
     let _ = writeln!(s, "Gas limit:    {}", spec.gas_limit);
     let _ = writeln!(s, "Data dir:     {}", datadir.display());
     let _ = writeln!(
@@ -177,7 +193,9 @@ fn print_banner(spec: &ChainSpec, node: &Node, datadir: &std::path::Path, block_
         s,
         "These keys are public: never use them on a network that holds value."
     );
-    let _ = writeln!(s, "Listening on {}", node.rpc_addr);
+    if let Some(first) = rpc_urls.first() {
+        let _ = writeln!(s, "Listening on {}", first.trim_start_matches("http://"));
+    }
     println!("{s}");
 }
 
@@ -192,14 +210,40 @@ async fn node(args: cli::NodeArgs) -> eyre::Result<()> {
         spec,
         datadir: args.datadir,
         rpc: rpc_settings(&args.rpc)?,
-        api: ApiConfig::default(),
+        api: ApiConfig {
+            admin: args.admin_rpc,
+            ..ApiConfig::default()
+        },
         producer_key,
-        block_time: None,
         pool: None,
-        max_reorg_depth: koma_node::DEFAULT_MAX_REORG_DEPTH,
+        max_reorg_depth: args.max_reorg_depth,
+        network: args.p2p.settings()?,
     };
     let node = Node::launch(config).await?;
-    wait_for_shutdown().await;
+    if args.exit_with_parent {
+        tokio::select! {
+            _ = wait_for_shutdown() => {}
+            _ = parent_exit() => tracing::warn!("parent process exited"),
+        }
+    } else {
+        wait_for_shutdown().await;
+    }
     tracing::info!("shutting down");
     node.shutdown().await
+}
+
+/// Resolves once this process is re-parented (its parent died).
+async fn parent_exit() {
+    #[cfg(unix)]
+    {
+        let parent = std::os::unix::process::parent_id();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            if std::os::unix::process::parent_id() != parent {
+                return;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await
 }

@@ -1,0 +1,238 @@
+//! `koma devnet --nodes N`: N real `koma node` processes on loopback.
+//!
+//! The data directory holds the chain spec (`genesis.json`, the devnet spec with the
+//! first N devnet producer keys), a password file, and per node `node-<i>/` with its
+//! database, libp2p identity and encrypted producer keystore. `devnet.json` records
+//! each node's ports, peer id and exact command line, so tests and scripts can stop
+//! and restart single nodes. Every node lists every other node as a bootnode, so the
+//! full mesh forms again after a restart or a partition.
+//!
+//! The children's logs are relayed with a `[node-i]` prefix; Ctrl-C or SIGTERM stops
+//! them all, and they stop by themselves if this process dies (`--exit-with-parent`).
+
+use crate::cli::DevnetArgs;
+use eyre::WrapErr;
+use koma_primitives::ChainSpec;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The devnet's own password for its keystores. The devnet keys are public anyway;
+/// the keystores exist so devnet nodes start exactly like real ones.
+const DEVNET_PASSWORD: &str = "koma-devnet";
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeEntry {
+    pub index: u32,
+    pub rpc_url: String,
+    pub ws_url: String,
+    pub p2p_addr: String,
+    pub peer_id: String,
+    pub producer: String,
+    pub datadir: PathBuf,
+    /// Arguments of `koma` that start this node.
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub chain_id: u64,
+    pub genesis: PathBuf,
+    pub nodes: Vec<NodeEntry>,
+}
+
+/// Writes spec, keystores and identities into `base` and describes the nodes.
+pub fn prepare(args: &DevnetArgs, spec: &ChainSpec, base: &Path, log: &str) -> eyre::Result<Manifest> {
+    std::fs::create_dir_all(base)
+        .wrap_err_with(|| format!("cannot create {}", base.display()))?;
+    let genesis = base.join("genesis.json");
+    let json = serde_json::to_string_pretty(spec)?;
+    match std::fs::read_to_string(&genesis) {
+        Ok(existing) if existing != json => eyre::bail!(
+            "{} holds a different devnet (other --nodes, --block-time-ms or --gas-limit); use another --datadir",
+            base.display()
+        ),
+        Ok(_) => {}
+        Err(_) => std::fs::write(&genesis, &json)?,
+    }
+    let password = base.join("password");
+    write_private(&password, DEVNET_PASSWORD)?;
+
+    let keys: Vec<_> = (0..args.nodes)
+        .map(koma_primitives::dev::dev_producer_key)
+        .collect();
+    let mut entries = Vec::new();
+    let mut p2p = Vec::new();
+    for i in 0..args.nodes {
+        let dir = base.join(format!("node-{i}"));
+        std::fs::create_dir_all(&dir)?;
+        let identity = koma_network::load_or_create_identity(&dir)?;
+        let peer_id = identity.public().to_peer_id();
+        let port = port_plus(args.p2p_port, i)?;
+        p2p.push(format!("/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id}"));
+        let keystore = dir.join("producer.json");
+        if !keystore.exists() {
+            let key = &keys[i as usize];
+            let mut rng = alloy::signers::k256::elliptic_curve::rand_core::OsRng;
+            alloy::signers::local::LocalSigner::encrypt_keystore(
+                &dir,
+                &mut rng,
+                key.to_bytes(),
+                DEVNET_PASSWORD,
+                Some("producer.json"),
+            )
+            .map_err(|e| eyre::eyre!("cannot write keystore: {e}"))?;
+        }
+        entries.push((i, dir, peer_id, port, keystore));
+    }
+    let nodes = entries
+        .into_iter()
+        .map(|(i, dir, peer_id, port, keystore)| -> eyre::Result<NodeEntry> {
+            let http_port = port_plus(args.rpc.http_port, i)?;
+            let others: Vec<&str> = p2p
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j as u32 != i)
+                .map(|(_, a)| a.as_str())
+                .collect();
+            let mut argv = vec![
+                "--log".to_string(),
+                log.to_string(),
+                "node".into(),
+                "--genesis".into(),
+                genesis.display().to_string(),
+                "--datadir".into(),
+                dir.display().to_string(),
+                "--producer-keystore".into(),
+                keystore.display().to_string(),
+                "--password-file".into(),
+                password.display().to_string(),
+                "--http-addr".into(),
+                args.rpc.http_addr.clone(),
+                "--http-port".into(),
+                http_port.to_string(),
+                "--p2p-addr".into(),
+                "127.0.0.1".into(),
+                "--p2p-port".into(),
+                port.to_string(),
+                "--no-discovery".into(),
+                "--exit-with-parent".into(),
+            ];
+            if !others.is_empty() {
+                argv.push("--bootnodes".into());
+                argv.push(others.join(","));
+            }
+            if args.admin_rpc {
+                argv.push("--admin-rpc".into());
+            }
+            if let Some(cors) = &args.rpc.http_corsdomain {
+                argv.push("--http-corsdomain".into());
+                argv.push(cors.join(","));
+            }
+            Ok(NodeEntry {
+                index: i,
+                rpc_url: format!("http://{}:{http_port}", args.rpc.http_addr),
+                ws_url: format!("ws://{}:{http_port}", args.rpc.http_addr),
+                p2p_addr: p2p[i as usize].clone(),
+                peer_id: peer_id.to_string(),
+                producer: keys[i as usize].address().to_string(),
+                datadir: dir,
+                args: argv,
+            })
+        })
+        .collect::<eyre::Result<Vec<_>>>()?;
+    let manifest = Manifest {
+        chain_id: spec.chain_id,
+        genesis,
+        nodes,
+    };
+    std::fs::write(
+        base.join("devnet.json"),
+        serde_json::to_string_pretty(&manifest)?,
+    )?;
+    Ok(manifest)
+}
+
+fn port_plus(base: u16, i: u32) -> eyre::Result<u16> {
+    u16::try_from(u32::from(base) + i)
+        .map_err(|_| eyre::eyre!("port {base} + {i} is out of range"))
+}
+
+fn write_private(path: &Path, content: &str) -> eyre::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options
+        .open(path)
+        .wrap_err_with(|| format!("cannot write {}", path.display()))?;
+    file.write_all(content.as_bytes())?;
+    Ok(())
+}
+
+fn spawn(entry: &NodeEntry) -> eyre::Result<Child> {
+    let exe = std::env::current_exe().wrap_err("cannot find the koma binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(&entry.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .wrap_err_with(|| format!("cannot start node {}", entry.index))?;
+    if let Some(stderr) = child.stderr.take() {
+        let prefix = format!("[node-{}]", entry.index);
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("{prefix} {line}");
+            }
+        });
+    }
+    Ok(child)
+}
+
+/// Starts the nodes and supervises them until Ctrl-C / SIGTERM.
+pub async fn run(manifest: &Manifest) -> eyre::Result<()> {
+    let mut children = Vec::new();
+    for entry in &manifest.nodes {
+        children.push((entry.index, spawn(entry)?));
+    }
+    let mut waits = futures::future::select_all(
+        children
+            .iter_mut()
+            .map(|(i, c)| Box::pin(async move { (*i, c.wait().await) }))
+            .collect::<Vec<_>>(),
+    );
+    tokio::select! {
+        _ = crate::wait_for_shutdown() => {}
+        ((index, status), _, _) = &mut waits => {
+            tracing::error!(node = index, ?status, "a devnet node exited; stopping the devnet");
+        }
+    }
+    drop(waits);
+    for (_, child) in &children {
+        if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+    for (index, child) in &mut children {
+        match tokio::time::timeout(std::time::Duration::from_secs(20), child.wait()).await {
+            Ok(_) => {}
+            Err(_) => {
+                tracing::warn!(node = *index, "node did not stop in time; killing it");
+                let _ = child.kill().await;
+            }
+        }
+    }
+    Ok(())
+}
