@@ -6,7 +6,9 @@
 //! - `state-root`: cost of a block's state root and commit with 10^3 vs 10^6
 //!   accounts already in state, for the same number of touched accounts.
 //! - `load`: end-to-end throughput and inclusion latency of pre-signed transfers sent
-//!   over JSON-RPC to any Ethereum node (KOMA, anvil, ...).
+//!   over JSON-RPC to any Ethereum node (KOMA, anvil, ...), or spread over the nodes
+//!   of a network.
+//! - `gen-chain`, `sync`, `propagation`: see [`crate::bench_net`].
 
 use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy::eips::eip2718::Encodable2718;
@@ -59,9 +61,10 @@ pub enum BenchCommand {
     /// End-to-end: send pre-signed transfers over JSON-RPC until all are included;
     /// prints transfers/s and inclusion latency. Works against any Ethereum node.
     Load {
-        /// JSON-RPC HTTP URL of the node under test.
-        #[arg(long, default_value = "http://127.0.0.1:8545")]
-        rpc: String,
+        /// JSON-RPC HTTP URL of the node under test; several (comma separated) spread
+        /// the senders over the nodes of a network.
+        #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8545")]
+        rpc: Vec<String>,
         /// Transfers to send.
         #[arg(long, default_value_t = 20_000)]
         txs: usize,
@@ -80,6 +83,43 @@ pub enum BenchCommand {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 300)]
         timeout_secs: u64,
+    },
+    /// Write a devnet chain with transfers in every block into a directory
+    /// (`genesis.json` and `node/`), for sync tests and benchmarks.
+    GenChain {
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        blocks: u64,
+        #[arg(long, default_value_t = 10)]
+        txs_per_block: u64,
+        /// Producers of the chain (devnet producer keys 0..n).
+        #[arg(long, default_value_t = 4)]
+        producers: u32,
+    },
+    /// Sync speed: a fresh node fetches, validates and executes a generated chain
+    /// from a serving node over libp2p on loopback.
+    Sync {
+        /// Reuse (or create) the generated chain here; default: a temporary one.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        #[arg(long, default_value_t = 10_000)]
+        blocks: u64,
+        #[arg(long, default_value_t = 50)]
+        txs_per_block: u64,
+    },
+    /// Block propagation latency across the nodes of a running network.
+    Propagation {
+        /// JSON-RPC URLs of the nodes (WebSocket on the same port), comma separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "http://127.0.0.1:8545,http://127.0.0.1:8546,http://127.0.0.1:8547,http://127.0.0.1:8548"
+        )]
+        rpc: Vec<String>,
+        /// Blocks to measure.
+        #[arg(long, default_value_t = 60)]
+        blocks: usize,
     },
 }
 
@@ -118,6 +158,25 @@ pub async fn run(cmd: BenchCommand) -> eyre::Result<()> {
                 timeout: Duration::from_secs(timeout_secs),
             })
             .await
+        }
+        BenchCommand::GenChain {
+            dir,
+            blocks,
+            txs_per_block,
+            producers,
+        } => {
+            tokio::task::spawn_blocking(move || {
+                crate::bench_net::gen_chain(&dir, producers, blocks, txs_per_block).map(|_| ())
+            })
+            .await?
+        }
+        BenchCommand::Sync {
+            dir,
+            blocks,
+            txs_per_block,
+        } => crate::bench_net::sync(dir, blocks, txs_per_block).await,
+        BenchCommand::Propagation { rpc, blocks } => {
+            crate::bench_net::propagation(rpc, blocks).await
         }
     }
 }
@@ -376,7 +435,7 @@ fn state_root(sizes: &[u64], touched: u64, blocks: u64) -> eyre::Result<()> {
 }
 
 struct LoadArgs {
-    rpc: String,
+    rpc: Vec<String>,
     txs: usize,
     senders: usize,
     concurrency: usize,
@@ -456,12 +515,22 @@ async fn wait_nonce(rpc: &Rpc, addr: Address, target: u64, deadline: Instant) ->
 }
 
 async fn load(args: LoadArgs) -> eyre::Result<()> {
-    let rpc = Rpc {
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()?,
-        url: args.rpc.clone(),
-    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let nodes: Vec<Rpc> = args
+        .rpc
+        .iter()
+        .map(|url| Rpc {
+            http: http.clone(),
+            url: url.clone(),
+        })
+        .collect();
+    // Funding and inclusion are watched on the first node.
+    let rpc = nodes
+        .first()
+        .cloned()
+        .ok_or_else(|| eyre!("no --rpc URL"))?;
     let deadline = Instant::now() + args.timeout;
     let chain_id = quantity(&rpc.call("eth_chainId", json!([])).await?)? as u64;
     let gas_price = quantity(&rpc.call("eth_gasPrice", json!([])).await?)?;
@@ -480,7 +549,9 @@ async fn load(args: LoadArgs) -> eyre::Result<()> {
         .collect();
     println!(
         "target {} (chain {chain_id}), {} transfers from {} senders",
-        args.rpc, args.txs, args.senders
+        args.rpc.join(","),
+        args.txs,
+        args.senders
     );
 
     // Fund the senders, in chunks the pool's per-sender limit accepts.
@@ -526,8 +597,9 @@ async fn load(args: LoadArgs) -> eyre::Result<()> {
         args.txs
     );
 
-    // Pre-sign, interleaving senders so every batch spreads over many of them.
-    let mut raws: Vec<(B256, String)> = Vec::with_capacity(args.txs);
+    // Pre-sign, interleaving senders so every batch spreads over many of them. Each
+    // sender talks to one node (sender s to node s % nodes), as a wallet would.
+    let mut raws: Vec<Vec<(B256, String)>> = vec![Vec::new(); nodes.len()];
     for i in 0..args.txs {
         let s = i % keys.len();
         let n = (i / keys.len()) as u64;
@@ -546,29 +618,42 @@ async fn load(args: LoadArgs) -> eyre::Result<()> {
             input: Bytes::new(),
         };
         let env = sign(&keys[s], tx)?;
-        raws.push((*env.tx_hash(), Bytes::from(env.encoded_2718()).to_string()));
+        raws[s % nodes.len()].push((*env.tx_hash(), Bytes::from(env.encoded_2718()).to_string()));
     }
 
     let start_block = quantity(&rpc.call("eth_blockNumber", json!([])).await?)? as u64;
     let sent_at: Arc<parking_lot_free::Map> = Arc::new(parking_lot_free::Map::default());
     let started = Instant::now();
-    // Senders: each task takes every `concurrency`-th batch.
-    let batches: Vec<Vec<(B256, String)>> = raws.chunks(args.batch).map(|c| c.to_vec()).collect();
+    // Batches of all nodes interleaved; each task takes every `concurrency`-th batch
+    // and sends it to that batch's node.
+    let per_node: Vec<Vec<Vec<(B256, String)>>> = raws
+        .iter()
+        .map(|r| r.chunks(args.batch).map(|c| c.to_vec()).collect())
+        .collect();
+    let most = per_node.iter().map(Vec::len).max().unwrap_or(0);
+    let mut batches: Vec<(usize, Vec<(B256, String)>)> = Vec::new();
+    for i in 0..most {
+        for (node, list) in per_node.iter().enumerate() {
+            if let Some(b) = list.get(i) {
+                batches.push((node, b.clone()));
+            }
+        }
+    }
     let batches = Arc::new(batches);
     let mut tasks = Vec::new();
     for t in 0..args.concurrency {
-        let rpc = rpc.clone();
+        let nodes = nodes.clone();
         let batches = batches.clone();
         let sent_at = sent_at.clone();
         let conc = args.concurrency;
         tasks.push(tokio::spawn(async move {
             let mut rejected = 0usize;
             let mut first_err = None;
-            for b in batches.iter().skip(t).step_by(conc) {
+            for (node, b) in batches.iter().skip(t).step_by(conc) {
                 let now = started.elapsed();
                 sent_at.insert_all(b.iter().map(|(h, _)| (*h, now)));
                 let raws: Vec<String> = b.iter().map(|(_, r)| r.clone()).collect();
-                match rpc.send_batch(&raws).await {
+                match nodes[*node].send_batch(&raws).await {
                     Ok((r, e)) => {
                         rejected += r;
                         if first_err.is_none() {

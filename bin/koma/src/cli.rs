@@ -33,6 +33,15 @@ pub enum Command {
     /// Benchmarks: executor, state root, end-to-end load over JSON-RPC.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
+    /// Tools for testing a network's defences.
+    #[command(subcommand, hide = true)]
+    Debug(DebugCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DebugCommand {
+    /// Join a node and gossip bad messages until it disconnects us.
+    BadPeer(crate::bad_peer::BadPeerArgs),
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +82,10 @@ pub struct DevnetArgs {
     /// Block gas limit (default: the spec's 600,000,000).
     #[arg(long)]
     pub gas_limit: Option<u64>,
+    /// Blocks per sprint, after which the next producer is in turn (default: the
+    /// spec's 16).
+    #[arg(long)]
+    pub sprint: Option<u64>,
     /// First p2p port (node i listens on this + i, on 127.0.0.1).
     #[arg(long, default_value_t = 30303)]
     pub p2p_port: u16,

@@ -46,14 +46,18 @@ pub struct Manifest {
 }
 
 /// Writes spec, keystores and identities into `base` and describes the nodes.
-pub fn prepare(args: &DevnetArgs, spec: &ChainSpec, base: &Path, log: &str) -> eyre::Result<Manifest> {
-    std::fs::create_dir_all(base)
-        .wrap_err_with(|| format!("cannot create {}", base.display()))?;
+pub fn prepare(
+    args: &DevnetArgs,
+    spec: &ChainSpec,
+    base: &Path,
+    log: &str,
+) -> eyre::Result<Manifest> {
+    std::fs::create_dir_all(base).wrap_err_with(|| format!("cannot create {}", base.display()))?;
     let genesis = base.join("genesis.json");
     let json = serde_json::to_string_pretty(spec)?;
     match std::fs::read_to_string(&genesis) {
         Ok(existing) if existing != json => eyre::bail!(
-            "{} holds a different devnet (other --nodes, --block-time-ms or --gas-limit); use another --datadir",
+            "{} holds a different devnet (other --nodes, --block-time-ms, --gas-limit or --sprint); use another --datadir",
             base.display()
         ),
         Ok(_) => {}
@@ -91,59 +95,61 @@ pub fn prepare(args: &DevnetArgs, spec: &ChainSpec, base: &Path, log: &str) -> e
     }
     let nodes = entries
         .into_iter()
-        .map(|(i, dir, peer_id, port, keystore)| -> eyre::Result<NodeEntry> {
-            let http_port = port_plus(args.rpc.http_port, i)?;
-            let others: Vec<&str> = p2p
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j as u32 != i)
-                .map(|(_, a)| a.as_str())
-                .collect();
-            let mut argv = vec![
-                "--log".to_string(),
-                log.to_string(),
-                "node".into(),
-                "--genesis".into(),
-                genesis.display().to_string(),
-                "--datadir".into(),
-                dir.display().to_string(),
-                "--producer-keystore".into(),
-                keystore.display().to_string(),
-                "--password-file".into(),
-                password.display().to_string(),
-                "--http-addr".into(),
-                args.rpc.http_addr.clone(),
-                "--http-port".into(),
-                http_port.to_string(),
-                "--p2p-addr".into(),
-                "127.0.0.1".into(),
-                "--p2p-port".into(),
-                port.to_string(),
-                "--no-discovery".into(),
-                "--exit-with-parent".into(),
-            ];
-            if !others.is_empty() {
-                argv.push("--bootnodes".into());
-                argv.push(others.join(","));
-            }
-            if args.admin_rpc {
-                argv.push("--admin-rpc".into());
-            }
-            if let Some(cors) = &args.rpc.http_corsdomain {
-                argv.push("--http-corsdomain".into());
-                argv.push(cors.join(","));
-            }
-            Ok(NodeEntry {
-                index: i,
-                rpc_url: format!("http://{}:{http_port}", args.rpc.http_addr),
-                ws_url: format!("ws://{}:{http_port}", args.rpc.http_addr),
-                p2p_addr: p2p[i as usize].clone(),
-                peer_id: peer_id.to_string(),
-                producer: keys[i as usize].address().to_string(),
-                datadir: dir,
-                args: argv,
-            })
-        })
+        .map(
+            |(i, dir, peer_id, port, keystore)| -> eyre::Result<NodeEntry> {
+                let http_port = port_plus(args.rpc.http_port, i)?;
+                let others: Vec<&str> = p2p
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j as u32 != i)
+                    .map(|(_, a)| a.as_str())
+                    .collect();
+                let mut argv = vec![
+                    "--log".to_string(),
+                    log.to_string(),
+                    "node".into(),
+                    "--genesis".into(),
+                    genesis.display().to_string(),
+                    "--datadir".into(),
+                    dir.display().to_string(),
+                    "--producer-keystore".into(),
+                    keystore.display().to_string(),
+                    "--password-file".into(),
+                    password.display().to_string(),
+                    "--http-addr".into(),
+                    args.rpc.http_addr.clone(),
+                    "--http-port".into(),
+                    http_port.to_string(),
+                    "--p2p-addr".into(),
+                    "127.0.0.1".into(),
+                    "--p2p-port".into(),
+                    port.to_string(),
+                    "--no-discovery".into(),
+                    "--exit-with-parent".into(),
+                ];
+                if !others.is_empty() {
+                    argv.push("--bootnodes".into());
+                    argv.push(others.join(","));
+                }
+                if args.admin_rpc {
+                    argv.push("--admin-rpc".into());
+                }
+                if let Some(cors) = &args.rpc.http_corsdomain {
+                    argv.push("--http-corsdomain".into());
+                    argv.push(cors.join(","));
+                }
+                Ok(NodeEntry {
+                    index: i,
+                    rpc_url: format!("http://{}:{http_port}", args.rpc.http_addr),
+                    ws_url: format!("ws://{}:{http_port}", args.rpc.http_addr),
+                    p2p_addr: p2p[i as usize].clone(),
+                    peer_id: peer_id.to_string(),
+                    producer: keys[i as usize].address().to_string(),
+                    datadir: dir,
+                    args: argv,
+                })
+            },
+        )
         .collect::<eyre::Result<Vec<_>>>()?;
     let manifest = Manifest {
         chain_id: spec.chain_id,
@@ -158,8 +164,7 @@ pub fn prepare(args: &DevnetArgs, spec: &ChainSpec, base: &Path, log: &str) -> e
 }
 
 fn port_plus(base: u16, i: u32) -> eyre::Result<u16> {
-    u16::try_from(u32::from(base) + i)
-        .map_err(|_| eyre::eyre!("port {base} + {i} is out of range"))
+    u16::try_from(u32::from(base) + i).map_err(|_| eyre::eyre!("port {base} + {i} is out of range"))
 }
 
 fn write_private(path: &Path, content: &str) -> eyre::Result<()> {

@@ -6,7 +6,9 @@
 //! - `koma db verify`: re-executes a stopped node's chain and checks every root.
 //! - `koma bench`: executor, state-root and end-to-end throughput benchmarks.
 
+mod bad_peer;
 mod bench;
+mod bench_net;
 mod cli;
 mod devnet;
 mod verify;
@@ -72,6 +74,7 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             }
         },
         Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Debug(cli::DebugCommand::BadPeer(args)) => bad_peer::run(args).await,
     }
 }
 
@@ -121,6 +124,9 @@ async fn devnet(args: cli::DevnetArgs) -> eyre::Result<()> {
     }
     if let Some(ms) = args.block_time_ms {
         spec.block_time_ms = ms;
+    }
+    if let Some(sprint) = args.sprint {
+        spec.producers.sprint = sprint;
     }
     spec.validate()?;
     let (datadir, _tmp) = match &args.datadir {

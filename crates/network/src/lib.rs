@@ -40,6 +40,10 @@ pub use config::{
 pub use error::NetworkError;
 pub use identity::{IDENTITY_FILE, NETWORK_DIR, identity_path, load_or_create_identity};
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
-pub use protocol::{ChainStatus, MAX_REQUEST_BYTES, MAX_SYNC_ITEMS, SyncError, SyncRequest, SyncResponse};
+pub use protocol::{
+    ChainStatus, MAX_REQUEST_BYTES, MAX_SYNC_ITEMS, SyncError, SyncRequest, SyncResponse,
+};
 pub use scoring::{DEFAULT_BAN_DURATION, DEFAULT_BAN_THRESHOLD, Misbehaviour, PeerScores, Verdict};
-pub use service::{GossipValidation, Network, NetworkEvent, NetworkHandle, PublishOutcome, SyncResponder};
+pub use service::{
+    GossipValidation, Network, NetworkEvent, NetworkHandle, PublishOutcome, SyncResponder,
+};

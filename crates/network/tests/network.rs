@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use alloy_primitives::{B256, U256};
 use koma_network::{
-    ChainStatus, Keypair, MAX_SYNC_ITEMS, Misbehaviour, Network, NetworkConfig, NetworkError, NetworkEvent,
-    NetworkHandle, PeerId, PublishOutcome, SyncError, SyncRequest, SyncResponse, Topic,
-    load_or_create_identity,
+    ChainStatus, Keypair, MAX_SYNC_ITEMS, Misbehaviour, Network, NetworkConfig, NetworkError,
+    NetworkEvent, NetworkHandle, PeerId, PublishOutcome, SyncError, SyncRequest, SyncResponse,
+    Topic, load_or_create_identity,
 };
 use tokio::{sync::mpsc::Receiver, time::timeout};
 
@@ -465,7 +465,10 @@ async fn gossip_crosses_a_line_of_three_nodes() {
         .unwrap();
     next_matching(&mut c_rx, |e| match e {
         NetworkEvent::Gossip { data, .. } => {
-            assert!(!data.starts_with(b"bad"), "B forwarded a message it ignored");
+            assert!(
+                !data.starts_with(b"bad"),
+                "B forwarded a message it ignored"
+            );
             (data == b"next block from A").then_some(())
         }
         _ => None,

@@ -40,7 +40,12 @@ pub(crate) fn block_from(header: &SealedHeader, body: &StoredBody) -> Block {
 impl ChainWriter {
     /// A block joined the canonical chain: the pool forgets its transactions, the
     /// subscriptions hear about it.
-    pub fn canonical(&self, header: SealedHeader, body: StoredBody, receipts: Vec<ReceiptEnvelope>) {
+    pub fn canonical(
+        &self,
+        header: SealedHeader,
+        body: StoredBody,
+        receipts: Vec<ReceiptEnvelope>,
+    ) {
         let mined: Vec<B256> = body.transactions.iter().map(|t| *t.tx_hash()).collect();
         let next_base_fee = self.spec.base_fee_after(&header.header);
         self.pool.on_canonical_block(
@@ -59,7 +64,10 @@ impl ChainWriter {
     }
 
     /// Reads a stored block back for announcing it.
-    fn stored(&self, header: &SealedHeader) -> Result<(StoredBody, Vec<ReceiptEnvelope>), ImportError> {
+    fn stored(
+        &self,
+        header: &SealedHeader,
+    ) -> Result<(StoredBody, Vec<ReceiptEnvelope>), ImportError> {
         let body = self
             .db
             .body(header.hash)?
@@ -117,7 +125,10 @@ impl ChainWriter {
     }
 
     /// [`ChainWriter::import`] under the write lock, on a blocking thread.
-    pub async fn import_async(self: &Arc<Self>, block: Block) -> Result<ImportOutcome, ImportError> {
+    pub async fn import_async(
+        self: &Arc<Self>,
+        block: Block,
+    ) -> Result<ImportOutcome, ImportError> {
         let _guard = self.write.lock().await;
         let chain = self.clone();
         tokio::task::spawn_blocking(move || chain.import(&block))

@@ -10,7 +10,7 @@ use alloy_rlp::{Decodable, Encodable};
 use futures::future::BoxFuture;
 use koma_network::{
     ChainStatus, GossipValidation, Misbehaviour, Multiaddr, NetworkEvent, NetworkHandle, PeerId,
-    SyncError, SyncRequest, SyncResponse, SyncResponder, Topic,
+    SyncError, SyncRequest, SyncResponder, SyncResponse, Topic,
 };
 use koma_primitives::Block;
 use koma_producer::{ImportError, ImportOutcome};
@@ -65,14 +65,21 @@ impl NetworkApi for RpcNetwork {
         }
     }
     fn peers(&self) -> Vec<String> {
-        let mut peers: Vec<String> = self.handle.peers().iter().map(ToString::to_string).collect();
+        let mut peers: Vec<String> = self
+            .handle
+            .peers()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         peers.sort();
         peers
     }
     fn add_peer(&self, addr: String) -> BoxFuture<'static, Result<(), String>> {
         let handle = self.handle.clone();
         Box::pin(async move {
-            let addr: Multiaddr = addr.parse().map_err(|e| format!("invalid multiaddr: {e}"))?;
+            let addr: Multiaddr = addr
+                .parse()
+                .map_err(|e| format!("invalid multiaddr: {e}"))?;
             handle.dial(addr).await.map_err(|e| e.to_string())
         })
     }

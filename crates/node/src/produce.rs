@@ -113,7 +113,11 @@ pub(crate) async fn produce_loop(
             continue;
         }
         if distance > 0 {
-            tracing::info!(number, distance, "in-turn producer silent; producing as backup");
+            tracing::info!(
+                number,
+                distance,
+                "in-turn producer silent; producing as backup"
+            );
         }
         let built = build(&chain, &key, earliest).await;
         let Some(built) = built else { continue };
@@ -147,7 +151,11 @@ pub(crate) async fn produce_loop(
     }
 }
 
-async fn build(chain: &Arc<ChainWriter>, key: &PrivateKeySigner, earliest: u64) -> Option<BuiltBlock> {
+async fn build(
+    chain: &Arc<ChainWriter>,
+    key: &PrivateKeySigner,
+    earliest: u64,
+) -> Option<BuiltBlock> {
     let (c, key) = (chain.clone(), key.clone());
     let now = (unix_now_ms() / 1000).max(earliest);
     let built = tokio::task::spawn_blocking(move || -> Result<BuiltBlock, BuildError> {

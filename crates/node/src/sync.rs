@@ -81,7 +81,11 @@ pub(crate) struct Syncer {
 }
 
 impl Syncer {
-    pub async fn run(mut self, mut hints: mpsc::Receiver<SyncHint>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(
+        mut self,
+        mut hints: mpsc::Receiver<SyncHint>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let mut poll = tokio::time::interval(STATUS_INTERVAL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -244,7 +248,11 @@ impl Syncer {
 
     /// The highest block of the peer's canonical chain that we also have (canonical or
     /// side), looking back at most the reorg bound from our head.
-    async fn common_ancestor(&self, peer: PeerId, status: &ChainStatus) -> Result<u64, SyncFailure> {
+    async fn common_ancestor(
+        &self,
+        peer: PeerId,
+        status: &ChainStatus,
+    ) -> Result<u64, SyncFailure> {
         let ours = self.chain.db.head().number();
         let floor = ours.saturating_sub(self.chain.max_reorg_depth);
         let mut top = ours.min(status.number);

@@ -77,13 +77,22 @@ async fn producers_take_turns_and_a_late_joiner_syncs() {
     // Sprints of two blocks: blocks 2-3 are producer 1's turn, 4-5 producer 0's
     // (`producers[i]` sealed block i + 1).
     let producers: Vec<Address> = (1..=8)
-        .map(|n| c.db.header_by_number(n).unwrap().unwrap().header.beneficiary)
+        .map(|n| {
+            c.db.header_by_number(n)
+                .unwrap()
+                .unwrap()
+                .header
+                .beneficiary
+        })
         .collect();
     let (p0, p1) = (
         dev::dev_producer_key(0).address(),
         dev::dev_producer_key(1).address(),
     );
-    assert!(producers.contains(&p0) && producers.contains(&p1), "{producers:?}");
+    assert!(
+        producers.contains(&p0) && producers.contains(&p1),
+        "{producers:?}"
+    );
     assert_eq!(producers[1..3], [p1, p1], "{producers:?}");
     assert_eq!(producers[3..5], [p0, p0], "{producers:?}");
     assert!(a.network.as_ref().unwrap().peers().len() >= 2);

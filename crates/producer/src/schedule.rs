@@ -7,7 +7,10 @@ use std::time::Duration;
 /// seal a block: one block time, plus one more per step of distance (the backoff that
 /// lets the next in succession take over from a silent producer).
 pub fn slot_delay(spec: &ChainSpec, distance: u64) -> Duration {
-    Duration::from_millis(spec.block_time_ms.saturating_mul(distance.saturating_add(1)))
+    Duration::from_millis(
+        spec.block_time_ms
+            .saturating_mul(distance.saturating_add(1)),
+    )
 }
 
 /// The earliest timestamp (seconds) a block may carry when its producer is at

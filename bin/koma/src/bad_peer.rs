@@ -1,0 +1,204 @@
+//! `koma debug bad-peer`: a deliberately misbehaving peer, for fault tests and for
+//! checking a deployment's defences. It joins a node and gossips one kind of bad
+//! message until the node disconnects it, then checks that the node refuses it.
+
+use alloy::consensus::{EMPTY_OMMER_ROOT_HASH, Header};
+use alloy_primitives::{B256, keccak256};
+use alloy_rlp::{Decodable, Encodable};
+use clap::{Args, ValueEnum};
+use koma_network::{
+    Multiaddr, Network, NetworkConfig, NetworkHandle, PublishOutcome, SyncRequest, SyncResponse,
+    Topic,
+};
+use koma_primitives::{Block, ChainSpec};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Mode {
+    /// Random bytes on the blocks topic (undecodable).
+    Garbage,
+    /// Transaction gossip above the topic's size limit.
+    Oversized,
+    /// Well-formed blocks on the target's head, sealed by the in-turn devnet producer
+    /// key, whose state root is wrong: they fail only at re-execution.
+    InvalidBlock,
+}
+
+#[derive(Debug, Args)]
+pub struct BadPeerArgs {
+    /// Chain spec of the target network.
+    #[arg(long)]
+    pub genesis: PathBuf,
+    /// The node to attack (`.../p2p/<peer id>`).
+    #[arg(long)]
+    pub target: Multiaddr,
+    #[arg(long, value_enum)]
+    pub mode: Mode,
+    /// Give up (exit with an error) if still connected after this many messages.
+    #[arg(long, default_value_t = 20)]
+    pub max_messages: u32,
+}
+
+pub async fn run(args: BadPeerArgs) -> eyre::Result<()> {
+    let spec = ChainSpec::from_file(&args.genesis)?;
+    let (target, _) = koma_network::split_peer_addr(&args.target)?;
+    let mut config = NetworkConfig::new(spec.chain_id, koma_network::Keypair::generate_ed25519());
+    config.bootnodes = vec![args.target.clone()];
+    config.discovery = false;
+    config.gossip_heartbeat = Duration::from_millis(200);
+    // Our own limits must not stop the bad messages from leaving.
+    config.max_tx_message_size = 1024 * 1024;
+    let (net, mut events) = Network::start(config).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !net.peers().contains(&target) {
+        eyre::ensure!(
+            Instant::now() < deadline,
+            "could not connect to {}",
+            args.target
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
+    }
+    println!("connected to {target}");
+    // Drain events (the target's gossip) so the service never blocks.
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+
+    for sent in 0..args.max_messages {
+        if !net.peers().contains(&target) {
+            println!("disconnected by the target after {sent} bad messages");
+            return check_refused(&net, &args.target, target).await;
+        }
+        let (topic, data) = message(&net, &spec, target, args.mode, sent).await?;
+        // Right after connecting the target may not have announced its topics yet.
+        let outcome = net.publish(topic, data).await?;
+        if outcome == PublishOutcome::NoPeers {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            continue;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    if !net.peers().contains(&target) {
+        println!(
+            "disconnected by the target after {} bad messages",
+            args.max_messages
+        );
+        return check_refused(&net, &args.target, target).await;
+    }
+    eyre::bail!("still connected after {} bad messages", args.max_messages)
+}
+
+async fn check_refused(
+    net: &NetworkHandle,
+    addr: &Multiaddr,
+    target: koma_network::PeerId,
+) -> eyre::Result<()> {
+    let _ = net.dial(addr.clone()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    eyre::ensure!(
+        !net.peers().contains(&target),
+        "the target accepted us again right after disconnecting us"
+    );
+    println!("reconnection refused");
+    Ok(())
+}
+
+async fn message(
+    net: &NetworkHandle,
+    spec: &ChainSpec,
+    target: koma_network::PeerId,
+    mode: Mode,
+    n: u32,
+) -> eyre::Result<(Topic, Vec<u8>)> {
+    let noise = |len: usize| -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 32);
+        let mut seed = keccak256(format!("bad-peer {n} {:?}", Instant::now()));
+        while out.len() < len {
+            out.extend_from_slice(seed.as_slice());
+            seed = keccak256(seed);
+        }
+        out.truncate(len);
+        out
+    };
+    Ok(match mode {
+        Mode::Garbage => (Topic::Blocks, noise(512)),
+        Mode::Oversized => (Topic::Txs, noise(200 * 1024)),
+        Mode::InvalidBlock => (Topic::Blocks, invalid_block(net, spec, target, n).await?),
+    })
+}
+
+/// A block on the target's head that passes every header check but carries a wrong
+/// state root.
+async fn invalid_block(
+    net: &NetworkHandle,
+    spec: &ChainSpec,
+    target: koma_network::PeerId,
+    n: u32,
+) -> eyre::Result<Vec<u8>> {
+    let SyncResponse::Status(status) = net.request(target, SyncRequest::Status).await? else {
+        eyre::bail!("unexpected status answer");
+    };
+    let SyncResponse::Headers(items) = net
+        .request(
+            target,
+            SyncRequest::HeadersByRange {
+                start: status.number,
+                count: 1,
+            },
+        )
+        .await?
+    else {
+        eyre::bail!("unexpected headers answer");
+    };
+    let raw = items
+        .first()
+        .ok_or_else(|| eyre::eyre!("target has no head header"))?;
+    let parent = Header::decode(&mut raw.as_slice())?;
+    let number = parent.number + 1;
+    let schedule = koma_producer::ProducerSchedule::new(spec.producers.clone());
+    let in_turn = schedule.in_turn(number);
+    let index = spec
+        .producers
+        .producers
+        .iter()
+        .position(|p| *p == in_turn)
+        .unwrap_or_default();
+    let key = koma_primitives::dev::dev_producer_key(u32::try_from(index)?);
+    let mut header = Header {
+        parent_hash: status.hash,
+        ommers_hash: EMPTY_OMMER_ROOT_HASH,
+        beneficiary: key.address(),
+        // The lie.
+        state_root: keccak256(format!("not the state root {n}")),
+        transactions_root: koma_primitives::EMPTY_ROOT_HASH,
+        receipts_root: koma_primitives::EMPTY_ROOT_HASH,
+        difficulty: schedule
+            .difficulty(number, key.address())
+            .unwrap_or_default(),
+        number,
+        gas_limit: spec.gas_limit,
+        gas_used: 0,
+        timestamp: koma_producer::earliest_timestamp(spec, parent.timestamp, 0),
+        extra_data: spec.extra_data.clone(),
+        mix_hash: koma_producer::next_prevrandao(parent.mix_hash, number),
+        base_fee_per_gas: Some(spec.base_fee_after(&parent)),
+        withdrawals_root: Some(koma_primitives::EMPTY_ROOT_HASH),
+        blob_gas_used: Some(0),
+        excess_blob_gas: Some(0),
+        parent_beacon_block_root: Some(B256::ZERO),
+        requests_hash: Some(alloy::eips::eip7685::EMPTY_REQUESTS_HASH),
+        ..Default::default()
+    };
+    koma_primitives::seal::seal_header(&mut header, &key)?;
+    let block = Block {
+        header,
+        body: alloy::consensus::BlockBody {
+            transactions: Vec::new(),
+            ommers: Vec::new(),
+            withdrawals: Some(Default::default()),
+        },
+    };
+    let mut out = Vec::new();
+    block.encode(&mut out);
+    Ok(out)
+}

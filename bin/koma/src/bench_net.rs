@@ -1,0 +1,259 @@
+//! Network benchmarks and the chain generator they (and the sync tests) use.
+//!
+//! - `gen-chain`: writes a devnet chain of N blocks with real transfers into a data
+//!   directory (each block sealed by its in-turn producer, one second apart from the
+//!   genesis time), so a node can serve it to a newcomer.
+//! - `sync`: a fresh node syncs such a chain from a serving node over libp2p on
+//!   loopback; prints blocks/s and Mgas/s.
+//! - `propagation`: subscribes to `newHeads` on every node of a running network and
+//!   prints, per block, how long after the first node each other node had it.
+
+use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy::network::TxSignerSync;
+use alloy_primitives::{Address, TxKind, U256};
+use eyre::WrapErr;
+use jsonrpsee::core::client::SubscriptionClientT;
+use jsonrpsee::rpc_params;
+use jsonrpsee::ws_client::WsClientBuilder;
+use koma_node::{NetworkSettings, Node, NodeConfig};
+use koma_primitives::{ChainSpec, dev};
+use koma_producer::{PoolAccess, ProducerSchedule, build_block};
+use koma_rpc::{ApiConfig, ServerSettings};
+use koma_storage::Database;
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Senders of the generated load: the funded devnet accounts.
+const SENDERS: u32 = 10;
+
+struct Queue(VecDeque<(TxEnvelope, Address)>);
+
+impl PoolAccess for Queue {
+    fn next_best(&mut self) -> Option<(TxEnvelope, Address)> {
+        self.0.pop_front()
+    }
+    fn skip_sender(&mut self, _: Address) {}
+}
+
+/// The chain spec and database directory of a generated chain under `dir`.
+pub fn chain_paths(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join("genesis.json"), dir.join("node"))
+}
+
+/// Generates (or extends) a chain of `blocks` blocks with `txs_per_block` ETH
+/// transfers each. Returns the spec.
+pub fn gen_chain(
+    dir: &Path,
+    producers: u32,
+    blocks: u64,
+    txs_per_block: u64,
+) -> eyre::Result<ChainSpec> {
+    let (genesis, datadir) = chain_paths(dir);
+    let spec = ChainSpec::devnet_with_producers(producers);
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(&genesis, serde_json::to_string_pretty(&spec)?)?;
+    let db = Database::open(&datadir, &spec)?;
+    let schedule = ProducerSchedule::new(spec.producers.clone());
+    let keys: Vec<_> = (0..producers).map(dev::dev_producer_key).collect();
+    let senders = dev::dev_accounts(SENDERS);
+    let mut nonces: Vec<u64> = senders
+        .iter()
+        .map(|(a, _)| db.account(*a).map(|acc| acc.map_or(0, |a| a.nonce)))
+        .collect::<Result<_, _>>()?;
+    let started = Instant::now();
+    let first = db.head().number() + 1;
+    let mut gas = 0u64;
+    for number in first..=blocks {
+        let in_turn = schedule.in_turn(number);
+        let key = keys
+            .iter()
+            .find(|k| k.address() == in_turn)
+            .ok_or_else(|| eyre::eyre!("no key for producer {in_turn}"))?;
+        let base_fee = spec.base_fee_after(&db.head().header);
+        let mut txs = VecDeque::new();
+        for i in 0..txs_per_block {
+            let s = (i % u64::from(SENDERS)) as usize;
+            let (from, signer) = &senders[s];
+            let mut tx = TxEip1559 {
+                chain_id: spec.chain_id,
+                nonce: nonces[s],
+                gas_limit: 21_000,
+                max_fee_per_gas: u128::from(base_fee) * 2 + 1_000_000_000,
+                max_priority_fee_per_gas: 1_000_000_000,
+                to: TxKind::Call(Address::with_last_byte((number % 200) as u8 + 1)),
+                value: U256::from(number),
+                ..Default::default()
+            };
+            nonces[s] += 1;
+            let sig = signer.sign_transaction_sync(&mut tx)?;
+            txs.push_back((tx.into_signed(sig).into(), *from));
+        }
+        let built = build_block(&spec, &db, &mut Queue(txs), key, spec.timestamp)?;
+        gas += built.header.header.gas_used;
+        if number % 1000 == 0 {
+            println!(
+                "generated block {number} ({:.0} blocks/s)",
+                (number - first + 1) as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    db.flush()?;
+    println!(
+        "chain of {} blocks in {} ({} new, {:.1} Mgas) in {:.1}s",
+        db.head().number(),
+        datadir.display(),
+        blocks.saturating_sub(first - 1),
+        gas as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(spec)
+}
+
+fn node_config(
+    spec: &ChainSpec,
+    datadir: &Path,
+    bootnodes: Vec<koma_network::Multiaddr>,
+) -> eyre::Result<NodeConfig> {
+    Ok(NodeConfig {
+        spec: spec.clone(),
+        datadir: datadir.to_path_buf(),
+        rpc: ServerSettings {
+            addr: "127.0.0.1:0".parse()?,
+            ..Default::default()
+        },
+        api: ApiConfig::default(),
+        producer_key: None,
+        pool: None,
+        max_reorg_depth: koma_node::DEFAULT_MAX_REORG_DEPTH,
+        network: Some(NetworkSettings {
+            listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
+            bootnodes,
+            discovery: false,
+            max_peers: 10,
+        }),
+    })
+}
+
+/// A fresh node syncs the chain in `dir` (generated first if shorter than `blocks`).
+pub async fn sync(dir: Option<PathBuf>, blocks: u64, txs_per_block: u64) -> eyre::Result<()> {
+    let tmp = tempfile::Builder::new()
+        .prefix("koma-bench-sync-")
+        .tempdir()?;
+    let dir = dir.unwrap_or_else(|| tmp.path().join("chain"));
+    let (genesis, datadir) = chain_paths(&dir);
+    let spec = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || gen_chain(&dir, 4, blocks, txs_per_block)).await??
+    };
+    let _ = genesis;
+    let server = Node::launch(node_config(&spec, &datadir, vec![])?).await?;
+    let target = server.db.head();
+    let total_gas: u64 = (1..=target.number())
+        .filter_map(|n| server.db.header_by_number(n).ok().flatten())
+        .map(|h| h.header.gas_used)
+        .sum();
+    let boot = server
+        .network
+        .as_ref()
+        .map(|n| n.bootnode_addrs())
+        .unwrap_or_default();
+    let fresh_dir = tmp.path().join("fresh");
+    let started = Instant::now();
+    let fresh = Node::launch(node_config(&spec, &fresh_dir, boot)?).await?;
+    let deadline = started + Duration::from_secs(3600);
+    while fresh.db.head().hash != target.hash {
+        eyre::ensure!(
+            Instant::now() < deadline,
+            "sync did not finish within an hour"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "synced {} blocks ({:.1} Mgas, {} transfers) in {secs:.1}s: {:.0} blocks/s, {:.1} Mgas/s",
+        target.number(),
+        total_gas as f64 / 1e6,
+        target.number() * txs_per_block,
+        target.number() as f64 / secs,
+        total_gas as f64 / 1e6 / secs
+    );
+    fresh.shutdown().await?;
+    server.shutdown().await?;
+    Ok(())
+}
+
+/// Block propagation across the nodes at `urls` (WebSocket `newHeads`).
+pub async fn propagation(urls: Vec<String>, blocks: usize) -> eyre::Result<()> {
+    eyre::ensure!(urls.len() >= 2, "give at least two --rpc URLs");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut clients = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        let ws = url.replacen("http://", "ws://", 1);
+        let client = WsClientBuilder::default()
+            .build(&ws)
+            .await
+            .wrap_err_with(|| format!("cannot connect to {ws}"))?;
+        let mut sub = client
+            .subscribe::<serde_json::Value, _>(
+                "eth_subscribe",
+                rpc_params!["newHeads"],
+                "eth_unsubscribe",
+            )
+            .await?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(head)) = sub.next().await {
+                let hash = head["hash"].as_str().unwrap_or_default().to_string();
+                if tx.send((i, hash, Instant::now())).is_err() {
+                    break;
+                }
+            }
+        });
+        clients.push(client);
+    }
+    println!("watching {} nodes for {blocks} blocks...", urls.len());
+    let mut seen: HashMap<String, Vec<(usize, Instant)>> = HashMap::new();
+    let mut complete = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(blocks as u64 * 5 + 30);
+    while complete.len() < blocks {
+        let Ok(Some((node, hash, at))) = tokio::time::timeout_at(deadline.into(), rx.recv()).await
+        else {
+            break;
+        };
+        let arrivals = seen.entry(hash.clone()).or_default();
+        arrivals.push((node, at));
+        if arrivals.len() == urls.len() {
+            complete.push(seen.remove(&hash).unwrap_or_default());
+        }
+    }
+    let mut delays: Vec<f64> = Vec::new();
+    for arrivals in &mut complete {
+        arrivals.sort_by_key(|(_, t)| *t);
+        if let Some((_, first)) = arrivals.first().copied() {
+            delays.extend(
+                arrivals
+                    .iter()
+                    .skip(1)
+                    .map(|(_, t)| t.duration_since(first).as_secs_f64() * 1e3),
+            );
+        }
+    }
+    delays.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| {
+        delays
+            .get(((delays.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    println!(
+        "{} blocks reached all {} nodes; propagation after the first node (producer commit -> peer import committed): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        complete.len(),
+        urls.len(),
+        pct(0.5),
+        pct(0.99),
+        delays.last().copied().unwrap_or(0.0)
+    );
+    eyre::ensure!(!complete.is_empty(), "no block reached every node");
+    Ok(())
+}
