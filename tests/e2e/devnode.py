@@ -147,7 +147,7 @@ class DevNode:
     def command(self) -> list[str]:
         binary = str(node_binary())
         if IS_KOMA:
-            return [binary, "devnet", "--datadir", str(self.datadir),
+            return [binary, "devnet", "--nodes", "1", "--datadir", str(self.datadir),
                     "--http-port", str(self.port), "--block-time-ms", str(self.block_time_ms)]
         secs = max(1, round(self.block_time_ms / 1000))
         return [binary, "--host", "127.0.0.1", "--port", str(self.port),
