@@ -217,7 +217,7 @@ pub enum DbCommand {
     Verify {
         #[arg(long)]
         datadir: PathBuf,
-        /// Chain spec of the database (default: the embedded devnet spec).
+        /// Chain spec of the database (default: the one stored in it).
         #[arg(long)]
         genesis: Option<PathBuf>,
     },

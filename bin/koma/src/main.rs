@@ -68,7 +68,8 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             cli::DbCommand::Verify { datadir, genesis } => {
                 let spec = match genesis {
                     Some(path) => ChainSpec::from_file(&path)?,
-                    None => ChainSpec::devnet(),
+                    None => koma_storage::Database::stored_spec(&datadir)?
+                        .unwrap_or_else(ChainSpec::devnet),
                 };
                 tokio::task::spawn_blocking(move || verify::verify(&spec, &datadir)).await?
             }

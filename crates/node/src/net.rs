@@ -33,6 +33,12 @@ const TX_QUEUE: usize = 1024;
 /// Most bytes of blocks read for one range request (the service trims to its own limit).
 const MAX_SERVE_BYTES: usize = 16 * 1024 * 1024;
 
+/// Whether a header is stamped further ahead of the local clock than the allowed drift.
+pub(crate) fn is_from_future(header: &alloy::consensus::Header) -> bool {
+    header.timestamp.saturating_mul(1000)
+        > crate::produce::unix_now_ms().saturating_add(MAX_FUTURE_DRIFT_MS)
+}
+
 /// The RPC server's view of the network.
 #[derive(Debug)]
 pub(crate) struct RpcNetwork {
@@ -149,8 +155,7 @@ pub(crate) async fn event_loop(
                     ctx.handle.report(from, Misbehaviour::Undecodable);
                     continue;
                 };
-                let limit = crate::produce::unix_now_ms() + MAX_FUTURE_DRIFT_MS;
-                if block.header.timestamp.saturating_mul(1000) > limit {
+                if is_from_future(&block.header) {
                     tracing::debug!(%from, number = block.header.number, "block from the future ignored");
                     validation.ignore();
                     continue;

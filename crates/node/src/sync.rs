@@ -202,6 +202,9 @@ impl Syncer {
                 if block.header.number != next + blocks.len() as u64 {
                     return Err(SyncFailure::Peer("block out of range"));
                 }
+                if crate::net::is_from_future(&block.header) {
+                    return Err(SyncFailure::Peer("block stamped in the future"));
+                }
                 gas += block.header.gas_used;
                 blocks.push(block);
             }

@@ -138,8 +138,12 @@ fn blocks_breaking_a_rule_are_rejected_without_side_effects() {
 
     // Sealed by a key that is not a producer.
     let mut b = good.clone();
-    seal_header(&mut b.header, &dev::dev_producer_key(3)).unwrap();
+    seal_header(&mut b.header, &dev::dev_producer_key(7)).unwrap();
     assert_rejected(&p, &b, "is not a producer");
+
+    // Stamped before its slot opens (one block time after the parent).
+    let b = tampered(&good, |b| b.header.timestamp = p.spec.timestamp);
+    assert_rejected(&p, &b, "too early");
 
     // Seal bytes altered.
     let mut b = good.clone();

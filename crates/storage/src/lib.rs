@@ -129,6 +129,15 @@ impl Database {
                 let header = read_header(&db, head_hash)?.ok_or_else(|| {
                     StorageError::Corrupt(format!("head block {head_hash} missing"))
                 })?;
+                if get_raw(&db, Table::Meta, tables::META_SPEC_JSON)?.is_none() {
+                    // Directories created before the spec was stored: the digest matched.
+                    db.put_cf(
+                        tables::cf(&db, Table::Meta),
+                        tables::META_SPEC_JSON,
+                        spec_json(spec)?,
+                    )
+                    .map_err(|e| StorageError::Write(e.to_string()))?;
+                }
                 Ok(Self {
                     db,
                     head: Arc::new(RwLock::new(SealedHeader {
@@ -202,12 +211,37 @@ impl Database {
             tables::META_SCHEMA,
             &codec::encode_u64(SCHEMA_VERSION),
         );
+        this.put(
+            &mut batch,
+            Table::Meta,
+            tables::META_SPEC_JSON,
+            &spec_json(spec)?,
+        );
         let block = Block {
             header: sealed.header.clone(),
             body: Default::default(),
         };
         this.write_block(batch, &sealed, &block, &[], &[], prepared)?;
         Ok(this)
+    }
+
+    /// The chain spec stored in the data directory at `path` (opened read-only, so a
+    /// running node's directory can be read), or `None` if it holds no database.
+    pub fn stored_spec(path: &Path) -> Result<Option<ChainSpec>, StorageError> {
+        if !path.join("CURRENT").exists() {
+            return Ok(None);
+        }
+        let opts = Options::default();
+        let names = Table::ALL.iter().map(|t| t.name());
+        let db = DB::open_cf_for_read_only(&opts, path, names, false).map_err(|e| {
+            StorageError::Open(format!("cannot open database at {}: {e}", path.display()))
+        })?;
+        get_raw(&db, Table::Meta, tables::META_SPEC_JSON)?
+            .map(|json| {
+                serde_json::from_slice(&json)
+                    .map_err(|e| StorageError::Corrupt(format!("stored chain spec: {e}")))
+            })
+            .transpose()
     }
 
     /// Hash of block 0.
@@ -539,6 +573,10 @@ impl Database {
             .flush()
             .map_err(|e| StorageError::Write(e.to_string()))
     }
+}
+
+fn spec_json(spec: &ChainSpec) -> Result<Vec<u8>, StorageError> {
+    serde_json::to_vec(spec).map_err(|e| StorageError::Write(format!("chain spec: {e}")))
 }
 
 fn get_raw(db: &DB, t: Table, k: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {

@@ -94,3 +94,5 @@ pub(crate) fn cf(db: &DB, t: Table) -> &ColumnFamily {
 pub(crate) const META_HEAD: &[u8] = b"head";
 pub(crate) const META_SPEC: &[u8] = b"chain_spec_digest";
 pub(crate) const META_SCHEMA: &[u8] = b"schema_version";
+/// The chain spec itself (JSON), so tools can open a data directory without it.
+pub(crate) const META_SPEC_JSON: &[u8] = b"chain_spec";

@@ -96,6 +96,17 @@ fn opening_another_chains_datadir_is_a_clear_error() {
 }
 
 #[test]
+fn the_chain_spec_is_stored_and_readable_while_open() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(Database::stored_spec(dir.path()).unwrap().is_none());
+    let mut custom = spec();
+    custom.producers.sprint = 4;
+    let db = Database::open(dir.path(), &custom).unwrap();
+    assert_eq!(Database::stored_spec(dir.path()).unwrap(), Some(custom));
+    drop(db);
+}
+
+#[test]
 fn corrupt_datadir_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     Database::open(dir.path(), &spec()).unwrap();
