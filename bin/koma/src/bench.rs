@@ -673,6 +673,8 @@ async fn load(args: LoadArgs) -> eyre::Result<()> {
     let mut included: HashMap<B256, Duration> = HashMap::with_capacity(args.txs);
     let mut next_block = start_block + 1;
     let mut per_block = Vec::new();
+    // (number, hash, our transactions) of the blocks counted, to notice reorgs.
+    let mut seen_blocks: Vec<(u64, String, Vec<B256>)> = Vec::new();
     let mut send_done: Option<Duration> = None;
     let mut rejected_total = 0usize;
     loop {
@@ -694,21 +696,39 @@ async fn load(args: LoadArgs) -> eyre::Result<()> {
                     json!([format!("{next_block:#x}"), false]),
                 )
                 .await?;
+            if block.is_null() {
+                break; // the head moved back (reorg); read again next round
+            }
+            let hash = block["hash"].as_str().unwrap_or_default().to_string();
+            let parent = block["parentHash"].as_str().unwrap_or_default();
+            if let Some((number, last_hash, txs)) = seen_blocks.last()
+                && last_hash != parent
+            {
+                // A reorg replaced the last block we counted: uncount it, read again.
+                for h in txs {
+                    included.remove(h);
+                }
+                next_block = *number;
+                seen_blocks.pop();
+                per_block.pop();
+                continue;
+            }
             let now = started.elapsed();
             let hashes = block["transactions"]
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
-            let mut n = 0;
+            let mut ours = Vec::new();
             for h in hashes {
                 if let Some(h) = h.as_str().and_then(|s| s.parse::<B256>().ok())
                     && sent_at.contains(&h)
                 {
                     included.insert(h, now);
-                    n += 1;
+                    ours.push(h);
                 }
             }
-            per_block.push((next_block, n));
+            per_block.push((next_block, ours.len()));
+            seen_blocks.push((next_block, hash, ours));
             next_block += 1;
         }
         if send_done.is_some() && included.len() + rejected_total >= args.txs {

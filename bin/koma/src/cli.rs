@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 pub struct Cli {
     /// Log filter (tracing EnvFilter syntax, e.g. `info`, `debug,koma_rpc=trace`);
     /// RUST_LOG overrides it.
-    #[arg(long, global = true, default_value = "info")]
+    #[arg(long, global = true, default_value = "info,libp2p_gossipsub=error")]
     pub log: String,
     #[command(subcommand)]
     pub command: Command,

@@ -61,7 +61,7 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> eyre::Result<()> {
     match cli.command {
-        Command::Devnet(args) => devnet(args).await,
+        Command::Devnet(args) => devnet(args, &cli.log).await,
         Command::Node(args) => node(args).await,
         Command::Keys(cmd) => cli::keys(cmd),
         Command::Db(cmd) => match cmd {
@@ -118,7 +118,7 @@ pub(crate) async fn wait_for_shutdown() {
     let _ = ctrl_c.await;
 }
 
-async fn devnet(args: cli::DevnetArgs) -> eyre::Result<()> {
+async fn devnet(args: cli::DevnetArgs, log: &str) -> eyre::Result<()> {
     let mut spec = ChainSpec::devnet_with_producers(args.nodes);
     if let Some(limit) = args.gas_limit {
         spec.gas_limit = limit;
@@ -138,7 +138,7 @@ async fn devnet(args: cli::DevnetArgs) -> eyre::Result<()> {
         }
     };
     if args.nodes > 1 || args.init_only {
-        let log = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+        let log = std::env::var("RUST_LOG").unwrap_or_else(|_| log.to_string());
         let manifest = devnet::prepare(&args, &spec, &datadir, &log)?;
         if args.init_only {
             println!("{}", datadir.join("devnet.json").display());

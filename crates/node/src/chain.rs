@@ -25,6 +25,15 @@ pub(crate) struct ChainWriter {
     pub max_reorg_depth: u64,
 }
 
+/// The pool already recovered the sender of every transaction it holds.
+struct PoolSenders<'a>(&'a TxPool);
+
+impl koma_producer::KnownSenders for PoolSenders<'_> {
+    fn sender(&self, tx: &B256) -> Option<alloy_primitives::Address> {
+        self.0.get(tx).map(|p| p.sender)
+    }
+}
+
 /// Rebuilds a block from its stored parts.
 pub(crate) fn block_from(header: &SealedHeader, body: &StoredBody) -> Block {
     Block {
@@ -78,7 +87,9 @@ impl ChainWriter {
 
     /// Applies fork choice to a block from a peer and announces the result.
     pub fn import(&self, block: &Block) -> Result<ImportOutcome, ImportError> {
-        let outcome = koma_producer::import(&self.spec, &self.db, block, self.max_reorg_depth)?;
+        let known = PoolSenders(&self.pool);
+        let outcome =
+            koma_producer::import_with(&self.spec, &self.db, block, self.max_reorg_depth, &known)?;
         match &outcome {
             ImportOutcome::Extended(header) => {
                 let (body, receipts) = self.stored(header)?;

@@ -16,7 +16,7 @@ use alloy_primitives::{Address, B256};
 use alloy_rlp::Encodable;
 use koma_network::{NetworkHandle, Topic};
 use koma_producer::{
-    BuildError, BuiltBlock, PoolAccess, ProducerSchedule, build_block, earliest_timestamp,
+    BuildError, BuiltBlock, PoolAccess, ProducerSchedule, build_block_until, earliest_timestamp,
     slot_delay,
 };
 use koma_storage::StoredBody;
@@ -151,6 +151,10 @@ pub(crate) async fn produce_loop(
     }
 }
 
+/// Share of the block time spent executing transactions; the rest is left for the
+/// state root, the commit and propagation, so the block is on time even under load.
+const EXECUTION_BUDGET: f64 = 0.4;
+
 async fn build(
     chain: &Arc<ChainWriter>,
     key: &PrivateKeySigner,
@@ -158,13 +162,15 @@ async fn build(
 ) -> Option<BuiltBlock> {
     let (c, key) = (chain.clone(), key.clone());
     let now = (unix_now_ms() / 1000).max(earliest);
+    let budget = Duration::from_millis(chain.spec.block_time_ms).mul_f64(EXECUTION_BUDGET);
+    let deadline = Instant::now() + budget;
     let built = tokio::task::spawn_blocking(move || -> Result<BuiltBlock, BuildError> {
         let base_fee = c.spec.base_fee_after(&c.db.head().header);
         let mut best = BestAdapter {
             best: c.pool.best_transactions(base_fee),
             rejected: Vec::new(),
         };
-        let built = build_block(&c.spec, &c.db, &mut best, &key, now);
+        let built = build_block_until(&c.spec, &c.db, &mut best, &key, now, Some(deadline));
         if !best.rejected.is_empty() {
             tracing::debug!(
                 count = best.rejected.len(),

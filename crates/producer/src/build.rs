@@ -57,6 +57,20 @@ pub fn build_block(
     key: &PrivateKeySigner,
     timestamp: u64,
 ) -> Result<BuiltBlock, BuildError> {
+    build_block_until(spec, db, pool, key, timestamp, None)
+}
+
+/// [`build_block`] that stops adding transactions at `deadline`, so that under load a
+/// block still comes out on time (the rest wait for the next one) instead of making
+/// its slot late enough for backup producers to step in.
+pub fn build_block_until(
+    spec: &ChainSpec,
+    db: &Database,
+    pool: &mut dyn PoolAccess,
+    key: &PrivateKeySigner,
+    timestamp: u64,
+    deadline: Option<Instant>,
+) -> Result<BuiltBlock, BuildError> {
     let parent = db.head();
     let number = parent.number() + 1;
     let schedule = ProducerSchedule::new(spec.producers.clone());
@@ -80,8 +94,14 @@ pub fn build_block(
     let started = Instant::now();
     let mut exec = BlockExecutor::new(spec, db.latest(), env);
     let mut skipped = 0usize;
+    let mut executed_count = 0usize;
     while let Some((tx, sender)) = pool.next_best() {
         if exec.gas_remaining() < 21_000 {
+            break;
+        }
+        // Checking the clock every 256 transactions keeps its cost out of the loop.
+        executed_count += 1;
+        if executed_count.is_multiple_of(256) && deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
         if tx.gas_limit() > exec.gas_remaining() {

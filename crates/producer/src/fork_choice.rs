@@ -9,7 +9,7 @@
 //! seen first. Each step is an atomic write, so a crash mid-reorg leaves a valid
 //! (if lighter) chain that the next import corrects.
 
-use crate::import::{ImportError, import_block, verify_header};
+use crate::import::{ImportError, KnownSenders, NoKnownSenders, import_block_with, verify_header};
 use alloy_primitives::{B256, U256};
 use koma_primitives::{Block, ChainSpec, SealedHeader};
 use koma_storage::{Database, StoredBody};
@@ -53,6 +53,17 @@ pub fn import(
     block: &Block,
     max_reorg_depth: u64,
 ) -> Result<ImportOutcome, ImportError> {
+    import_with(spec, db, block, max_reorg_depth, &NoKnownSenders)
+}
+
+/// [`import`] taking the senders it can from `known` (the pool).
+pub fn import_with(
+    spec: &ChainSpec,
+    db: &Database,
+    block: &Block,
+    max_reorg_depth: u64,
+    known: &dyn KnownSenders,
+) -> Result<ImportOutcome, ImportError> {
     let hash = block.header.hash_slow();
     let number = block.header.number;
     if db.header(hash)?.is_some() {
@@ -60,7 +71,9 @@ pub fn import(
     }
     let head = db.head();
     if block.header.parent_hash == head.hash {
-        return Ok(ImportOutcome::Extended(import_block(spec, db, block)?));
+        return Ok(ImportOutcome::Extended(import_block_with(
+            spec, db, block, known,
+        )?));
     }
     let parent = db
         .header(block.header.parent_hash)?
@@ -73,7 +86,7 @@ pub fn import(
             parent: block.header.parent_hash,
         })?;
     verify_header(spec, &parent, block)?;
-    let senders = crate::import::recover_senders(block)?;
+    let senders = crate::import::recover_senders(block, known)?;
     let total_difficulty = db.store_side_block(block, &senders)?;
     let head_td = db.total_difficulty(head.hash)?.unwrap_or_default();
     if total_difficulty <= head_td {
@@ -135,13 +148,13 @@ fn reorg_to(
             number: header.number(),
             reason: "side block body missing".into(),
         })?;
-        match import_block(spec, db, &block_from(header, &body)) {
+        match import_block_with(spec, db, &block_from(header, &body), &NoKnownSenders) {
             Ok(h) => applied.push(h),
             Err(e) => {
                 tracing::warn!(number = header.number(), error = %e, "invalid block on the heavier branch; restoring the old chain");
                 db.unwind_to(ancestor.number())?;
                 for (h, b) in unwound.iter().rev() {
-                    import_block(spec, db, &block_from(h, b))?;
+                    import_block_with(spec, db, &block_from(h, b), &NoKnownSenders)?;
                 }
                 return Err(e);
             }

@@ -219,26 +219,88 @@ pub fn import_block(
     db: &Database,
     block: &Block,
 ) -> Result<SealedHeader, ImportError> {
+    import_block_with(spec, db, block, &NoKnownSenders)
+}
+
+/// Senders some other component already recovered, by transaction hash (the pool
+/// has them for every transaction it holds). A hash commits to the signature, so a
+/// sender found this way is the one recovery would give.
+pub trait KnownSenders {
+    fn sender(&self, tx: &B256) -> Option<Address>;
+}
+
+/// No senders known: recover them all.
+#[derive(Debug, Clone, Copy)]
+pub struct NoKnownSenders;
+
+impl KnownSenders for NoKnownSenders {
+    fn sender(&self, _: &B256) -> Option<Address> {
+        None
+    }
+}
+
+/// [`import_block`] that takes the senders it can from `known`.
+pub fn import_block_with(
+    spec: &ChainSpec,
+    db: &Database,
+    block: &Block,
+    known: &dyn KnownSenders,
+) -> Result<SealedHeader, ImportError> {
     let number = block.header.number;
     let parent = db.head();
     verify_header(spec, &parent, block)?;
-    let senders = recover_senders(block)?;
+    let senders = recover_senders(block, known)?;
     let executed = execute_block(spec, db.latest(), block, &senders)?;
     let prepared = db.prepare_state(&executed.changes)?;
     check_state_root(number, block.header.state_root, prepared.state_root)?;
     Ok(db.commit_block(block, &executed.senders, &executed.receipts, prepared)?)
 }
 
-/// Recovers the sender of every transaction of `block`.
-pub(crate) fn recover_senders(block: &Block) -> Result<Vec<Address>, ImportError> {
+/// Below this many unknown senders, recovery stays on the calling thread.
+const PARALLEL_RECOVERY_MIN: usize = 16;
+
+/// The sender of every transaction of `block`: from `known` where possible, the rest
+/// recovered from the signatures (on two threads for large blocks).
+pub(crate) fn recover_senders(
+    block: &Block,
+    known: &dyn KnownSenders,
+) -> Result<Vec<Address>, ImportError> {
     let number = block.header.number;
-    block
-        .body
-        .transactions
-        .iter()
+    let txs = &block.body.transactions;
+    let mut senders: Vec<Option<Address>> =
+        txs.iter().map(|tx| known.sender(tx.tx_hash())).collect();
+    let missing: Vec<usize> = (0..txs.len()).filter(|i| senders[*i].is_none()).collect();
+    let recover = |indices: &[usize]| -> Result<Vec<(usize, Address)>, ImportError> {
+        indices
+            .iter()
+            .map(|&index| {
+                koma_evm::recover_sender(&txs[index])
+                    .map(|a| (index, a))
+                    .map_err(|_| ImportError::BadSignature { number, index })
+            })
+            .collect()
+    };
+    let recovered = if missing.len() >= PARALLEL_RECOVERY_MIN {
+        let (a, b) = missing.split_at(missing.len() / 2);
+        std::thread::scope(|s| {
+            let other = s.spawn(|| recover(b));
+            let mine = recover(a);
+            let other = other
+                .join()
+                .map_err(|_| ImportError::Internal("sender recovery panicked".into()))?;
+            let mut all = mine?;
+            all.extend(other?);
+            Ok::<_, ImportError>(all)
+        })?
+    } else {
+        recover(&missing)?
+    };
+    for (index, sender) in recovered {
+        senders[index] = Some(sender);
+    }
+    senders
+        .into_iter()
         .enumerate()
-        .map(|(index, tx)| {
-            koma_evm::recover_sender(tx).map_err(|_| ImportError::BadSignature { number, index })
-        })
+        .map(|(index, s)| s.ok_or(ImportError::BadSignature { number, index }))
         .collect()
 }

@@ -18,9 +18,12 @@ mod schedule;
 #[cfg(feature = "test-utils")]
 pub mod test_utils;
 
-pub use build::{BuildError, BuiltBlock, PoolAccess, build_block};
-pub use fork_choice::{ImportOutcome, import};
-pub use import::{ImportError, check_state_root, execute_block, import_block, verify_header};
+pub use build::{BuildError, BuiltBlock, PoolAccess, build_block, build_block_until};
+pub use fork_choice::{ImportOutcome, import, import_with};
+pub use import::{
+    ImportError, KnownSenders, NoKnownSenders, check_state_root, execute_block, import_block,
+    import_block_with, verify_header,
+};
 pub use schedule::{ProducerSchedule, earliest_timestamp, slot_delay};
 
 use alloy_primitives::{B256, keccak256};

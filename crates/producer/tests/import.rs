@@ -108,6 +108,35 @@ fn assert_rejected(p: &Pair, block: &Block, expect: &str) {
 }
 
 #[test]
+fn large_blocks_recover_senders_in_parallel_and_known_senders_are_used() {
+    struct Known(std::collections::HashMap<alloy_primitives::B256, Address>);
+    impl koma_producer::KnownSenders for Known {
+        fn sender(&self, tx: &alloy_primitives::B256) -> Option<Address> {
+            self.0.get(tx).copied()
+        }
+    }
+    let p = pair();
+    // 150 transactions: above the parallel-recovery threshold.
+    let block = produce(&p, 150);
+    assert_eq!(block.body.transactions.len(), 150);
+    // Half of the senders "known" (as the pool would know them), half recovered.
+    let sender = dev::dev_accounts(1)[0].0;
+    let known = Known(
+        block
+            .body
+            .transactions
+            .iter()
+            .step_by(2)
+            .map(|tx| (*tx.tx_hash(), sender))
+            .collect(),
+    );
+    let imported = koma_producer::import_block_with(&p.spec, &p.importer, &block, &known).unwrap();
+    assert_eq!(imported.hash, p.producer.head().hash);
+    let body = p.importer.body(imported.hash).unwrap().unwrap();
+    assert!(body.senders.iter().all(|s| *s == sender));
+}
+
+#[test]
 fn blocks_breaking_a_rule_are_rejected_without_side_effects() {
     let p = pair();
     let good = produce(&p, 3);
