@@ -240,12 +240,7 @@ pub async fn propagation(urls: Vec<String>, blocks: usize) -> eyre::Result<()> {
         }
     }
     delays.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| {
-        delays
-            .get(((delays.len() as f64 - 1.0) * p).round() as usize)
-            .copied()
-            .unwrap_or(0.0)
-    };
+    let pct = |p: f64| crate::bench::percentile(&delays, p);
     println!(
         "{} blocks reached all {} nodes; propagation after the first node (producer commit -> peer import committed): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         complete.len(),

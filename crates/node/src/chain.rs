@@ -34,18 +34,6 @@ impl koma_producer::KnownSenders for PoolSenders<'_> {
     }
 }
 
-/// Rebuilds a block from its stored parts.
-pub(crate) fn block_from(header: &SealedHeader, body: &StoredBody) -> Block {
-    Block {
-        header: header.header.clone(),
-        body: alloy::consensus::BlockBody {
-            transactions: body.transactions.clone(),
-            ommers: Vec::new(),
-            withdrawals: Some(Default::default()),
-        },
-    }
-}
-
 impl ChainWriter {
     /// A block joined the canonical chain: the pool forgets its transactions, the
     /// subscriptions hear about it.

@@ -3,7 +3,7 @@
 //! blocks, transactions received over RPC, batched), and answers to sync requests from
 //! storage.
 
-use crate::chain::{ChainWriter, block_from};
+use crate::chain::ChainWriter;
 use crate::sync::{SyncHint, SyncState};
 use alloy_primitives::Bytes;
 use alloy_rlp::{Decodable, Encodable};
@@ -13,6 +13,7 @@ use koma_network::{
     SyncError, SyncRequest, SyncResponder, SyncResponse, Topic,
 };
 use koma_primitives::Block;
+use koma_producer::block_from;
 use koma_producer::{ImportError, ImportOutcome};
 use koma_rpc::{NetworkApi, NodeInfo, PoolStateView, SyncProgress};
 use koma_storage::Database;

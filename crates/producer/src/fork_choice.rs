@@ -34,7 +34,8 @@ pub enum ImportOutcome {
     },
 }
 
-fn block_from(header: &SealedHeader, body: &StoredBody) -> Block {
+/// Rebuilds a block from its stored header and body.
+pub fn block_from(header: &SealedHeader, body: &StoredBody) -> Block {
     Block {
         header: header.header.clone(),
         body: alloy::consensus::BlockBody {
