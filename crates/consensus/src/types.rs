@@ -1,0 +1,237 @@
+//! Validators, weights and the parameters of one protocol instance (an era).
+
+use alloy_primitives::{Address, B256, keccak256};
+
+/// Position of a validator in the era's validator list.
+pub type ValidatorIndex = u32;
+
+/// Milliseconds since the Unix epoch.
+pub type Timestamp = u64;
+
+/// The validator set of an era: addresses (secp256k1 keys) and stake weights.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Validators {
+    keys: Vec<Address>,
+    weights: Vec<u64>,
+    /// Prefix sums of `weights`, for the stake-weighted leader draw.
+    cumulative: Vec<u64>,
+    total: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ValidatorsError {
+    #[error("the validator set is empty")]
+    Empty,
+    #[error("validator {0} has zero weight")]
+    ZeroWeight(Address),
+    #[error("validator {0} is listed twice")]
+    Duplicate(Address),
+    #[error("total weight overflows u64")]
+    Overflow,
+}
+
+impl Validators {
+    pub fn new(list: impl IntoIterator<Item = (Address, u64)>) -> Result<Self, ValidatorsError> {
+        let mut keys = Vec::new();
+        let mut weights = Vec::new();
+        let mut cumulative = Vec::new();
+        let mut total = 0u64;
+        for (key, weight) in list {
+            if weight == 0 {
+                return Err(ValidatorsError::ZeroWeight(key));
+            }
+            if keys.contains(&key) {
+                return Err(ValidatorsError::Duplicate(key));
+            }
+            total = total.checked_add(weight).ok_or(ValidatorsError::Overflow)?;
+            keys.push(key);
+            weights.push(weight);
+            cumulative.push(total);
+        }
+        if keys.is_empty() {
+            return Err(ValidatorsError::Empty);
+        }
+        Ok(Self {
+            keys,
+            weights,
+            cumulative,
+            total,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn total_weight(&self) -> u64 {
+        self.total
+    }
+
+    /// Weight of validator `i` (0 for an index out of range).
+    pub fn weight(&self, i: ValidatorIndex) -> u64 {
+        self.weights.get(i as usize).copied().unwrap_or(0)
+    }
+
+    pub fn key(&self, i: ValidatorIndex) -> Option<&Address> {
+        self.keys.get(i as usize)
+    }
+
+    pub fn index_of(&self, key: &Address) -> Option<ValidatorIndex> {
+        self.keys
+            .iter()
+            .position(|k| k == key)
+            .and_then(|i| ValidatorIndex::try_from(i).ok())
+    }
+
+    pub fn indices(&self) -> impl Iterator<Item = ValidatorIndex> + '_ {
+        (0..self.keys.len()).filter_map(|i| ValidatorIndex::try_from(i).ok())
+    }
+
+    /// The stake-weighted pseudo-random leader of the round starting at `round_id`:
+    /// a draw in `[0, W)` from `keccak(seed ‖ round_id)`, mapped through the cumulative
+    /// weights. Everyone computes the same leader; a validator's chance equals its share.
+    pub fn leader(&self, seed: &B256, round_id: Timestamp) -> ValidatorIndex {
+        let mut preimage = [0u8; 40];
+        preimage[..32].copy_from_slice(seed.as_slice());
+        preimage[32..].copy_from_slice(&round_id.to_be_bytes());
+        let digest = keccak256(preimage);
+        let mut word = [0u8; 16];
+        word.copy_from_slice(&digest[..16]);
+        // 128 random bits reduced mod W: the bias is below 2^-64.
+        let draw = (u128::from_be_bytes(word) % u128::from(self.total)) as u64;
+        let idx = self.cumulative.partition_point(|&c| c <= draw);
+        ValidatorIndex::try_from(idx.min(self.keys.len() - 1)).unwrap_or(0)
+    }
+}
+
+/// A finality threshold: the fault tolerance `ftt` in weight, as a fraction of the total.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Threshold {
+    /// Numerator and denominator of the fraction of stake (e.g. 1/3).
+    pub num: u64,
+    pub den: u64,
+}
+
+impl Threshold {
+    pub const fn new(num: u64, den: u64) -> Self {
+        Self { num, den }
+    }
+
+    /// The default set: 1 %, 1/3, 1/2 and 2/3 of stake. (At 1/2 and above the quorum
+    /// exceeds what honest validators can gather unless nearly all are online; such
+    /// thresholds are reachable only when few are faulty or offline.)
+    pub fn defaults() -> Vec<Self> {
+        vec![
+            Self::new(1, 100),
+            Self::new(1, 3),
+            Self::new(1, 2),
+            Self::new(2, 3),
+        ]
+    }
+
+    /// `floor(W * num / den)` in u128.
+    pub fn ftt(&self, total: u64) -> u64 {
+        if self.den == 0 {
+            return 0;
+        }
+        let v = u128::from(total) * u128::from(self.num) / u128::from(self.den);
+        u64::try_from(v).unwrap_or(u64::MAX)
+    }
+}
+
+/// The parameters of one protocol instance.
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// Unique per era; part of every unit, so units never cross eras.
+    pub instance_id: B256,
+    /// Seed of the leader sequence.
+    pub seed: B256,
+    /// Shortest round, in ms; a unit's round is `min_round_len << round_exp`.
+    pub min_round_len: u64,
+    /// Round exponent this node uses for its own units.
+    pub round_exp: u8,
+    /// Largest round exponent accepted.
+    pub max_round_exp: u8,
+    /// No unit may be older than the era.
+    pub era_start: Timestamp,
+    /// Units stamped further in the future than this are dropped; closer ones wait.
+    pub max_future: u64,
+}
+
+impl Params {
+    pub fn round_len(&self, round_exp: u8) -> u64 {
+        self.min_round_len
+            .checked_shl(u32::from(round_exp))
+            .unwrap_or(u64::MAX)
+    }
+}
+
+/// Start of the round of length `round_len` containing `ts`.
+pub fn round_id(ts: Timestamp, round_len: u64) -> Timestamp {
+    if round_len == 0 {
+        return ts;
+    }
+    ts - ts % round_len
+}
+
+/// The quorum a level-`k` summit needs for fault tolerance `ftt` out of `total`:
+/// `ceil(((2^k - 1) W + 2^k ftt) / (2 (2^k - 1)))`, in u128 (k is capped at 63).
+pub fn quorum(total: u64, ftt: u64, k: u32) -> u64 {
+    let k = k.clamp(1, 63);
+    let pow = 1u128 << k;
+    let num = (pow - 1) * u128::from(total) + pow * u128::from(ftt);
+    let den = 2 * (pow - 1);
+    u64::try_from(num.div_ceil(den)).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quorum_matches_the_reference_table() {
+        // W = 18, ftt = 6 (1/3): level 1 needs 5/6 = 15, level 2 13/18 = 13.
+        assert_eq!(quorum(18, 6, 1), 15);
+        assert_eq!(quorum(18, 6, 2), 13);
+        // Large k tends to (W + ftt) / 2 from above: never reaches it.
+        assert_eq!(quorum(300, 100, 63), 201);
+        // No overflow at the extremes.
+        assert!(quorum(u64::MAX, u64::MAX / 3, 1) > u64::MAX / 2);
+        // ftt = 1 % gives 51 % at level 1.
+        assert_eq!(quorum(100, 1, 1), 51);
+    }
+
+    #[test]
+    fn leader_draw_follows_stake() {
+        let vals =
+            Validators::new([(Address::repeat_byte(1), 1), (Address::repeat_byte(2), 3)]).unwrap();
+        let seed = B256::repeat_byte(9);
+        let heavy = (0..4000u64)
+            .filter(|r| vals.leader(&seed, r * 1000) == 1)
+            .count();
+        assert!((2800..3200).contains(&heavy), "{heavy} of 4000");
+        assert_eq!(vals.leader(&seed, 5000), vals.leader(&seed, 5000));
+    }
+
+    #[test]
+    fn bad_sets_are_refused() {
+        assert_eq!(Validators::new([]), Err(ValidatorsError::Empty));
+        let a = Address::repeat_byte(1);
+        assert_eq!(
+            Validators::new([(a, 0)]),
+            Err(ValidatorsError::ZeroWeight(a))
+        );
+        assert_eq!(
+            Validators::new([(a, 1), (a, 2)]),
+            Err(ValidatorsError::Duplicate(a))
+        );
+        assert_eq!(
+            Validators::new([(a, u64::MAX), (Address::ZERO, 1)]),
+            Err(ValidatorsError::Overflow)
+        );
+    }
+}
