@@ -138,6 +138,10 @@ pub struct NodeArgs {
     /// File holding the keystore password (never pass secrets on the command line).
     #[arg(long)]
     pub password_file: Option<PathBuf>,
+    /// Staker keystore for KoMaBFT (default: the producer key also stakes, if it is in
+    /// the staker set).
+    #[arg(long)]
+    pub staker_keystore: Option<PathBuf>,
     /// Deepest reorg (blocks unwound) the node follows.
     #[arg(long, default_value_t = koma_node::DEFAULT_MAX_REORG_DEPTH)]
     pub max_reorg_depth: u64,

@@ -157,7 +157,8 @@ async fn devnet(args: cli::DevnetArgs, log: &str) -> eyre::Result<()> {
             admin: args.admin_rpc,
             ..ApiConfig::default()
         },
-        producer_key: Some(key),
+        producer_key: Some(key.clone()),
+        staker_key: Some(key),
         pool: None,
         max_reorg_depth: koma_node::DEFAULT_MAX_REORG_DEPTH,
         network: None,
@@ -213,6 +214,12 @@ async fn node(args: cli::NodeArgs) -> eyre::Result<()> {
         (Some(_), None) => eyre::bail!("--producer-keystore needs --password-file"),
         (None, _) => None,
     };
+    let staker_key = match (&args.staker_keystore, &args.password_file) {
+        (Some(ks), Some(pw)) => Some(cli::load_keystore(ks, pw)?),
+        (Some(_), None) => eyre::bail!("--staker-keystore needs --password-file"),
+        // The producer key stakes too unless a staker key is given (devnet: both).
+        (None, _) => producer_key.clone(),
+    };
     let config = NodeConfig {
         spec,
         datadir: args.datadir,
@@ -222,6 +229,7 @@ async fn node(args: cli::NodeArgs) -> eyre::Result<()> {
             ..ApiConfig::default()
         },
         producer_key,
+        staker_key,
         pool: None,
         max_reorg_depth: args.max_reorg_depth,
         network: args.p2p.settings()?,

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 /// Most headers or blocks one request may ask for.
 pub const MAX_SYNC_ITEMS: u64 = 1024;
-/// Largest encoded request accepted (requests are a few dozen bytes).
-pub const MAX_REQUEST_BYTES: u64 = 1024;
+/// Largest encoded request accepted (a few dozen bytes, or up to [`MAX_SYNC_ITEMS`]
+/// unit hashes).
+pub const MAX_REQUEST_BYTES: u64 = 64 * 1024;
 /// Per-item framing overhead assumed when fitting a response into the byte limit
 /// (CBOR byte-string header plus slack).
 const ITEM_OVERHEAD: usize = 16;
@@ -30,6 +31,8 @@ pub enum SyncRequest {
     BlockByHash(B256),
     /// The peer's canonical head.
     Status,
+    /// Consensus units by hash (answered with those the peer has).
+    Units(Vec<B256>),
 }
 
 /// A node's canonical head, as it answers [`SyncRequest::Status`].
@@ -48,6 +51,7 @@ impl SyncRequest {
             Self::HeadersByRange { count, .. } | Self::BlocksByRange { count, .. } => *count,
             Self::BlockByHash(_) => 1,
             Self::Status => 0,
+            Self::Units(hashes) => hashes.len() as u64,
         }
     }
 
@@ -66,7 +70,13 @@ impl SyncRequest {
                     Ok(())
                 }
             }
-            Self::BlockByHash(_) | Self::Status => Ok(()),
+            Self::Units(hashes) if hashes.len() as u64 > MAX_SYNC_ITEMS => {
+                Err(SyncError::CountTooLarge {
+                    count: hashes.len() as u64,
+                    max: MAX_SYNC_ITEMS,
+                })
+            }
+            Self::BlockByHash(_) | Self::Status | Self::Units(_) => Ok(()),
         }
     }
 }
@@ -82,6 +92,8 @@ pub enum SyncResponse {
     Blocks(#[serde(with = "bytes_list")] Vec<Vec<u8>>),
     /// Answer to [`SyncRequest::Status`].
     Status(ChainStatus),
+    /// Answer to [`SyncRequest::Units`]: the encoded units the peer has.
+    Units(#[serde(with = "bytes_list")] Vec<Vec<u8>>),
     /// The request was refused.
     Error(SyncError),
 }
@@ -95,7 +107,8 @@ impl SyncResponse {
             | (
                 SyncRequest::BlocksByRange { .. } | SyncRequest::BlockByHash(_),
                 Self::Blocks(items),
-            ) => items,
+            )
+            | (SyncRequest::Units(_), Self::Units(items)) => items,
             _ => return Err("response kind does not match the request"),
         };
         if u64::try_from(items.len()).map_or(true, |n| n > request.max_items()) {
@@ -124,6 +137,7 @@ impl SyncResponse {
         match self {
             Self::Headers(items) => Self::Headers(trim(items)),
             Self::Blocks(items) => Self::Blocks(trim(items)),
+            Self::Units(items) => Self::Units(trim(items)),
             other @ (Self::Error(_) | Self::Status(_)) => other,
         }
     }

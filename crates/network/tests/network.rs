@@ -256,6 +256,9 @@ async fn sync_requests_are_served_and_bounded() {
                         SyncResponse::Headers(canned(start, count))
                     }
                     SyncRequest::BlockByHash(_) => SyncResponse::Error(SyncError::Unavailable),
+                    SyncRequest::Units(hashes) => {
+                        SyncResponse::Units(hashes.iter().map(|h| h.to_vec()).collect())
+                    }
                     SyncRequest::Status => SyncResponse::Status(ChainStatus {
                         number: 7,
                         hash: B256::repeat_byte(7),
@@ -276,6 +279,11 @@ async fn sync_requests_are_served_and_bounded() {
         blocks,
         SyncResponse::Blocks(vec![vec![5; 3], vec![6; 3], vec![7; 3]])
     );
+    let units = b
+        .request(a_id, SyncRequest::Units(vec![B256::repeat_byte(3)]))
+        .await
+        .unwrap();
+    assert_eq!(units, SyncResponse::Units(vec![vec![3; 32]]));
     let status = b.request(a_id, SyncRequest::Status).await.unwrap();
     assert_eq!(
         status,

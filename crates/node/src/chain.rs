@@ -23,6 +23,8 @@ pub(crate) struct ChainWriter {
     /// Held while a block is built or imported.
     pub write: tokio::sync::Mutex<()>,
     pub max_reorg_depth: u64,
+    /// Number of the last block final at the node's threshold: no reorg goes below it.
+    pub finalized: std::sync::atomic::AtomicU64,
 }
 
 /// The pool already recovered the sender of every transaction it holds.
@@ -76,8 +78,12 @@ impl ChainWriter {
     /// Applies fork choice to a block from a peer and announces the result.
     pub fn import(&self, block: &Block) -> Result<ImportOutcome, ImportError> {
         let known = PoolSenders(&self.pool);
-        let outcome =
-            koma_producer::import_with(&self.spec, &self.db, block, self.max_reorg_depth, &known)?;
+        // Never unwind a final block: the reorg bound stops at the last one.
+        let finalized = self.finalized.load(std::sync::atomic::Ordering::Relaxed);
+        let depth = self
+            .max_reorg_depth
+            .min(self.db.head().number().saturating_sub(finalized));
+        let outcome = koma_producer::import_with(&self.spec, &self.db, block, depth, &known)?;
         match &outcome {
             ImportOutcome::Extended(header) => {
                 let (body, receipts) = self.stored(header)?;

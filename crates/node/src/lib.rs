@@ -12,6 +12,7 @@
 //! committed, stops the network and RPC server and flushes the database.
 
 mod chain;
+mod consensus;
 mod net;
 mod produce;
 mod sync;
@@ -51,6 +52,8 @@ pub struct NodeConfig {
     pub api: ApiConfig,
     /// Producer key; `None` runs a non-producing node.
     pub producer_key: Option<PrivateKeySigner>,
+    /// Staker key for KoMaBFT; `None` follows finality without voting.
+    pub staker_key: Option<PrivateKeySigner>,
     pub pool: Option<PoolConfig>,
     /// Deepest reorg the node accepts (blocks unwound).
     pub max_reorg_depth: u64,
@@ -112,12 +115,13 @@ impl Node {
             head: watch::Sender::new(head),
             write: tokio::sync::Mutex::new(()),
             max_reorg_depth: config.max_reorg_depth,
+            finalized: std::sync::atomic::AtomicU64::new(0),
         });
         let sync_state = Arc::new(SyncState::default());
         let mut tasks = Vec::new();
 
-        let network = match &config.network {
-            None => None,
+        let (network, events_rx) = match &config.network {
+            None => (None, None),
             Some(settings) => {
                 let keypair = koma_network::load_or_create_identity(&config.datadir)?;
                 let mut net_config = NetworkConfig::new(spec.chain_id, keypair);
@@ -131,27 +135,49 @@ impl Node {
                 for addr in handle.bootnode_addrs() {
                     tracing::info!(%addr, "p2p address");
                 }
-                let (hints_tx, hints_rx) = mpsc::channel(256);
-                let ctx = net::NetContext {
-                    chain: chain.clone(),
-                    handle: handle.clone(),
-                    hints: hints_tx,
-                };
-                tasks.push(tokio::spawn(net::event_loop(
-                    ctx,
-                    events_rx,
-                    stop_rx.clone(),
-                )));
-                let syncer = Syncer {
-                    chain: chain.clone(),
-                    net: handle.clone(),
-                    state: sync_state.clone(),
-                    peers: Default::default(),
-                };
-                tasks.push(tokio::spawn(syncer.run(hints_rx, stop_rx.clone())));
-                Some(handle)
+                (Some(handle), Some(events_rx))
             }
         };
+        let consensus = consensus::start(
+            chain.clone(),
+            &spec,
+            config.staker_key.clone(),
+            network.clone(),
+            stop_rx.clone(),
+        )?;
+        if let (Some(handle), Some(events_rx)) = (&network, events_rx) {
+            let (hints_tx, hints_rx) = mpsc::channel(256);
+            let ctx = net::NetContext {
+                chain: chain.clone(),
+                handle: handle.clone(),
+                hints: hints_tx,
+                consensus: consensus
+                    .as_ref()
+                    .map(|(view, input, _)| (view.clone(), input.clone())),
+            };
+            tasks.push(tokio::spawn(net::event_loop(
+                ctx,
+                events_rx,
+                stop_rx.clone(),
+            )));
+            let syncer = Syncer {
+                chain: chain.clone(),
+                net: handle.clone(),
+                state: sync_state.clone(),
+                peers: Default::default(),
+            };
+            tasks.push(tokio::spawn(syncer.run(hints_rx, stop_rx.clone())));
+        }
+        let finalized = match &consensus {
+            Some((view, _, _)) => view.finalized.clone(),
+            None => broadcast::channel(1).0,
+        };
+        let consensus_api = consensus
+            .as_ref()
+            .map(|(view, _, _)| view.clone() as Arc<dyn koma_rpc::ConsensusApi>);
+        if let Some((_, _, task)) = consensus {
+            tasks.push(task);
+        }
         let rpc_network = match &network {
             Some(handle) => {
                 let (txs_tx, txs_rx) = mpsc::channel(65_536);
@@ -173,6 +199,8 @@ impl Node {
             filters: FilterStore::default(),
             config: config.api,
             network: rpc_network,
+            consensus: consensus_api,
+            finalized,
         });
         let (rpc_addr, rpc) = koma_rpc::start(state, &config.rpc).await?;
         tracing::info!(%rpc_addr, "JSON-RPC listening (HTTP and WebSocket)");

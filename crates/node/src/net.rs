@@ -110,6 +110,11 @@ pub(crate) struct NetContext {
     pub chain: Arc<ChainWriter>,
     pub handle: NetworkHandle,
     pub hints: mpsc::Sender<SyncHint>,
+    /// KoMaBFT: units to answer requests with, and the task's input.
+    pub consensus: Option<(
+        Arc<crate::consensus::ConsensusView>,
+        mpsc::Sender<crate::consensus::ConsensusInput>,
+    )>,
 }
 
 struct GossipBlock {
@@ -191,8 +196,47 @@ pub(crate) async fn event_loop(
                     tracing::debug!("transaction queue full; dropping gossip");
                 }
             }
-            // Consensus units arrive with KoMaBFT; until then they are not forwarded.
-            NetworkEvent::Gossip { validation, .. } => validation.ignore(),
+            NetworkEvent::Gossip {
+                topic: Topic::Consensus,
+                from,
+                data,
+                validation,
+                ..
+            } => {
+                let Some((_, input)) = &ctx.consensus else {
+                    validation.ignore();
+                    continue;
+                };
+                let Ok(message) =
+                    serde_json::from_slice::<crate::consensus::ConsensusMessage>(&data)
+                else {
+                    validation.reject();
+                    ctx.handle.report(from, Misbehaviour::Undecodable);
+                    continue;
+                };
+                let item = crate::consensus::ConsensusInput::Message {
+                    message,
+                    from: Some(from),
+                    validation: Some(validation),
+                };
+                if input.try_send(item).is_err() {
+                    tracing::debug!("consensus queue full; dropping gossip");
+                }
+            }
+            NetworkEvent::Request {
+                peer,
+                request: SyncRequest::Units(hashes),
+                responder,
+            } => {
+                let items = ctx.consensus.as_ref().map_or_else(Vec::new, |(view, _)| {
+                    hashes.iter().filter_map(|h| view.unit_bytes(h)).collect()
+                });
+                tokio::spawn(async move {
+                    if let Err(e) = responder.respond(SyncResponse::Units(items)).await {
+                        tracing::debug!(%peer, error = %e, "unit response not sent");
+                    }
+                });
+            }
             NetworkEvent::Request {
                 peer,
                 request,
@@ -354,6 +398,8 @@ fn answer(db: &Database, request: &SyncRequest) -> SyncResponse {
                 }
                 SyncResponse::Blocks(items)
             }
+            // Answered by the event loop from the consensus view.
+            SyncRequest::Units(_) => SyncResponse::Units(Vec::new()),
             SyncRequest::BlockByHash(hash) => {
                 let mut items = Vec::new();
                 if let (Some(header), Some(body)) = (db.header(hash)?, db.body(hash)?) {

@@ -72,6 +72,34 @@ pub struct ProducerParams {
     pub span: u64,
 }
 
+/// A staker of the KoMaBFT validator set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Staker {
+    pub address: Address,
+    /// Stake weight (any unit; only ratios matter).
+    pub stake: u64,
+}
+
+/// KoMaBFT parameters (one era for now: the staker set from genesis).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConsensusParams {
+    pub stakers: Vec<Staker>,
+    /// Shortest round in ms (a power of two is customary: 512 on the devnet).
+    pub min_round_ms: u64,
+    /// Rounds last `minRoundMs << roundExp`.
+    #[serde(default)]
+    pub round_exp: u8,
+    /// Largest accepted round exponent.
+    #[serde(default = "default_max_round_exp")]
+    pub max_round_exp: u8,
+}
+
+fn default_max_round_exp() -> u8 {
+    6
+}
+
 /// Everything that defines a KOMA chain. Nodes with the same spec agree on genesis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -86,6 +114,9 @@ pub struct ChainSpec {
     #[serde(default)]
     pub fees: FeeParams,
     pub producers: ProducerParams,
+    /// KoMaBFT finality by the stakers; absent: no finality layer (head = final).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consensus: Option<ConsensusParams>,
     /// Genesis timestamp (seconds).
     pub timestamp: u64,
     #[serde(default)]
@@ -126,6 +157,18 @@ impl ChainSpec {
         spec.producers.producers = (0..n.max(1))
             .map(|i| crate::dev::dev_producer_key(i).address())
             .collect();
+        // The same keys stake, equally.
+        if let Some(c) = spec.consensus.as_mut() {
+            c.stakers = spec
+                .producers
+                .producers
+                .iter()
+                .map(|a| Staker {
+                    address: *a,
+                    stake: 100,
+                })
+                .collect();
+        }
         spec
     }
 
@@ -179,6 +222,14 @@ impl ChainSpec {
         }
         if f.min_base_fee == 0 || f.initial_base_fee < f.min_base_fee {
             return bad("fees.minBaseFee must be non-zero and not above fees.initialBaseFee");
+        }
+        if let Some(c) = &self.consensus {
+            if c.stakers.is_empty() || c.stakers.iter().any(|s| s.stake == 0) {
+                return bad("consensus.stakers must list stakers with non-zero stake");
+            }
+            if c.min_round_ms < 16 || c.round_exp > c.max_round_exp || c.max_round_exp > 20 {
+                return bad("consensus: minRoundMs >= 16 and roundExp <= maxRoundExp <= 20");
+            }
         }
         if self.extra_data.len() > 32 {
             return bad("extraData is at most 32 bytes");

@@ -186,8 +186,16 @@ impl KomaApi {
         match tag {
             BlockNumberOrTag::Number(n) => n,
             BlockNumberOrTag::Earliest => 0,
-            // Without KoMaBFT finality yet, a single producer's head is the best
-            // answer for safe/finalized (see docs/rpc.md).
+            BlockNumberOrTag::Safe | BlockNumberOrTag::Finalized => match &self.state.consensus {
+                // The last block final at the node's threshold.
+                Some(c) => c
+                    .thresholds()
+                    .get(c.node_threshold())
+                    .and_then(|t| t.last_final)
+                    .map_or(0, |b| b.number),
+                // No finality layer: the head is the best answer (docs/rpc.md).
+                None => self.state.db.head().number(),
+            },
             _ => self.state.db.head().number(),
         }
     }
@@ -827,6 +835,30 @@ impl EthApiServer for KomaApi {
         params: Option<serde_json::Value>,
     ) -> SubscriptionResult {
         match kind.as_str() {
+            "finalized" => {
+                let sink = pending.accept().await?;
+                let mut rx = self.state.finalized.subscribe();
+                tokio::spawn(async move {
+                    loop {
+                        let block = match rx.recv().await {
+                            Ok(b) => b,
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(_) => break,
+                        };
+                        let Ok(msg) = SubscriptionMessage::new(
+                            sink.method_name(),
+                            sink.subscription_id(),
+                            &block,
+                        ) else {
+                            break;
+                        };
+                        if sink.send(msg).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                Ok(())
+            }
             "newHeads" => {
                 let sink = pending.accept().await?;
                 let mut rx = self.state.events.subscribe();

@@ -19,6 +19,7 @@ mod api;
 mod convert;
 pub mod error;
 mod filters;
+mod finality;
 mod http;
 mod p2p;
 mod state;
@@ -26,6 +27,10 @@ mod state;
 pub use api::{EthApiServer, KomaApi, NetApiServer, TxpoolApiServer, Web3ApiServer, event_logs};
 pub use convert::{RpcReceipt, rpc_block, rpc_header, rpc_receipts, rpc_transaction};
 pub use filters::FilterStore;
+pub use finality::{
+    ConsensusApi, FinalBlock, KomaConsensus, KomaConsensusApiServer, ThresholdStatus,
+    ValidatorStatus,
+};
 pub use p2p::{Admin, AdminApiServer, NetworkApi, NodeInfo, SyncProgress};
 pub use state::{ApiConfig, ChainEvent, PoolStateView, RpcState, StateAt};
 
@@ -81,9 +86,14 @@ pub fn module(state: Arc<RpcState>) -> Result<RpcModule<()>, RpcServerError> {
     } else {
         None
     };
+    let koma = KomaConsensus::new(state.clone());
     let api = KomaApi::new(state);
     let mut m = RpcModule::new(());
     let err = |e: jsonrpsee::core::RegisterMethodError| RpcServerError::Module(e.to_string());
+    if let Some(koma) = koma {
+        m.merge(KomaConsensusApiServer::into_rpc(koma))
+            .map_err(|e| RpcServerError::Module(e.to_string()))?;
+    }
     if let Some(admin) = admin {
         m.merge(AdminApiServer::into_rpc(admin)).map_err(err)?;
     }

@@ -66,6 +66,10 @@ pub struct RpcState {
     pub config: ApiConfig,
     /// The peer-to-peer side; `None` for a node without networking.
     pub network: Option<Arc<dyn crate::p2p::NetworkApi>>,
+    /// KoMaBFT finality; `None`: no finality layer (`safe`/`finalized` = head).
+    pub consensus: Option<Arc<dyn crate::finality::ConsensusApi>>,
+    /// Blocks as they become final at the node's threshold (`eth_subscribe("finalized")`).
+    pub finalized: broadcast::Sender<crate::finality::FinalBlock>,
 }
 
 /// The pool's view of the latest state.

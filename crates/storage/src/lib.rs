@@ -232,7 +232,10 @@ impl Database {
             return Ok(None);
         }
         let opts = Options::default();
-        let names = Table::ALL.iter().map(|t| t.name());
+        // The column families that exist (an older directory may lack newer ones).
+        let names = DB::list_cf(&opts, path).map_err(|e| {
+            StorageError::Open(format!("cannot open database at {}: {e}", path.display()))
+        })?;
         let db = DB::open_cf_for_read_only(&opts, path, names, false).map_err(|e| {
             StorageError::Open(format!("cannot open database at {}: {e}", path.display()))
         })?;
@@ -242,6 +245,53 @@ impl Database {
                     .map_err(|e| StorageError::Corrupt(format!("stored chain spec: {e}")))
             })
             .transpose()
+    }
+
+    /// Stores a KoMaBFT unit. `durable` waits for the write to reach disk: a node's
+    /// own units are stored so before they are broadcast.
+    pub fn put_consensus_unit(
+        &self,
+        hash: B256,
+        unit: &[u8],
+        durable: bool,
+    ) -> Result<(), StorageError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(durable);
+        self.db
+            .put_cf_opt(tables::cf(&self.db, Table::Consensus), hash, unit, &wo)
+            .map_err(|e| StorageError::Write(e.to_string()))
+    }
+
+    /// Every stored KoMaBFT unit (in key order; the caller re-adds them by dependency).
+    pub fn consensus_units(&self) -> Result<Vec<Vec<u8>>, StorageError> {
+        self.db
+            .iterator_cf(
+                tables::cf(&self.db, Table::Consensus),
+                rocksdb::IteratorMode::Start,
+            )
+            .map(|item| {
+                item.map(|(_, v)| v.to_vec())
+                    .map_err(|e| StorageError::Read(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Stores the KoMaBFT finality record (opaque to storage), durably.
+    pub fn put_finality(&self, record: &[u8]) -> Result<(), StorageError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db
+            .put_cf_opt(
+                tables::cf(&self.db, Table::Meta),
+                tables::META_FINALITY,
+                record,
+                &wo,
+            )
+            .map_err(|e| StorageError::Write(e.to_string()))
+    }
+
+    pub fn finality(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        get_raw(&self.db, Table::Meta, tables::META_FINALITY)
     }
 
     /// Hash of block 0.

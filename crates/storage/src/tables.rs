@@ -30,10 +30,12 @@ pub enum Table {
     ChangeSets,
     /// block hash -> total difficulty (sum of difficulties from genesis), for fork choice
     TotalDifficulty,
+    /// KoMaBFT unit hash -> signed unit (the DAG, reloaded at restart)
+    Consensus,
 }
 
 impl Table {
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 13] = [
         Table::Meta,
         Table::Headers,
         Table::Canonical,
@@ -46,6 +48,7 @@ impl Table {
         Table::Trie,
         Table::ChangeSets,
         Table::TotalDifficulty,
+        Table::Consensus,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +65,7 @@ impl Table {
             Table::Trie => "trie",
             Table::ChangeSets => "changesets",
             Table::TotalDifficulty => "total_difficulty",
+            Table::Consensus => "consensus",
         }
     }
 
@@ -96,3 +100,5 @@ pub(crate) const META_SPEC: &[u8] = b"chain_spec_digest";
 pub(crate) const META_SCHEMA: &[u8] = b"schema_version";
 /// The chain spec itself (JSON), so tools can open a data directory without it.
 pub(crate) const META_SPEC_JSON: &[u8] = b"chain_spec";
+/// The finality record of KoMaBFT (last final milestone per threshold).
+pub(crate) const META_FINALITY: &[u8] = b"finality";

@@ -1,0 +1,199 @@
+//! What the RPC server needs from KoMaBFT, and the `koma_*` namespace:
+//! `koma_getFinality`, `koma_getMilestone`, `koma_validators`.
+
+use crate::error::invalid_params;
+use crate::state::RpcState;
+use alloy_primitives::{Address, B256};
+use jsonrpsee::core::RpcResult;
+use jsonrpsee::proc_macros::rpc;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// A block final at some threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinalBlock {
+    #[serde(with = "alloy::serde::quantity")]
+    pub number: u64,
+    pub hash: B256,
+}
+
+/// One configured threshold and how far the chain is final at it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThresholdStatus {
+    /// Fraction of stake that would have to equivocate to revert, e.g. `1/3`.
+    pub threshold: String,
+    /// The same as a number, for sorting and display.
+    pub fraction: f64,
+    /// Last final block at this threshold.
+    pub last_final: Option<FinalBlock>,
+}
+
+/// A staker and its latest unit.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidatorStatus {
+    pub index: u32,
+    pub address: Address,
+    pub stake: u64,
+    /// Proven to have equivocated.
+    pub faulty: bool,
+    pub latest_unit: Option<B256>,
+    pub latest_seq: Option<u64>,
+    /// Timestamp (ms) of the latest unit.
+    pub latest_timestamp: Option<u64>,
+}
+
+/// KoMaBFT as the RPC handlers see it. Implemented by the node.
+pub trait ConsensusApi: Send + Sync + std::fmt::Debug {
+    /// Thresholds in ascending order.
+    fn thresholds(&self) -> Vec<ThresholdStatus>;
+    /// Index (into [`ConsensusApi::thresholds`]) that `safe`/`finalized` follow.
+    fn node_threshold(&self) -> usize;
+    fn validators(&self) -> Vec<ValidatorStatus>;
+}
+
+/// `koma_getFinality`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finality {
+    #[serde(with = "alloy::serde::quantity")]
+    pub block_number: u64,
+    pub block_hash: B256,
+    /// `final` at the node's threshold, `pending` otherwise.
+    pub status: &'static str,
+    /// The highest threshold at which the block is final (0 if none): the fraction of
+    /// stake that would have to equivocate to revert it.
+    pub confidence: f64,
+    pub thresholds: Vec<ThresholdFinal>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThresholdFinal {
+    pub threshold: String,
+    #[serde(rename = "final")]
+    pub is_final: bool,
+}
+
+#[rpc(server, namespace = "koma")]
+pub trait KomaConsensusApi {
+    /// Finality of a block given by hash, number (hex or decimal), tag, or by the hash
+    /// of a transaction in it.
+    #[method(name = "getFinality")]
+    fn get_finality(&self, id: String) -> RpcResult<Option<Finality>>;
+    /// The last final block at every configured threshold.
+    #[method(name = "getMilestone")]
+    fn get_milestone(&self) -> RpcResult<Vec<ThresholdStatus>>;
+    /// The staker set with each staker's latest unit.
+    #[method(name = "validators")]
+    fn validators(&self) -> RpcResult<Vec<ValidatorStatus>>;
+}
+
+#[derive(Debug, Clone)]
+pub struct KomaConsensus {
+    state: Arc<RpcState>,
+    consensus: Arc<dyn ConsensusApi>,
+}
+
+impl KomaConsensus {
+    pub fn new(state: Arc<RpcState>) -> Option<Self> {
+        let consensus = state.consensus.clone()?;
+        Some(Self { state, consensus })
+    }
+
+    fn resolve(&self, id: &str) -> RpcResult<Option<(u64, B256)>> {
+        let db = &self.state.db;
+        let id = id.trim();
+        let storage = |e: koma_storage::StorageError| crate::error::internal(e);
+        let by_number = |n: u64| -> RpcResult<Option<(u64, B256)>> {
+            Ok(db
+                .header_by_number(n)
+                .map_err(storage)?
+                .map(|h| (h.number(), h.hash)))
+        };
+        match id {
+            "latest" | "pending" => {
+                let h = db.head();
+                return Ok(Some((h.number(), h.hash)));
+            }
+            "earliest" => return by_number(0),
+            "safe" | "finalized" => {
+                let n = self.final_number(self.consensus.node_threshold());
+                return by_number(n);
+            }
+            _ => {}
+        }
+        if let Some(hex) = id.strip_prefix("0x") {
+            if hex.len() == 64 {
+                let hash: B256 = id.parse().map_err(|_| invalid_params("invalid hash"))?;
+                if let Some(header) = db.header(hash).map_err(storage)? {
+                    if !db.is_canonical(hash, header.number).map_err(storage)? {
+                        return Ok(None);
+                    }
+                    return Ok(Some((header.number, hash)));
+                }
+                if let Some(loc) = db.tx_location(hash).map_err(storage)? {
+                    return by_number(loc.block_number);
+                }
+                return Ok(None);
+            }
+            let n = u64::from_str_radix(hex, 16).map_err(|_| {
+                invalid_params("expected a block hash, number, tag or transaction hash")
+            })?;
+            return by_number(n);
+        }
+        let n: u64 = id.parse().map_err(|_| {
+            invalid_params("expected a block hash, number, tag or transaction hash")
+        })?;
+        by_number(n)
+    }
+
+    fn final_number(&self, index: usize) -> u64 {
+        self.consensus
+            .thresholds()
+            .get(index)
+            .and_then(|t| t.last_final)
+            .map_or(0, |b| b.number)
+    }
+}
+
+impl KomaConsensusApiServer for KomaConsensus {
+    fn get_finality(&self, id: String) -> RpcResult<Option<Finality>> {
+        let Some((number, hash)) = self.resolve(&id)? else {
+            return Ok(None);
+        };
+        let thresholds = self.consensus.thresholds();
+        let mut confidence = 0.0f64;
+        let mut list = Vec::new();
+        for t in &thresholds {
+            let is_final = t.last_final.is_some_and(|f| f.number >= number);
+            if is_final {
+                confidence = confidence.max(t.fraction);
+            }
+            list.push(ThresholdFinal {
+                threshold: t.threshold.clone(),
+                is_final,
+            });
+        }
+        let node_final = list
+            .get(self.consensus.node_threshold())
+            .is_some_and(|t| t.is_final);
+        Ok(Some(Finality {
+            block_number: number,
+            block_hash: hash,
+            status: if node_final { "final" } else { "pending" },
+            confidence,
+            thresholds: list,
+        }))
+    }
+
+    fn get_milestone(&self) -> RpcResult<Vec<ThresholdStatus>> {
+        Ok(self.consensus.thresholds())
+    }
+
+    fn validators(&self) -> RpcResult<Vec<ValidatorStatus>> {
+        Ok(self.consensus.validators())
+    }
+}
