@@ -55,6 +55,9 @@ class ProcNode(DevNode):
         return [str(koma_bin()), *self.args]
 
     # ---- JSON-RPC shortcuts ---------------------------------------------------
+    def call_raw(self, method: str, params: list | None = None) -> dict:
+        return rpc_call(self.http_url, method, params)
+
     def call(self, method: str, params: list | None = None):
         resp = rpc_call(self.http_url, method, params)
         if "error" in resp:

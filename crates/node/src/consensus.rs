@@ -107,7 +107,12 @@ pub(crate) struct ConsensusTask {
     view: Arc<ConsensusView>,
     input: mpsc::Sender<ConsensusInput>,
     next_timer: Option<u64>,
+    /// Units asked for recently (hash -> when), so a missing unit is asked for once.
+    requested: std::collections::HashMap<B256, std::time::Instant>,
 }
+
+/// How long before a unit still missing is asked for again.
+const REQUEST_RETRY: Duration = Duration::from_secs(2);
 
 fn now_ms() -> u64 {
     crate::produce::unix_now_ms()
@@ -196,6 +201,7 @@ pub(crate) fn start(
         view: view.clone(),
         input: tx.clone(),
         next_timer: Some(now_ms()),
+        requested: std::collections::HashMap::new(),
     };
     task.refresh_validators(&validators);
     let handle = tokio::spawn(task.run(rx, stop));
@@ -274,6 +280,7 @@ impl ConsensusTask {
     }
 
     async fn apply(&mut self, effects: Vec<Effect>, from: Option<PeerId>) {
+        let mut missing = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Persist(unit) => {
@@ -300,7 +307,7 @@ impl ConsensusTask {
                     );
                     self.publish(ConsensusMessage::Evidence(ev)).await;
                 }
-                Effect::Request(hash) => self.request(hash, from),
+                Effect::Request(hash) => missing.push(hash),
                 Effect::Timer(t) => {
                     self.next_timer = Some(self.next_timer.map_or(t, |n| n.min(t)));
                 }
@@ -310,6 +317,20 @@ impl ConsensusTask {
                 Effect::Invalid { unit, error } => {
                     tracing::debug!(%unit, %error, "invalid consensus unit");
                 }
+            }
+        }
+        if !missing.is_empty() {
+            let now = std::time::Instant::now();
+            self.requested
+                .retain(|_, at| now.duration_since(*at) < REQUEST_RETRY);
+            missing.retain(|h| self.highway.unit(h).is_none() && !self.requested.contains_key(h));
+            missing.sort();
+            missing.dedup();
+            for h in &missing {
+                self.requested.insert(*h, now);
+            }
+            if !missing.is_empty() {
+                self.request(missing, from);
             }
         }
     }
@@ -324,8 +345,11 @@ impl ConsensusTask {
         }
     }
 
-    /// Fetches a missing unit from the peer that sent us its dependent (or any peer).
-    fn request(&self, hash: B256, from: Option<PeerId>) {
+    /// Fetches missing units, in one request per batch, from the peer that sent us
+    /// their dependent (or else another peer). Their own missing dependencies come
+    /// back as the next batch, so catching up on the DAG takes one round trip per
+    /// layer of units missed.
+    fn request(&self, hashes: Vec<B256>, from: Option<PeerId>) {
         let Some(net) = self.net.clone() else { return };
         let input = self.input.clone();
         tokio::spawn(async move {
@@ -334,21 +358,27 @@ impl ConsensusTask {
                 peers.retain(|p| *p != f);
                 peers.insert(0, f);
             }
-            for peer in peers.into_iter().take(3) {
-                if let Ok(SyncResponse::Units(items)) =
-                    net.request(peer, SyncRequest::Units(vec![hash])).await
-                {
+            for chunk in hashes.chunks(koma_network::MAX_SYNC_ITEMS as usize) {
+                for peer in peers.iter().take(3) {
+                    let Ok(SyncResponse::Units(items)) =
+                        net.request(*peer, SyncRequest::Units(chunk.to_vec())).await
+                    else {
+                        continue;
+                    };
+                    if items.is_empty() {
+                        continue;
+                    }
                     for raw in items {
                         if let Ok(unit) = serde_json::from_slice::<SignedUnit>(&raw) {
                             let message = ConsensusInput::Message {
                                 message: ConsensusMessage::Unit(unit),
-                                from: Some(peer),
+                                from: Some(*peer),
                                 validation: None,
                             };
                             let _ = input.send(message).await;
-                            return;
                         }
                     }
+                    break;
                 }
             }
         });
