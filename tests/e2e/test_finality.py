@@ -99,12 +99,17 @@ def test_finality_follows_the_survival_bound_as_stakers_die_and_return(net):
     before = milestones(nodes[0])
     wait_until("1/3 finality with three stakers",
                lambda: milestones(nodes[0])[ONE_THIRD] >= before[ONE_THIRD] + 3, timeout=40)
+    # Summits begun with the dead staker's last units may still complete at 2/3 right
+    # after the kill; after that, 2/3 stands still while 1/3 goes on.
     after = milestones(nodes[0])
-    assert after[TWO_THIRDS] <= before[TWO_THIRDS] + 1, (before, after)
+    time.sleep(5)
+    later = milestones(nodes[0])
+    assert later[TWO_THIRDS] == after[TWO_THIRDS], (before, after, later)
+    assert later[ONE_THIRD] > after[TWO_THIRDS]
 
     # Two of four down: nothing becomes final, and nothing conflicts.
     nodes[2].kill9()
-    time.sleep(3)
+    time.sleep(5)
     stalled = milestones(nodes[0])
     head_then = nodes[0].head()
     time.sleep(8)
