@@ -108,6 +108,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 50)]
         txs_per_block: u64,
     },
+    /// Finality latency: block announced -> final at the node's threshold (1/3).
+    Finality {
+        /// JSON-RPC URLs of the nodes (the first reports finality), comma separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "http://127.0.0.1:8545,http://127.0.0.1:8546,http://127.0.0.1:8547,http://127.0.0.1:8548"
+        )]
+        rpc: Vec<String>,
+        #[arg(long, default_value_t = 60)]
+        blocks: usize,
+    },
     /// Block propagation latency across the nodes of a running network.
     Propagation {
         /// JSON-RPC URLs of the nodes (WebSocket on the same port), comma separated.
@@ -175,6 +187,7 @@ pub async fn run(cmd: BenchCommand) -> eyre::Result<()> {
             blocks,
             txs_per_block,
         } => crate::bench_net::sync(dir, blocks, txs_per_block).await,
+        BenchCommand::Finality { rpc, blocks } => crate::bench_net::finality(rpc, blocks).await,
         BenchCommand::Propagation { rpc, blocks } => {
             crate::bench_net::propagation(rpc, blocks).await
         }

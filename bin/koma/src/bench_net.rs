@@ -253,3 +253,97 @@ pub async fn propagation(urls: Vec<String>, blocks: usize) -> eyre::Result<()> {
     eyre::ensure!(!complete.is_empty(), "no block reached every node");
     Ok(())
 }
+
+/// Finality latency: from the moment the first node announces a block (`newHeads`) to
+/// the moment the first node in `urls` reports it final at its threshold.
+pub async fn finality(urls: Vec<String>, blocks: usize) -> eyre::Result<()> {
+    eyre::ensure!(!urls.is_empty(), "give at least one --rpc URL");
+    enum Seen {
+        Head(u64, Instant),
+        Final(u64, Instant),
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut clients = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        let ws = url.replacen("http://", "ws://", 1);
+        let client = WsClientBuilder::default()
+            .build(&ws)
+            .await
+            .wrap_err_with(|| format!("cannot connect to {ws}"))?;
+        let kinds: &[&str] = if i == 0 {
+            &["newHeads", "finalized"]
+        } else {
+            &["newHeads"]
+        };
+        for kind in kinds {
+            let mut sub = client
+                .subscribe::<serde_json::Value, _>(
+                    "eth_subscribe",
+                    rpc_params![*kind],
+                    "eth_unsubscribe",
+                )
+                .await
+                .wrap_err_with(|| format!("{ws}: eth_subscribe {kind}"))?;
+            let tx = tx.clone();
+            let is_final = *kind == "finalized";
+            tokio::spawn(async move {
+                while let Some(Ok(v)) = sub.next().await {
+                    let n = v["number"]
+                        .as_str()
+                        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok());
+                    let Some(n) = n else { continue };
+                    let seen = if is_final {
+                        Seen::Final(n, Instant::now())
+                    } else {
+                        Seen::Head(n, Instant::now())
+                    };
+                    if tx.send(seen).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        clients.push(client);
+    }
+    println!(
+        "watching {} nodes until {blocks} blocks are final...",
+        urls.len()
+    );
+    let mut first_seen: std::collections::BTreeMap<u64, Instant> = Default::default();
+    let mut latencies = Vec::new();
+    let mut last_final = None::<u64>;
+    let deadline = Instant::now() + Duration::from_secs(blocks as u64 * 3 + 60);
+    while latencies.len() < blocks {
+        let Ok(Some(seen)) = tokio::time::timeout_at(deadline.into(), rx.recv()).await else {
+            break;
+        };
+        match seen {
+            Seen::Head(n, at) => {
+                first_seen.entry(n).or_insert(at);
+            }
+            Seen::Final(m, at) => {
+                // Blocks announced before we watched are not measured.
+                let from = last_final.map_or(m, |l| l + 1);
+                if last_final.is_some() {
+                    for n in from..=m {
+                        if let Some(t) = first_seen.get(&n) {
+                            latencies.push(at.duration_since(*t).as_secs_f64() * 1e3);
+                        }
+                    }
+                }
+                last_final = Some(m.max(last_final.unwrap_or(0)));
+            }
+        }
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| crate::bench::percentile(&latencies, p);
+    println!(
+        "{} blocks final at the node's threshold: latency from first announcement p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        latencies.len(),
+        pct(0.5),
+        pct(0.99),
+        latencies.last().copied().unwrap_or(0.0)
+    );
+    eyre::ensure!(!latencies.is_empty(), "no block became final");
+    Ok(())
+}

@@ -83,6 +83,9 @@ pub struct Highway {
     waiting_len: usize,
     /// Units stamped in the future, by timestamp.
     future: BTreeMap<Timestamp, Vec<SignedUnit>>,
+    /// When the finality detectors last ran, and whether units arrived since.
+    last_detection: Option<Timestamp>,
+    dirty: bool,
 }
 
 impl std::fmt::Debug for Highway {
@@ -132,7 +135,15 @@ impl Highway {
             waiting: HashMap::new(),
             waiting_len: 0,
             future: BTreeMap::new(),
+            last_detection: None,
+            dirty: false,
         }
+    }
+
+    /// The finality detectors are the expensive part (quadratic in validators per
+    /// summit level); they run at most once per this interval, plus on every timer.
+    fn detection_interval(&self) -> u64 {
+        (self.state.params.min_round_len / 16).max(1)
     }
 
     pub fn state(&self) -> &State {
@@ -213,7 +224,9 @@ impl Highway {
             a.next_timer = None;
         }
         self.act(now, &mut effects);
-        self.after_change(now, &mut effects);
+        self.dirty = true;
+        self.detect(now, &mut effects);
+        self.schedule(now, &mut effects);
         effects
     }
 
@@ -288,6 +301,29 @@ impl Highway {
     }
 
     fn after_change(&mut self, now: Timestamp, effects: &mut Vec<Effect>) {
+        self.dirty = true;
+        let due = self
+            .last_detection
+            .is_none_or(|t| now >= t.saturating_add(self.detection_interval()));
+        if due {
+            self.detect(now, effects);
+        } else {
+            // Make sure a timer comes soon enough to run them.
+            effects.push(Effect::Timer(
+                self.last_detection
+                    .unwrap_or(now)
+                    .saturating_add(self.detection_interval()),
+            ));
+        }
+        self.schedule(now, effects);
+    }
+
+    fn detect(&mut self, now: Timestamp, effects: &mut Vec<Effect>) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        self.last_detection = Some(now);
         for (i, det) in self.detectors.iter_mut().enumerate() {
             for block in det.run(&self.state) {
                 if let Some(b) = self.state.block(&block) {
@@ -302,7 +338,6 @@ impl Highway {
                 }
             }
         }
-        self.schedule(now, effects);
     }
 
     fn round_len(&self) -> u64 {

@@ -550,12 +550,12 @@ fn hundred_validators() {
     run_scenario(Scenario {
         name: "hundred",
         validators: 100,
-        duration: 20_000,
+        duration: 15_000,
         min_delay: 25,
         max_delay: 75,
-        crashes: vec![(7, 5_000)],
+        crashes: vec![(7, 3_000)],
         equivocators: vec![11],
-        partition_until: 3_000,
+        partition_until: 2_000,
         min_round_len: 1024,
     });
 }
