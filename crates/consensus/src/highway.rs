@@ -374,7 +374,10 @@ impl Highway {
         let me = a.index;
         let r = round_id(now, r_len);
         let leader = self.state.validators.leader(&self.state.params.seed, r);
-        if now == r
+        // A timer fires at or a little after the round start; the proposal is stamped
+        // with the round start either way (and cites nothing newer).
+        if now >= r
+            && now < r.saturating_add(r_len / 3)
             && leader == me
             && !a.proposed.contains(&r)
             && self.own_units_in_round(r) == 0
@@ -451,7 +454,7 @@ impl Highway {
         };
         let me = a.index;
         let params = &self.state.params;
-        let panorama: Vec<Observation> = self.state.latest().to_vec();
+        let panorama = self.panorama_at(timestamp);
         let seq = panorama
             .get(me as usize)
             .and_then(Observation::correct)
@@ -489,6 +492,31 @@ impl Highway {
             }
             Err(error) => effects.push(Effect::Invalid { unit: hash, error }),
         }
+    }
+}
+
+impl Highway {
+    /// Our latest panorama cut off at `ts`: for each validator the newest unit of its
+    /// swimlane stamped at or before `ts` (units may arrive stamped a little later).
+    fn panorama_at(&self, ts: Timestamp) -> Vec<Observation> {
+        self.state
+            .latest()
+            .iter()
+            .map(|obs| match obs {
+                Observation::Correct(h) => {
+                    let mut cursor = Some(*h);
+                    while let Some(c) = cursor {
+                        match self.state.unit(&c) {
+                            Some(u) if u.timestamp <= ts => return Observation::Correct(c),
+                            Some(u) => cursor = u.prev(),
+                            None => break,
+                        }
+                    }
+                    Observation::None
+                }
+                other => *other,
+            })
+            .collect()
     }
 }
 

@@ -106,7 +106,8 @@ pub(crate) struct ConsensusTask {
     net: Option<NetworkHandle>,
     view: Arc<ConsensusView>,
     input: mpsc::Sender<ConsensusInput>,
-    next_timer: Option<u64>,
+    /// Every time the core asked to be woken at (each request must be honoured).
+    timers: std::collections::BTreeSet<u64>,
     /// Units asked for recently (hash -> when), so a missing unit is asked for once.
     requested: std::collections::HashMap<B256, std::time::Instant>,
 }
@@ -200,7 +201,7 @@ pub(crate) fn start(
         net,
         view: view.clone(),
         input: tx.clone(),
-        next_timer: Some(now_ms()),
+        timers: std::collections::BTreeSet::from([now_ms()]),
         requested: std::collections::HashMap::new(),
     };
     task.refresh_validators(&validators);
@@ -216,7 +217,7 @@ impl ConsensusTask {
     ) {
         let validators = self.highway.state().validators.clone();
         loop {
-            let sleep = match self.next_timer {
+            let sleep = match self.timers.first() {
                 Some(t) => Duration::from_millis(t.saturating_sub(now_ms())),
                 None => Duration::from_secs(1),
             };
@@ -228,7 +229,8 @@ impl ConsensusTask {
                     None => break,
                 },
                 _ = tokio::time::sleep(sleep) => {
-                    self.next_timer = None;
+                    let now = now_ms();
+                    self.timers.retain(|t| *t > now);
                     let head = self.chain.db.head().hash;
                     self.highway.set_candidate(Some(head));
                     let effects = self.highway.handle_timer(now_ms());
@@ -309,7 +311,7 @@ impl ConsensusTask {
                 }
                 Effect::Request(hash) => missing.push(hash),
                 Effect::Timer(t) => {
-                    self.next_timer = Some(self.next_timer.map_or(t, |n| n.min(t)));
+                    self.timers.insert(t);
                 }
                 Effect::Finalized {
                     threshold, value, ..
