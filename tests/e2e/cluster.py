@@ -91,14 +91,15 @@ class ClusterNode(ProcNode):
 class Cluster:
     """``n`` producer nodes of a devnet with ``sprint`` blocks per turn."""
 
-    def __init__(self, workdir: Path, n: int = 4, sprint: int = 4, block_time_ms: int = 1000):
+    def __init__(self, workdir: Path, n: int = 4, sprint: int = 4, block_time_ms: int = 1000,
+                 extra: tuple[str, ...] = ()):
         self.dir = Path(workdir) / "cluster"
         rpc_base = free_port_range(n)
         p2p_base = free_port_range(n, avoid=range(rpc_base, rpc_base + n))
         cmd = [str(koma_bin()), "devnet", "--nodes", str(n), "--datadir", str(self.dir),
                "--init-only", "--admin-rpc", "--sprint", str(sprint),
                "--block-time-ms", str(block_time_ms),
-               "--http-port", str(rpc_base), "--p2p-port", str(p2p_base)]
+               "--http-port", str(rpc_base), "--p2p-port", str(p2p_base), *extra]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert res.returncode == 0, f"devnet --init-only failed:\n{res.stdout}\n{res.stderr}"
         self.manifest = json.loads((self.dir / "devnet.json").read_text())

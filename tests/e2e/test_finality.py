@@ -128,3 +128,68 @@ def test_finality_follows_the_survival_bound_as_stakers_die_and_return(net):
                lambda: milestones(nodes[3])[ONE_THIRD] >= stalled[ONE_THIRD] + 3, timeout=60)
     final_n = milestones(nodes[0])[ONE_THIRD]
     assert len({n.hash_at(final_n) for n in nodes}) == 1
+
+
+def test_an_equivocating_staker_is_exposed_everywhere_and_safety_holds(tmp_path):
+    c = Cluster(tmp_path, n=4, sprint=4)
+    cheat = c.nodes[3]
+    cheat.args = [*cheat.args, "--equivocate-for-testing"]
+    try:
+        c.start()
+        honest = c.nodes[:3]
+        wait_until("every node to hold evidence against staker 3",
+                   lambda: all(n.call("koma_validators")[3]["faulty"] for n in c.nodes), timeout=45)
+        assert not any(v["faulty"] for v in honest[0].call("koma_validators")[:3])
+        assert "equivocation detected" in honest[0].stderr()
+        # 25 % faulty: the 1 % detector stops for good; 1/3 goes on with the 75 % honest.
+        start = milestones(honest[0])
+        wait_until("1/3 finality despite the equivocator",
+                   lambda: milestones(honest[0])[ONE_THIRD] >= start[ONE_THIRD] + 3, timeout=45)
+        stuck_1pct = milestones(honest[0])[0]
+        time.sleep(3)
+        assert milestones(honest[0])[0] == stuck_1pct
+        final_n = min(milestones(n)[ONE_THIRD] for n in honest)
+        assert final_n > 0
+        assert len({n.hash_at(final_n) for n in c.nodes}) == 1, "conflicting final blocks"
+    finally:
+        for node in c.nodes:
+            node.kill9()
+
+
+def era(node) -> int:
+    return node.call("koma_validators")[0]["era"]
+
+
+def test_eras_switch_and_every_threshold_carries_over(tmp_path):
+    """Eras of 8 milestones: the stakers switch eras every few seconds, every threshold
+    keeps finalizing across the switches, and a staker restarted a few eras later
+    catches up and takes part again."""
+    c = Cluster(tmp_path, n=4, sprint=4, extra=("--era-blocks", "8"))
+    try:
+        c.start()
+        nodes = c.nodes
+        wait_until("era 2 on every node", lambda: all(era(n) >= 2 for n in nodes), timeout=60)
+        start = milestones(nodes[0])
+        wait_until("every threshold to go on across a switch",
+                   lambda: all(m >= s + 8 for m, s in zip(milestones(nodes[0]), start)),
+                   timeout=45)
+        assert era(nodes[0]) > 2
+        final_n = min(milestones(n)[TWO_THIRDS] for n in nodes)
+        assert len({n.hash_at(final_n) for n in nodes}) == 1
+
+        # A staker down for a few eras reloads its eras, catches up and votes again.
+        nodes[1].kill9()
+        down_era = era(nodes[0])
+        wait_until("two more eras without it", lambda: era(nodes[0]) >= down_era + 2, timeout=60)
+        nodes[1].start()
+        wait_until("the restarted staker to reach the others' era",
+                   lambda: era(nodes[1]) >= era(nodes[0]) - 0 and era(nodes[1]) > down_era, timeout=60)
+        before = milestones(nodes[1])
+        wait_until("the restarted staker to finalize at 2/3 (which needs all four)",
+                   lambda: milestones(nodes[0])[TWO_THIRDS] > before[TWO_THIRDS] + 3
+                   and milestones(nodes[1])[TWO_THIRDS] > before[TWO_THIRDS] + 3, timeout=60)
+        final_n = min(milestones(n)[ONE_THIRD] for n in nodes)
+        assert len({n.hash_at(final_n) for n in nodes}) == 1
+    finally:
+        for node in c.nodes:
+            node.kill9()

@@ -120,6 +120,9 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 60)]
         blocks: usize,
     },
+    /// KoMaBFT in the seeded simulator (no network, no clock): finality latency,
+    /// CPU per unit and bytes per unit with many validators of unequal stake.
+    Consensus(ConsensusBench),
     /// Block propagation latency across the nodes of a running network.
     Propagation {
         /// JSON-RPC URLs of the nodes (WebSocket on the same port), comma separated.
@@ -188,6 +191,7 @@ pub async fn run(cmd: BenchCommand) -> eyre::Result<()> {
             txs_per_block,
         } => crate::bench_net::sync(dir, blocks, txs_per_block).await,
         BenchCommand::Finality { rpc, blocks } => crate::bench_net::finality(rpc, blocks).await,
+        BenchCommand::Consensus(args) => consensus_sim(args),
         BenchCommand::Propagation { rpc, blocks } => {
             crate::bench_net::propagation(rpc, blocks).await
         }
@@ -823,4 +827,89 @@ mod parking_lot_free {
             self.0.lock().ok().and_then(|m| m.get(h).copied())
         }
     }
+}
+
+/// Options of `koma bench consensus`.
+#[derive(Debug, clap::Args)]
+pub struct ConsensusBench {
+    /// Validators (stake 1..=100 each, at random).
+    #[arg(long, default_value_t = 100)]
+    validators: usize,
+    /// One-way message delay: mean and spread (uniform in mean +- spread), ms.
+    #[arg(long, default_value_t = 50)]
+    delay_ms: u64,
+    #[arg(long, default_value_t = 25)]
+    jitter_ms: u64,
+    /// Shortest round (ms); rounds adapt upwards if proposals fail.
+    #[arg(long, default_value_t = 512)]
+    min_round_ms: u64,
+    /// Simulated time (ms).
+    #[arg(long, default_value_t = 30_000)]
+    duration_ms: u64,
+    /// Seeds to run (1..=seeds).
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+}
+
+/// `koma bench consensus`: the KoMaBFT simulator's figures.
+fn consensus_sim(args: ConsensusBench) -> eyre::Result<()> {
+    use koma_consensus::sim::{Scenario, run};
+    let ConsensusBench {
+        validators,
+        delay_ms,
+        jitter_ms,
+        min_round_ms,
+        duration_ms,
+        seeds,
+    } = args;
+    let mut sc = Scenario::new("bench", validators, duration_ms);
+    sc.min_delay = delay_ms.saturating_sub(jitter_ms);
+    sc.max_delay = delay_ms + jitter_ms;
+    sc.min_round_len = min_round_ms;
+    println!(
+        "KoMaBFT simulation: {validators} validators (stake 1..=100), one-way delay {}..={} ms, min round {min_round_ms} ms, {} s simulated",
+        sc.min_delay,
+        sc.max_delay,
+        duration_ms / 1000
+    );
+    let mut all = Vec::new();
+    for seed in 1..=seeds {
+        let started = std::time::Instant::now();
+        let r = run(sc.clone(), seed).map_err(|e| eyre::eyre!(e))?;
+        let wall = started.elapsed();
+        println!(
+            "seed {seed}: final blocks per threshold {:?}; proposal -> final at 1/3: p50 {} ms, p99 {} ms; {} units created, {:.0} bytes/unit; CPU {:.1} us per unit received ({} received); wall {:.1} s",
+            r.finalized,
+            r.percentile(0.5).unwrap_or(0),
+            r.percentile(0.99).unwrap_or(0),
+            r.units_created,
+            r.bytes_per_unit,
+            r.cpu_per_unit().as_secs_f64() * 1e6,
+            r.units_handled,
+            wall.as_secs_f64()
+        );
+        all.push(r);
+    }
+    let mut lat: Vec<u64> = all
+        .iter()
+        .flat_map(|r| r.latencies.iter().copied())
+        .collect();
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    let units: usize = all.iter().map(|r| r.units_handled).sum();
+    let cpu: std::time::Duration = all.iter().map(|r| r.handle_time).sum();
+    let bytes = all.iter().map(|r| r.bytes_per_unit).sum::<f64>() / all.len().max(1) as f64;
+    println!(
+        "all seeds: proposal -> final at 1/3 p50 {} ms, p99 {} ms ({} samples); {:.1} us CPU per unit received; {:.0} bytes per unit",
+        pct(0.5),
+        pct(0.99),
+        lat.len(),
+        cpu.as_secs_f64() * 1e6 / units.max(1) as f64,
+        bytes
+    );
+    Ok(())
 }

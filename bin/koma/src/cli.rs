@@ -86,6 +86,9 @@ pub struct DevnetArgs {
     /// spec's 16).
     #[arg(long)]
     pub sprint: Option<u64>,
+    /// KoMaBFT milestones per era (default: the spec's 1000, about 9 minutes).
+    #[arg(long)]
+    pub era_blocks: Option<u64>,
     /// First p2p port (node i listens on this + i, on 127.0.0.1).
     #[arg(long, default_value_t = 30303)]
     pub p2p_port: u16,
@@ -151,6 +154,10 @@ pub struct NodeArgs {
     /// Shut down when the parent process exits (used by `koma devnet`).
     #[arg(long, hide = true)]
     pub exit_with_parent: bool,
+    /// TEST ONLY: equivocate (sign two versions of every own consensus unit), so that
+    /// the network's detection and evidence can be exercised. Never on a real network.
+    #[arg(long, hide = true)]
+    pub equivocate_for_testing: bool,
     #[command(flatten)]
     pub p2p: P2pArgs,
     #[command(flatten)]

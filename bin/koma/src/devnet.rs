@@ -57,7 +57,7 @@ pub fn prepare(
     let json = serde_json::to_string_pretty(spec)?;
     match std::fs::read_to_string(&genesis) {
         Ok(existing) if existing != json => eyre::bail!(
-            "{} holds a different devnet (other --nodes, --block-time-ms, --gas-limit or --sprint); use another --datadir",
+            "{} holds a different devnet (other --nodes, --block-time-ms, --gas-limit, --sprint or --era-blocks); use another --datadir",
             base.display()
         ),
         Ok(_) => {}

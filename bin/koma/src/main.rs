@@ -129,6 +129,9 @@ async fn devnet(args: cli::DevnetArgs, log: &str) -> eyre::Result<()> {
     if let Some(sprint) = args.sprint {
         spec.producers.sprint = sprint;
     }
+    if let (Some(blocks), Some(c)) = (args.era_blocks, spec.consensus.as_mut()) {
+        c.era_blocks = blocks;
+    }
     spec.validate()?;
     let (datadir, _tmp) = match &args.datadir {
         Some(d) => (d.clone(), None),
@@ -159,6 +162,7 @@ async fn devnet(args: cli::DevnetArgs, log: &str) -> eyre::Result<()> {
         },
         producer_key: Some(key.clone()),
         staker_key: Some(key),
+        equivocate: false,
         pool: None,
         max_reorg_depth: koma_node::DEFAULT_MAX_REORG_DEPTH,
         network: None,
@@ -230,6 +234,7 @@ async fn node(args: cli::NodeArgs) -> eyre::Result<()> {
         },
         producer_key,
         staker_key,
+        equivocate: args.equivocate_for_testing,
         pool: None,
         max_reorg_depth: args.max_reorg_depth,
         network: args.p2p.settings()?,

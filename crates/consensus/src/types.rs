@@ -100,11 +100,14 @@ impl Validators {
         preimage[32..].copy_from_slice(&round_id.to_be_bytes());
         let digest = keccak256(preimage);
         let mut word = [0u8; 16];
-        word.copy_from_slice(&digest[..16]);
+        word.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
         // 128 random bits reduced mod W: the bias is below 2^-64.
-        let draw = (u128::from_be_bytes(word) % u128::from(self.total)) as u64;
+        let draw = u128::from_be_bytes(word)
+            .checked_rem(u128::from(self.total))
+            .and_then(|d| u64::try_from(d).ok())
+            .unwrap_or(0);
         let idx = self.cumulative.partition_point(|&c| c <= draw);
-        ValidatorIndex::try_from(idx.min(self.keys.len() - 1)).unwrap_or(0)
+        ValidatorIndex::try_from(idx.min(self.keys.len().saturating_sub(1))).unwrap_or(0)
     }
 }
 
@@ -138,7 +141,10 @@ impl Threshold {
         if self.den == 0 {
             return 0;
         }
-        let v = u128::from(total) * u128::from(self.num) / u128::from(self.den);
+        let v = u128::from(total)
+            .saturating_mul(u128::from(self.num))
+            .checked_div(u128::from(self.den))
+            .unwrap_or(0);
         u64::try_from(v).unwrap_or(u64::MAX)
     }
 }
@@ -146,6 +152,8 @@ impl Threshold {
 /// The parameters of one protocol instance.
 #[derive(Clone, Debug)]
 pub struct Params {
+    /// The era number (reported with finalized blocks).
+    pub era: u64,
     /// Unique per era; part of every unit, so units never cross eras.
     pub instance_id: B256,
     /// Seed of the leader sequence.
@@ -172,20 +180,28 @@ impl Params {
 
 /// Start of the round of length `round_len` containing `ts`.
 pub fn round_id(ts: Timestamp, round_len: u64) -> Timestamp {
-    if round_len == 0 {
-        return ts;
-    }
-    ts - ts % round_len
+    ts.saturating_sub(ts.checked_rem(round_len).unwrap_or(0))
 }
 
-/// The quorum a level-`k` summit needs for fault tolerance `ftt` out of `total`:
-/// `ceil(((2^k - 1) W + 2^k ftt) / (2 (2^k - 1)))`, in u128 (k is capped at 63).
+/// The quorum a level-`k` summit needs for fault tolerance `ftt` out of `total`: the
+/// least `q` with `(2q - W)(1 - 2^-k) > ftt`, i.e. `floor(((2^k - 1) W + 2^k ftt) /
+/// (2 (2^k - 1))) + 1`, in u128 (k is capped at 63).
+///
+/// The summit lemma says reverting such a summit takes equivocators of weight at least
+/// `(2q - W)(1 - 2^-k)`; the strict inequality makes a block final at `ftt` safe with
+/// faulty weight up to and including `ftt`. (The ceiling form `q_k = ceil(...)`
+/// differs from this only when the division is exact, where it would tolerate one
+/// unit of weight less; see docs/adr/0008.)
 pub fn quorum(total: u64, ftt: u64, k: u32) -> u64 {
     let k = k.clamp(1, 63);
     let pow = 1u128 << k;
-    let num = (pow - 1) * u128::from(total) + pow * u128::from(ftt);
-    let den = 2 * (pow - 1);
-    u64::try_from(num.div_ceil(den)).unwrap_or(u64::MAX)
+    let num = pow
+        .saturating_sub(1)
+        .saturating_mul(u128::from(total))
+        .saturating_add(pow.saturating_mul(u128::from(ftt)));
+    let den = pow.saturating_sub(1).saturating_mul(2);
+    let q = num.checked_div(den).unwrap_or(0).saturating_add(1);
+    u64::try_from(q).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -194,15 +210,34 @@ mod tests {
 
     #[test]
     fn quorum_matches_the_reference_table() {
-        // W = 18, ftt = 6 (1/3): level 1 needs 5/6 = 15, level 2 13/18 = 13.
-        assert_eq!(quorum(18, 6, 1), 15);
-        assert_eq!(quorum(18, 6, 2), 13);
+        // W = 18, ftt = 6 (1/3): level 1 needs more than 5/6 (15 would let exactly 6
+        // faulty revert it), level 2 more than 13/18 (13 would give (26-18)*3/4 = 6).
+        assert_eq!(quorum(18, 6, 1), 16);
+        assert_eq!(quorum(18, 6, 2), 14);
+        // W = 1000, 1/3: level 1 exact (one more than the ceiling form); level 3 not
+        // exact (9664 / 14 = 690.3: the same as the ceiling form).
+        assert_eq!(quorum(1000, 333, 1), 834);
+        assert_eq!(quorum(1000, 333, 3), 691);
         // Large k tends to (W + ftt) / 2 from above: never reaches it.
         assert_eq!(quorum(300, 100, 63), 201);
         // No overflow at the extremes.
         assert!(quorum(u64::MAX, u64::MAX / 3, 1) > u64::MAX / 2);
-        // ftt = 1 % gives 51 % at level 1.
-        assert_eq!(quorum(100, 1, 1), 51);
+        // ftt = 1 % gives just over 51 % at level 1.
+        assert_eq!(quorum(100, 1, 1), 52);
+        assert_eq!(quorum(10_000, 100, 1), 5_101);
+        // The defining property, checked exhaustively on small weights.
+        for w in 1..60u64 {
+            for t in 0..w {
+                for k in 1..6u32 {
+                    let q = quorum(w, t, k);
+                    let holds = |q: u64| {
+                        let lhs = (2 * i128::from(q) - i128::from(w)) * ((1i128 << k) - 1);
+                        lhs > (1i128 << k) * i128::from(t)
+                    };
+                    assert!(holds(q) && !holds(q - 1), "w {w} t {t} k {k} q {q}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -44,8 +44,8 @@ pub struct Unit {
 impl Unit {
     /// The canonical encoding the hash and signature cover.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.panorama.len() * 33);
-        out.extend_from_slice(b"koma-unit-v1");
+        let mut out = Vec::with_capacity(self.panorama.len().saturating_mul(33).saturating_add(80));
+        out.extend_from_slice(UNIT_TAG);
         out.extend_from_slice(self.instance_id.as_slice());
         out.extend_from_slice(&self.creator.to_be_bytes());
         out.extend_from_slice(&self.seq.to_be_bytes());
@@ -58,7 +58,11 @@ impl Unit {
             }
             None => out.push(0),
         }
-        out.extend_from_slice(&(self.panorama.len() as u64).to_be_bytes());
+        out.extend_from_slice(
+            &u64::try_from(self.panorama.len())
+                .unwrap_or(u64::MAX)
+                .to_be_bytes(),
+        );
         for obs in &self.panorama {
             match obs {
                 Observation::None => out.push(0),
@@ -77,6 +81,116 @@ impl Unit {
     }
 }
 
+/// Why bytes from the network are not a unit or evidence.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("truncated at byte {0}")]
+    Truncated(usize),
+    #[error("not a KOMA unit (bad tag)")]
+    BadTag,
+    #[error("invalid {what} byte {byte}")]
+    BadByte { what: &'static str, byte: u8 },
+    #[error("panorama of {0} entries is larger than allowed")]
+    TooLarge(u64),
+    #[error("signature of {0} bytes")]
+    BadSignatureLength(usize),
+    #[error("{0} trailing bytes")]
+    Trailing(usize),
+}
+
+const UNIT_TAG: &[u8] = b"koma-unit-v1";
+/// The most validators a unit may list (a sanity bound on decoding, far above any era).
+pub const MAX_VALIDATORS: u64 = 4096;
+const MAX_SIGNATURE: usize = 256;
+
+/// Reads the canonical encoding.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(DecodeError::Truncated(self.pos))?;
+        let out = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or(DecodeError::Truncated(self.pos))?;
+        self.pos = end;
+        Ok(out)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+    fn byte(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>()?[0])
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+    fn b256(&mut self) -> Result<B256, DecodeError> {
+        Ok(B256::from(self.array::<32>()?))
+    }
+    fn rest(&self) -> usize {
+        self.bytes.len().saturating_sub(self.pos)
+    }
+}
+
+impl Unit {
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        if r.take(UNIT_TAG.len())? != UNIT_TAG {
+            return Err(DecodeError::BadTag);
+        }
+        let instance_id = r.b256()?;
+        let creator = u32::from_be_bytes(r.array()?);
+        let seq = r.u64()?;
+        let timestamp = r.u64()?;
+        let round_exp = r.byte()?;
+        let value = match r.byte()? {
+            0 => None,
+            1 => Some(r.b256()?),
+            byte => {
+                return Err(DecodeError::BadByte {
+                    what: "value",
+                    byte,
+                });
+            }
+        };
+        let n = r.u64()?;
+        if n > MAX_VALIDATORS {
+            return Err(DecodeError::TooLarge(n));
+        }
+        let mut panorama = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+        for _ in 0..n {
+            panorama.push(match r.byte()? {
+                0 => Observation::None,
+                1 => Observation::Correct(r.b256()?),
+                2 => Observation::Faulty,
+                byte => {
+                    return Err(DecodeError::BadByte {
+                        what: "observation",
+                        byte,
+                    });
+                }
+            });
+        }
+        Ok(Self {
+            instance_id,
+            creator,
+            seq,
+            timestamp,
+            round_exp,
+            panorama,
+            value,
+        })
+    }
+}
+
 /// A unit with its creator's signature over its hash.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedUnit {
@@ -87,6 +201,43 @@ pub struct SignedUnit {
 impl SignedUnit {
     pub fn hash(&self) -> B256 {
         self.unit.hash()
+    }
+
+    /// The wire and storage encoding: the canonical unit encoding (what the hash
+    /// covers), then the signature with a one-byte length.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = self.unit.encode();
+        self.write_signature(&mut out);
+        out
+    }
+
+    fn write_signature(&self, out: &mut Vec<u8>) {
+        let sig = self
+            .signature
+            .get(..MAX_SIGNATURE)
+            .unwrap_or(&self.signature);
+        out.push(u8::try_from(sig.len()).unwrap_or(u8::MAX));
+        out.extend_from_slice(sig);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let unit = Unit::read(r)?;
+        let len = usize::from(r.byte()?);
+        if len == 0 {
+            return Err(DecodeError::BadSignatureLength(len));
+        }
+        let signature = Bytes::copy_from_slice(r.take(len)?);
+        Ok(Self { unit, signature })
+    }
+
+    /// Decodes [`SignedUnit::to_bytes`]; anything malformed is an error, never a panic.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader { bytes, pos: 0 };
+        let unit = Self::read(&mut r)?;
+        match r.rest() {
+            0 => Ok(unit),
+            n => Err(DecodeError::Trailing(n)),
+        }
     }
 }
 
@@ -101,6 +252,23 @@ pub struct Evidence {
 impl Evidence {
     pub fn creator(&self) -> ValidatorIndex {
         self.a.unit.creator
+    }
+
+    /// Both units, each in [`SignedUnit::to_bytes`] form.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = self.a.to_bytes();
+        out.extend_from_slice(&self.b.to_bytes());
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader { bytes, pos: 0 };
+        let a = SignedUnit::read(&mut r)?;
+        let b = SignedUnit::read(&mut r)?;
+        match r.rest() {
+            0 => Ok(Self { a, b }),
+            n => Err(DecodeError::Trailing(n)),
+        }
     }
 
     /// Checks the proof on its own (nothing else needed).
@@ -204,6 +372,43 @@ mod tests {
     }
 
     #[test]
+    fn wire_encoding_round_trips_and_rejects_garbage() {
+        let key = PrivateKeySigner::random();
+        let mut u = unit(7);
+        u.value = Some(B256::repeat_byte(3));
+        u.panorama.push(Observation::Faulty);
+        let su = SignedUnit {
+            signature: UnitSigner::sign(&key, &u.hash()),
+            unit: u,
+        };
+        let bytes = su.to_bytes();
+        assert_eq!(SignedUnit::from_bytes(&bytes), Ok(su.clone()));
+        // Every truncation fails cleanly; so do trailing bytes and bad tags.
+        for cut in 0..bytes.len() {
+            assert!(SignedUnit::from_bytes(&bytes[..cut]).is_err(), "cut {cut}");
+        }
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(SignedUnit::from_bytes(&long), Err(DecodeError::Trailing(1)));
+        let mut bad = bytes;
+        bad[0] ^= 1;
+        assert_eq!(SignedUnit::from_bytes(&bad), Err(DecodeError::BadTag));
+        let ev = Evidence {
+            a: su.clone(),
+            b: su,
+        };
+        assert_eq!(Evidence::from_bytes(&ev.to_bytes()), Ok(ev));
+        // A huge claimed panorama is refused before anything is allocated.
+        let mut huge = UNIT_TAG.to_vec();
+        huge.extend_from_slice(&[0u8; 32 + 4 + 8 + 8 + 1 + 1]);
+        huge.extend_from_slice(&u64::MAX.to_be_bytes());
+        assert_eq!(
+            SignedUnit::from_bytes(&huge),
+            Err(DecodeError::TooLarge(u64::MAX))
+        );
+    }
+
+    #[test]
     fn the_hash_covers_every_field() {
         let base = unit(1);
         let mut variants = vec![base.clone()];
@@ -221,5 +426,71 @@ mod tests {
         variants.push(v);
         let hashes: std::collections::HashSet<_> = variants.iter().map(Unit::hash).collect();
         assert_eq!(hashes.len(), variants.len());
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_unit() -> impl Strategy<Value = SignedUnit> {
+        (
+            any::<[u8; 32]>(),
+            any::<u32>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u8>(),
+            proptest::option::of(any::<[u8; 32]>()),
+            proptest::collection::vec((0u8..3, any::<[u8; 32]>()), 0..40),
+            proptest::collection::vec(any::<u8>(), 1..=255),
+        )
+            .prop_map(
+                |(inst, creator, seq, ts, exp, value, pano, sig)| SignedUnit {
+                    unit: Unit {
+                        instance_id: B256::from(inst),
+                        creator,
+                        seq,
+                        timestamp: ts,
+                        round_exp: exp,
+                        panorama: pano
+                            .into_iter()
+                            .map(|(k, h)| match k {
+                                0 => Observation::None,
+                                1 => Observation::Correct(B256::from(h)),
+                                _ => Observation::Faulty,
+                            })
+                            .collect(),
+                        value: value.map(B256::from),
+                    },
+                    signature: Bytes::from(sig),
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn units_and_evidence_round_trip(a in arb_unit(), b in arb_unit()) {
+            prop_assert_eq!(SignedUnit::from_bytes(&a.to_bytes()), Ok(a.clone()));
+            let ev = Evidence { a, b };
+            prop_assert_eq!(Evidence::from_bytes(&ev.to_bytes()), Ok(ev));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let _ = SignedUnit::from_bytes(&bytes);
+            let _ = Evidence::from_bytes(&bytes);
+        }
+
+        #[test]
+        fn mutated_encodings_never_panic(u in arb_unit(), at in any::<usize>(), byte in any::<u8>()) {
+            let mut bytes = u.to_bytes();
+            let i = at % bytes.len();
+            bytes[i] = byte;
+            if let Ok(decoded) = SignedUnit::from_bytes(&bytes) {
+                // Whatever decodes re-encodes to the same bytes: the encoding is canonical.
+                prop_assert_eq!(decoded.to_bytes(), bytes);
+            }
+        }
     }
 }

@@ -1,561 +1,260 @@
-//! Seeded, replayable simulations of KoMaBFT: many validators of unequal stake, random
-//! message delays and reordering, partitions that heal, crashed validators and
-//! equivocators, with no real network and no real clock.
+//! Seeded, replayable simulations of KoMaBFT (see `koma_consensus::sim` for the model
+//! and the invariants checked).
 //!
-//! Invariants checked after every event:
-//! - safety (Theorem 1): at every threshold `t` whose fault tolerance covers the
-//!   equivocators' weight, no two honest validators finalize conflicting blocks;
-//! - no honest unit is ever found invalid.
-//!
-//! At the end: liveness (Theorem 2) — where the honest validators that stayed online
-//! can form the quorum, every honest online validator finalized new blocks after the
-//! network stabilised; and determinism — the same seed gives the same digest.
-//!
-//! `KOMA_SIM_SEEDS=n` runs n seeds per scenario (default: a few, for CI);
-//! `KOMA_SIM_SEED=s` replays one seed. A failure prints the seed.
+//! `KOMA_SIM_SEEDS=n` runs n seeds per scenario (default: enough for CI, a few minutes
+//! in all); `KOMA_SIM_SEED=s` replays one seed. A failure prints the seed. The soak:
+//! `KOMA_SIM_SEEDS=200 cargo nextest run -p koma-consensus --test sim --run-ignored all`.
 
-use alloy_primitives::{Address, B256, Bytes, keccak256};
-use koma_consensus::{
-    Effect, Evidence, Highway, Params, SignedUnit, Threshold, Timestamp, UnitSigner, UnitVerifier,
-    ValidatorIndex, Validators, quorum,
-};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use koma_consensus::sim::{self, Crash, Report, Scenario};
 
-/// Test keys: a signature is `keccak(address ‖ hash)`. Cheap enough for 100 validators;
-/// the real secp256k1 keys are tested in the crate's unit tests.
-struct MockSigner(Address);
+/// Seeds per small scenario in CI (each run takes well under a second).
+const SEEDS: u64 = 24;
 
-impl UnitSigner for MockSigner {
-    fn address(&self) -> Address {
-        self.0
-    }
-    fn sign(&self, hash: &B256) -> Bytes {
-        mock_sig(&self.0, hash)
-    }
-}
-
-fn mock_sig(key: &Address, hash: &B256) -> Bytes {
-    let mut pre = key.to_vec();
-    pre.extend_from_slice(hash.as_slice());
-    Bytes::from(keccak256(pre).to_vec())
-}
-
-struct MockVerifier;
-
-impl UnitVerifier for MockVerifier {
-    fn verify(&self, key: &Address, hash: &B256, signature: &[u8]) -> bool {
-        signature == mock_sig(key, hash).as_ref()
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Scenario {
-    name: &'static str,
-    validators: usize,
-    /// Simulated time, ms.
-    duration: u64,
-    min_delay: u64,
-    max_delay: u64,
-    /// Validators that stop for good at the given time.
-    crashes: Vec<(ValidatorIndex, u64)>,
-    /// Validators that sign two versions of every unit, each sent to half the others.
-    equivocators: Vec<ValidatorIndex>,
-    /// Until this time, messages between the two halves are held back.
-    partition_until: u64,
-    min_round_len: u64,
-}
-
-impl Scenario {
-    fn stable_from(&self) -> u64 {
-        self.partition_until
-            .max(self.crashes.iter().map(|(_, t)| *t).max().unwrap_or(0))
-    }
-}
-
-enum Msg {
-    Unit(SignedUnit),
-    Evidence(Evidence),
-    Request(B256, usize),
-}
-
-enum Event {
-    Deliver(usize, Msg),
-    Timer(usize),
-}
-
-struct Sim {
-    sc: Scenario,
-    seed: u64,
-    rng: StdRng,
-    nodes: Vec<Highway>,
-    keys: Vec<Address>,
-    weights: Vec<u64>,
-    now: Timestamp,
-    queue: BinaryHeap<Reverse<(Timestamp, u64, usize)>>,
-    events: HashMap<usize, Event>,
-    next_id: usize,
-    timers: HashSet<(usize, Timestamp)>,
-    /// Finalized blocks per node and threshold, with the time.
-    finalized: Vec<Vec<Vec<(B256, Timestamp)>>>,
-    thresholds: Vec<Threshold>,
-    proposed_at: HashMap<B256, Timestamp>,
-}
-
-fn thresholds() -> Vec<Threshold> {
-    Threshold::defaults()
-}
-
-impl Sim {
-    fn new(sc: Scenario, seed: u64) -> Self {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let keys: Vec<Address> = (0..sc.validators)
-            .map(|i| Address::from_word(keccak256(format!("validator {i}"))))
-            .collect();
-        let weights: Vec<u64> = (0..sc.validators)
-            .map(|_| rng.random_range(1..=100))
-            .collect();
-        let validators =
-            Validators::new(keys.iter().copied().zip(weights.iter().copied())).unwrap();
-        let params = Params {
-            instance_id: keccak256(format!("sim {seed}")),
-            seed: keccak256(format!("leaders {seed}")),
-            min_round_len: sc.min_round_len,
-            round_exp: 0,
-            max_round_exp: 8,
-            era_start: 0,
-            max_future: 60_000,
-        };
-        let nodes = keys
-            .iter()
-            .map(|k| {
-                Highway::new(
-                    validators.clone(),
-                    params.clone(),
-                    &thresholds(),
-                    Some(Box::new(MockSigner(*k))),
-                    Box::new(MockVerifier),
-                    true,
-                )
-            })
-            .collect();
-        let n = sc.validators;
-        let mut sim = Self {
-            sc,
-            seed,
-            rng,
-            nodes,
-            keys,
-            weights,
-            now: 0,
-            queue: BinaryHeap::new(),
-            events: HashMap::new(),
-            next_id: 0,
-            timers: HashSet::new(),
-            finalized: vec![vec![Vec::new(); thresholds().len()]; n],
-            thresholds: thresholds(),
-            proposed_at: HashMap::new(),
-        };
-        for i in 0..n {
-            sim.push(1, Event::Timer(i));
-        }
-        sim
-    }
-
-    fn push(&mut self, at: Timestamp, event: Event) {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.events.insert(id, event);
-        self.queue.push(Reverse((at, id as u64, id)));
-    }
-
-    fn crashed(&self, i: usize, at: u64) -> bool {
-        self.sc
-            .crashes
-            .iter()
-            .any(|(v, t)| *v as usize == i && at >= *t)
-    }
-
-    fn is_equivocator(&self, i: usize) -> bool {
-        self.sc.equivocators.contains(&(i as ValidatorIndex))
-    }
-
-    fn delay(&mut self, from: usize, to: usize) -> u64 {
-        let d = self.rng.random_range(self.sc.min_delay..=self.sc.max_delay);
-        let half = self.sc.validators / 2;
-        let split = (from < half) != (to < half);
-        if split && self.now < self.sc.partition_until {
-            self.sc.partition_until - self.now + d
-        } else {
-            d
-        }
-    }
-
-    fn send(&mut self, from: usize, to: usize, msg: Msg) {
-        let d = self.delay(from, to);
-        self.push(self.now + d, Event::Deliver(to, msg));
-    }
-
-    fn broadcast_unit(&mut self, from: usize, unit: SignedUnit) {
-        let n = self.sc.validators;
-        if self.is_equivocator(from) {
-            // A second version of the unit (other value or timestamp), to half the others.
-            let mut other = unit.unit.clone();
-            match other.value {
-                Some(v) => other.value = Some(keccak256(v)),
-                None => other.timestamp += 1,
-            }
-            let fork = SignedUnit {
-                signature: mock_sig(&self.keys[from], &other.hash()),
-                unit: other,
-            };
-            for to in (0..n).filter(|t| *t != from) {
-                let u = if to % 2 == 0 {
-                    unit.clone()
-                } else {
-                    fork.clone()
-                };
-                self.send(from, to, Msg::Unit(u));
-            }
-            return;
-        }
-        for to in (0..n).filter(|t| *t != from) {
-            self.send(from, to, Msg::Unit(unit.clone()));
-        }
-    }
-
-    fn apply(&mut self, node: usize, effects: Vec<Effect>) {
-        for e in effects {
-            match e {
-                Effect::Persist(_) => {}
-                Effect::Broadcast(u) => {
-                    if let Some(v) = u.unit.value {
-                        self.proposed_at.entry(v).or_insert(u.unit.timestamp);
-                    }
-                    self.broadcast_unit(node, u)
-                }
-                Effect::Evidence(ev) => {
-                    for to in (0..self.sc.validators).filter(|t| *t != node) {
-                        self.send(node, to, Msg::Evidence(ev.clone()));
-                    }
-                }
-                Effect::Request(h) => {
-                    let to = self.rng.random_range(0..self.sc.validators);
-                    if to != node {
-                        self.send(node, to, Msg::Request(h, node));
-                    }
-                }
-                Effect::Timer(t) => {
-                    if self.timers.insert((node, t)) {
-                        self.push(t.max(self.now), Event::Timer(node));
-                    }
-                }
-                Effect::Finalized {
-                    threshold, block, ..
-                } => self.finalized[node][threshold].push((block, self.now)),
-                Effect::Invalid { unit, error } => {
-                    panic!(
-                        "seed {} ({}): node {node} found unit {unit} invalid: {error}",
-                        self.seed, self.sc.name
-                    )
-                }
-            }
-        }
-    }
-
-    fn step(&mut self) -> bool {
-        let Some(Reverse((at, _, id))) = self.queue.pop() else {
-            return false;
-        };
-        if at > self.sc.duration {
-            return false;
-        }
-        self.now = at;
-        let Some(event) = self.events.remove(&id) else {
-            return true;
-        };
-        let node = match &event {
-            Event::Deliver(to, _) => *to,
-            Event::Timer(n) => *n,
-        };
-        if self.crashed(node, at) {
-            return true;
-        }
-        let effects = match event {
-            Event::Timer(n) => {
-                self.timers.retain(|(m, t)| *m != n || *t > at);
-                let value = keccak256(format!("milestone {n} {at}"));
-                self.nodes[n].set_candidate(Some(value));
-                self.nodes[n].handle_timer(at)
-            }
-            Event::Deliver(to, Msg::Unit(u)) => self.nodes[to].handle_unit(u, at),
-            Event::Deliver(to, Msg::Evidence(ev)) => self.nodes[to].handle_evidence(ev, at),
-            Event::Deliver(to, Msg::Request(h, from)) => {
-                if let Some(u) = self.nodes[to].unit(&h).cloned() {
-                    self.send(to, from, Msg::Unit(u));
-                }
-                Vec::new()
-            }
-        };
-        self.apply(node, effects);
-        self.check_safety();
-        true
-    }
-
-    fn honest(&self) -> Vec<usize> {
-        (0..self.sc.validators)
-            .filter(|i| !self.is_equivocator(*i))
-            .collect()
-    }
-
-    fn faulty_weight(&self) -> u64 {
-        self.sc
-            .equivocators
-            .iter()
-            .map(|v| self.weights[*v as usize])
-            .sum()
-    }
-
-    fn total(&self) -> u64 {
-        self.weights.iter().sum()
-    }
-
-    fn check_safety(&self) {
-        let faulty = self.faulty_weight();
-        let honest = self.honest();
-        for (t, th) in self.thresholds.iter().enumerate() {
-            if faulty > th.ftt(self.total()) {
-                continue;
-            }
-            for a in &honest {
-                for b in &honest {
-                    let (fa, fb) = (&self.finalized[*a][t], &self.finalized[*b][t]);
-                    let common = fa.len().min(fb.len());
-                    for k in 0..common {
-                        assert_eq!(
-                            fa[k].0,
-                            fb[k].0,
-                            "seed {} ({}): nodes {a} and {b} finalized different blocks at height {k} at threshold {}/{} (faulty weight {faulty} of {})",
-                            self.seed,
-                            self.sc.name,
-                            th.num,
-                            th.den,
-                            self.total()
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    fn run(mut self) -> Report {
-        while self.step() {}
-        let stable = self.sc.stable_from();
-        let total = self.total();
-        let faulty = self.faulty_weight();
-        let online_honest: Vec<usize> = self
-            .honest()
-            .into_iter()
-            .filter(|i| !self.crashed(*i, u64::MAX))
-            .collect();
-        let online_weight: u64 = online_honest.iter().map(|i| self.weights[*i]).sum();
-        let mut live_thresholds = Vec::new();
-        for (t, th) in self.thresholds.iter().enumerate() {
-            let ftt = th.ftt(total);
-            // Liveness is owed where the equivocators stay within the tolerance and the
-            // honest online weight reaches the quorum of a summit of a few levels.
-            if faulty > ftt || online_weight < quorum(total, ftt, 6) {
-                continue;
-            }
-            live_thresholds.push(t);
-            for i in &online_honest {
-                let after = self.finalized[*i][t]
-                    .iter()
-                    .filter(|(_, at)| *at > stable + 4 * self.sc.min_round_len)
-                    .count();
-                assert!(
-                    after >= 2,
-                    "seed {} ({}): node {i} finalized only {after} blocks at {}/{} after the network stabilised at {stable} ms (online honest weight {online_weight} of {total}, faulty {faulty})",
-                    self.seed,
-                    self.sc.name,
-                    th.num,
-                    th.den
-                );
-            }
-        }
-        // Every honest node ends up knowing every equivocator.
-        for i in &online_honest {
-            for e in &self.sc.equivocators {
-                assert!(
-                    self.nodes[*i].state().is_faulty(*e),
-                    "seed {} ({}): node {i} never learned that {e} equivocated",
-                    self.seed,
-                    self.sc.name
-                );
-            }
-        }
-        // Latency from proposal to finality at 1/3, for the figures.
-        let mut latencies = Vec::new();
-        for i in &online_honest {
-            for (block, at) in &self.finalized[*i][1] {
-                if let Some(value) = self.nodes[*i].state().block(block).map(|b| b.value)
-                    && let Some(p) = self.proposed_at.get(&value)
-                {
-                    latencies.push(at - p);
-                }
-            }
-        }
-        let digest = {
-            let mut pre = Vec::new();
-            for node in &self.finalized {
-                for list in node {
-                    for (b, at) in list {
-                        pre.extend_from_slice(b.as_slice());
-                        pre.extend_from_slice(&at.to_be_bytes());
-                    }
-                }
-            }
-            keccak256(pre)
-        };
-        let units = self
-            .nodes
-            .iter()
-            .map(|n| n.state().units_len())
-            .max()
-            .unwrap_or(0);
-        Report {
-            digest,
-            live_thresholds,
-            latencies,
-            units,
-            finalized: self.finalized[online_honest[0]]
-                .iter()
-                .map(Vec::len)
-                .collect(),
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Report {
-    digest: B256,
-    live_thresholds: Vec<usize>,
-    latencies: Vec<u64>,
-    units: usize,
-    finalized: Vec<usize>,
-}
-
-fn seeds() -> Vec<u64> {
+fn seeds(default: u64) -> Vec<u64> {
     if let Ok(s) = std::env::var("KOMA_SIM_SEED") {
         return vec![s.parse().expect("KOMA_SIM_SEED must be a number")];
     }
     let n: u64 = std::env::var("KOMA_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(default);
     (1..=n).collect()
 }
 
-fn run_scenario(sc: Scenario) {
-    for seed in seeds() {
-        let report =
-            std::panic::catch_unwind(|| Sim::new(sc.clone(), seed).run()).unwrap_or_else(|e| {
-                eprintln!(
-                    "FAILED: scenario {} seed {seed}; replay with KOMA_SIM_SEED={seed}",
-                    sc.name
-                );
-                std::panic::resume_unwind(e)
-            });
-        let again = Sim::new(sc.clone(), seed).run();
-        assert_eq!(
-            report.digest, again.digest,
-            "seed {seed} ({}): not deterministic",
-            sc.name
-        );
-        let mut lat = report.latencies.clone();
-        lat.sort_unstable();
-        let p50 = lat.get(lat.len() / 2).copied().unwrap_or(0);
+/// Runs every seed; the first is run twice to check that the run is deterministic.
+fn run_scenario(sc: Scenario, default_seeds: u64) -> Vec<Report> {
+    run_scenario_with(sc, default_seeds, true)
+}
+
+fn run_scenario_with(sc: Scenario, default_seeds: u64, twice: bool) -> Vec<Report> {
+    let mut reports = Vec::new();
+    for (i, seed) in seeds(default_seeds).into_iter().enumerate() {
+        let report = sim::run(sc.clone(), seed).unwrap_or_else(|e| panic!("{e}"));
+        if i == 0 && twice {
+            let again = sim::run(sc.clone(), seed).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                report.digest, again.digest,
+                "scenario {} seed {seed}: the same seed gave another run",
+                sc.name
+            );
+        }
         eprintln!(
-            "{} seed {seed}: finalized per threshold {:?}, live thresholds {:?}, units {}, latency at 1/3 p50 {p50} ms",
-            sc.name, report.finalized, report.live_thresholds, report.units
+            "{} seed {seed}: finalized per threshold {:?}, liveness checked at {:?}, {} units, 1/3 latency p50 {:?} ms, {:.0} bytes/unit, {:?} CPU/unit",
+            sc.name,
+            report.finalized,
+            report.live_thresholds,
+            report.units_created,
+            report.percentile(0.5),
+            report.bytes_per_unit,
+            report.cpu_per_unit()
+        );
+        reports.push(report);
+    }
+    reports
+}
+
+/// Everyone online and honest: beyond what Theorem 2 owes (it owes nothing at 1/2 and
+/// above), summits of full quorum reach every threshold below 1.
+fn assert_every_threshold_progressed(r: &Report, at_least: usize) {
+    assert!(
+        r.finalized_after_stable.iter().all(|n| *n >= at_least),
+        "{} seed {}: blocks final per threshold after the network stabilised: {:?}",
+        r.scenario,
+        r.seed,
+        r.finalized_after_stable
+    );
+}
+
+#[test]
+fn honest_validators_finalize_at_every_threshold() {
+    for r in run_scenario(Scenario::new("honest-7", 7, 20_000), SEEDS) {
+        assert!(r.live_thresholds.contains(&"1/100".to_string()));
+        assert_every_threshold_progressed(&r, 20);
+    }
+}
+
+#[test]
+fn crashed_validators_within_the_survival_bound() {
+    let mut sc = Scenario::new("crash-10", 10, 30_000);
+    sc.max_delay = 80;
+    sc.crashes = vec![Crash {
+        validator: 3,
+        at: 5_000,
+        restart: None,
+    }];
+    run_scenario(sc, SEEDS);
+}
+
+#[test]
+fn forty_percent_crashed_leaves_the_one_percent_threshold_live() {
+    // Equal stake, 4 of 10 crash: c = 0.4 W < (W - 3 * 0.01 W) / 2, so 1 % stays live
+    // (Theorem 2); 1/3 and above are not owed and must simply never conflict.
+    let mut sc = Scenario::new("crash-40pct", 10, 30_000);
+    sc.equal_stake = true;
+    sc.crashes = (0..4)
+        .map(|v| Crash {
+            validator: v * 2 + 1,
+            at: 4_000 + u64::from(v) * 500,
+            restart: None,
+        })
+        .collect();
+    for r in run_scenario(sc, SEEDS) {
+        assert_eq!(r.live_thresholds, ["1/100"]);
+    }
+}
+
+#[test]
+fn a_crashed_validator_restarts_from_its_persisted_units() {
+    let mut sc = Scenario::new("crash-restart-7", 7, 30_000);
+    sc.crashes = vec![
+        Crash {
+            validator: 2,
+            at: 4_000,
+            restart: Some(9_000),
+        },
+        Crash {
+            validator: 5,
+            at: 6_000,
+            restart: Some(6_700),
+        },
+    ];
+    for r in run_scenario(sc, SEEDS) {
+        assert_every_threshold_progressed(&r, 10);
+    }
+}
+
+#[test]
+fn a_partition_heals() {
+    let mut sc = Scenario::new("partition-8", 8, 30_000);
+    sc.max_delay = 50;
+    sc.partition_until = 8_000;
+    for r in run_scenario(sc, SEEDS) {
+        assert_every_threshold_progressed(&r, 10);
+    }
+}
+
+#[test]
+fn equivocators_are_exposed_and_safety_holds() {
+    let mut sc = Scenario::new("equivocate-9", 9, 30_000);
+    sc.equivocators = vec![4];
+    run_scenario(sc, SEEDS);
+}
+
+#[test]
+fn equivocators_with_a_partition_and_a_crash() {
+    let mut sc = Scenario::new("mixed-13", 13, 30_000);
+    sc.max_delay = 120;
+    sc.equivocators = vec![0, 7];
+    sc.partition_until = 5_000;
+    sc.crashes = vec![Crash {
+        validator: 9,
+        at: 3_000,
+        restart: Some(7_000),
+    }];
+    run_scenario(sc, SEEDS);
+}
+
+/// The paper's setting at scale: 100 validators of unequal stake, 50 ms +- 25 ms.
+fn hundred() -> Scenario {
+    let mut sc = Scenario::new("hundred", 100, 12_000);
+    sc.min_delay = 25;
+    sc.max_delay = 75;
+    sc.min_round_len = 512;
+    sc.crashes = vec![Crash {
+        validator: 7,
+        at: 3_000,
+        restart: None,
+    }];
+    sc.equivocators = vec![11];
+    sc.partition_until = 2_000;
+    sc
+}
+
+/// One seed in CI (about 45 s on the reference machine: the simulator runs all 100
+/// validators on one core); determinism is checked by the smaller scenarios.
+#[test]
+fn hundred_validators() {
+    for r in run_scenario_with(hundred(), 1, false) {
+        assert!(r.live_thresholds.contains(&"1/100".to_string()));
+    }
+}
+
+#[test]
+#[ignore = "soak: many seeds of the 100-validator scenario (run with --run-ignored all)"]
+fn hundred_validators_soak() {
+    run_scenario(hundred(), 20);
+}
+
+#[test]
+fn eras_switch_and_every_threshold_carries_over() {
+    let mut sc = Scenario::new("eras-7", 7, 30_000);
+    sc.era_blocks = 6;
+    for r in run_scenario(sc, SEEDS) {
+        assert!(r.eras >= 4, "seed {}: only reached era {}", r.seed, r.eras);
+        assert!(r.banned.is_empty());
+        assert_every_threshold_progressed(&r, 20);
+    }
+}
+
+#[test]
+fn a_validator_down_across_era_switches_catches_up() {
+    let mut sc = Scenario::new("eras-restart-7", 7, 40_000);
+    sc.era_blocks = 6;
+    sc.equal_stake = true;
+    sc.crashes = vec![Crash {
+        validator: 3,
+        at: 5_000,
+        restart: Some(14_000),
+    }];
+    for r in run_scenario(sc, SEEDS) {
+        assert!(r.eras >= 5, "seed {}: only reached era {}", r.seed, r.eras);
+        // Back with everyone: the switches made while it was down reach every
+        // threshold once it witnesses again, so nothing stays capped.
+        assert_every_threshold_progressed(&r, 10);
+    }
+}
+
+#[test]
+fn equivocators_are_banned_from_later_eras() {
+    let mut sc = Scenario::new("eras-equivocate-9", 9, 30_000);
+    sc.era_blocks = 6;
+    sc.equivocators = vec![2];
+    for r in run_scenario(sc, SEEDS) {
+        assert!(r.eras >= 3, "seed {}: only reached era {}", r.seed, r.eras);
+        assert_eq!(r.banned, [2], "seed {}: banned {:?}", r.seed, r.banned);
+        // Without the equivocator 1 % (stopped in era 0) is reachable again, and 1/3
+        // and 1/2 go on. 2/3 may stay capped: when the equivocator's weight keeps era
+        // 0's last block below 2/3, no later era can promise 2/3 (see era.rs).
+        let after = &r.finalized_after_stable;
+        assert!(
+            after[..3].iter().all(|n| *n >= 20),
+            "seed {}: {after:?}",
+            r.seed
         );
     }
 }
 
 #[test]
-fn honest_validators_finalize_at_every_threshold() {
-    run_scenario(Scenario {
-        name: "honest-7",
-        validators: 7,
-        duration: 20_000,
-        min_delay: 5,
-        max_delay: 60,
-        crashes: vec![],
-        equivocators: vec![],
-        partition_until: 0,
-        min_round_len: 512,
-    });
-}
-
-#[test]
-fn crashed_validators_within_the_bound() {
-    run_scenario(Scenario {
-        name: "crash-10",
-        validators: 10,
-        duration: 30_000,
-        min_delay: 5,
-        max_delay: 80,
-        crashes: vec![(3, 5_000)],
-        equivocators: vec![],
-        partition_until: 0,
-        min_round_len: 512,
-    });
-}
-
-#[test]
-fn a_partition_heals() {
-    run_scenario(Scenario {
-        name: "partition-8",
-        validators: 8,
-        duration: 30_000,
-        min_delay: 5,
-        max_delay: 50,
-        crashes: vec![],
-        equivocators: vec![],
-        partition_until: 8_000,
-        min_round_len: 512,
-    });
-}
-
-#[test]
-fn equivocators_are_exposed_and_safety_holds() {
-    run_scenario(Scenario {
-        name: "equivocate-9",
-        validators: 9,
-        duration: 30_000,
-        min_delay: 5,
-        max_delay: 60,
-        crashes: vec![],
-        equivocators: vec![4],
-        partition_until: 0,
-        min_round_len: 512,
-    });
-}
-
-#[test]
-#[ignore = "long: 100 validators (run with --ignored)"]
-fn hundred_validators() {
-    run_scenario(Scenario {
-        name: "hundred",
-        validators: 100,
-        duration: 15_000,
-        min_delay: 25,
-        max_delay: 75,
-        crashes: vec![(7, 3_000)],
-        equivocators: vec![11],
-        partition_until: 2_000,
-        min_round_len: 1024,
-    });
+fn thirty_one_validators_with_every_fault_across_eras() {
+    let mut sc = Scenario::new("mixed-31-eras", 31, 30_000);
+    sc.max_delay = 100;
+    sc.era_blocks = 8;
+    sc.equivocators = vec![4, 19];
+    sc.partition_until = 4_000;
+    sc.crashes = vec![
+        Crash {
+            validator: 8,
+            at: 2_000,
+            restart: Some(9_000),
+        },
+        Crash {
+            validator: 27,
+            at: 5_000,
+            restart: None,
+        },
+    ];
+    for r in run_scenario(sc, 4) {
+        assert!(r.eras >= 3, "seed {}: only reached era {}", r.seed, r.eras);
+        assert_eq!(r.banned, [4, 19], "seed {}", r.seed);
+    }
 }

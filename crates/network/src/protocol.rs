@@ -33,6 +33,9 @@ pub enum SyncRequest {
     Status,
     /// Consensus units by hash (answered with those the peer has).
     Units(Vec<B256>),
+    /// The latest consensus unit of every validator of an era instance (a node that
+    /// fell behind catches up from these).
+    LatestUnits(B256),
 }
 
 /// A node's canonical head, as it answers [`SyncRequest::Status`].
@@ -52,6 +55,7 @@ impl SyncRequest {
             Self::BlockByHash(_) => 1,
             Self::Status => 0,
             Self::Units(hashes) => hashes.len() as u64,
+            Self::LatestUnits(_) => MAX_SYNC_ITEMS,
         }
     }
 
@@ -76,7 +80,7 @@ impl SyncRequest {
                     max: MAX_SYNC_ITEMS,
                 })
             }
-            Self::BlockByHash(_) | Self::Status | Self::Units(_) => Ok(()),
+            Self::BlockByHash(_) | Self::Status | Self::Units(_) | Self::LatestUnits(_) => Ok(()),
         }
     }
 }
@@ -108,7 +112,7 @@ impl SyncResponse {
                 SyncRequest::BlocksByRange { .. } | SyncRequest::BlockByHash(_),
                 Self::Blocks(items),
             )
-            | (SyncRequest::Units(_), Self::Units(items)) => items,
+            | (SyncRequest::Units(_) | SyncRequest::LatestUnits(_), Self::Units(items)) => items,
             _ => return Err("response kind does not match the request"),
         };
         if u64::try_from(items.len()).map_or(true, |n| n > request.max_items()) {

@@ -259,6 +259,9 @@ async fn sync_requests_are_served_and_bounded() {
                     SyncRequest::Units(hashes) => {
                         SyncResponse::Units(hashes.iter().map(|h| h.to_vec()).collect())
                     }
+                    SyncRequest::LatestUnits(instance) => {
+                        SyncResponse::Units(vec![instance.to_vec(); 2])
+                    }
                     SyncRequest::Status => SyncResponse::Status(ChainStatus {
                         number: 7,
                         hash: B256::repeat_byte(7),
@@ -284,6 +287,11 @@ async fn sync_requests_are_served_and_bounded() {
         .await
         .unwrap();
     assert_eq!(units, SyncResponse::Units(vec![vec![3; 32]]));
+    let latest = b
+        .request(a_id, SyncRequest::LatestUnits(B256::repeat_byte(4)))
+        .await
+        .unwrap();
+    assert_eq!(latest, SyncResponse::Units(vec![vec![4; 32]; 2]));
     let status = b.request(a_id, SyncRequest::Status).await.unwrap();
     assert_eq!(
         status,

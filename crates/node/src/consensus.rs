@@ -1,10 +1,12 @@
-//! KoMaBFT in the node: drives the sans-I/O [`Highway`] core with the clock, the
-//! consensus gossip topic, unit requests to peers and RocksDB.
+//! KoMaBFT in the node: drives the sans-I/O [`Eras`] core (one Highway instance per
+//! era) with the clock, the consensus gossip topic, unit requests to peers and RocksDB.
 //!
-//! - Values are milestones: a round leader proposes the hash of its head, which always
-//!   extends the last final block (the chain writer never unwinds below it).
-//! - Every unit is stored; the node's own units durably *before* they are broadcast.
-//!   At start the stored DAG is re-added and the node signs nothing until then.
+//! - Values are milestones: a round leader proposes the hash of its head; a proposal
+//!   is accepted once its L2 block is imported here and descends from the parent
+//!   milestone ([`ChainValues`]), so final milestones form a chain.
+//! - Every unit is stored under its era; the node's own units durably *before* they
+//!   are broadcast. At start the open eras' DAGs are re-added and the node signs
+//!   nothing until then. Era records are stored as eras start.
 //! - A final milestone makes its block and all ancestors final at that threshold;
 //!   the record (last final block per threshold) is stored and served over RPC.
 
@@ -12,24 +14,98 @@ use crate::chain::ChainWriter;
 use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::B256;
 use koma_consensus::{
-    Effect, Evidence, Highway, Observation, Params, Secp256k1Verifier, SignedUnit, Threshold,
-    Validators,
+    Effect, EraRecord, Eras, ErasConfig, Evidence, Observation, Secp256k1Verifier, SignedUnit,
+    Threshold, Validity, ValueCheck,
 };
 use koma_network::{Misbehaviour, NetworkHandle, PeerId, SyncRequest, SyncResponse, Topic};
 use koma_primitives::ChainSpec;
 use koma_rpc::{ConsensusApi, FinalBlock, ThresholdStatus, ValidatorStatus};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// A consensus gossip message.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ConsensusMessage {
     Unit(SignedUnit),
     Evidence(Evidence),
+}
+
+impl ConsensusMessage {
+    /// One tag byte, then the unit's or the evidence's binary encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let (tag, body) = match self {
+            Self::Unit(u) => (0u8, u.to_bytes()),
+            Self::Evidence(e) => (1u8, e.to_bytes()),
+        };
+        let mut out = Vec::with_capacity(body.len() + 1);
+        out.push(tag);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, koma_consensus::unit::DecodeError> {
+        match bytes.split_first() {
+            Some((0, body)) => SignedUnit::from_bytes(body).map(Self::Unit),
+            Some((1, body)) => Evidence::from_bytes(body).map(Self::Evidence),
+            Some((tag, _)) => Err(koma_consensus::unit::DecodeError::BadByte {
+                what: "message tag",
+                byte: *tag,
+            }),
+            None => Err(koma_consensus::unit::DecodeError::Truncated(0)),
+        }
+    }
+}
+
+/// A stored unit: the binary encoding (or, in data directories written before it,
+/// JSON).
+fn decode_stored(raw: &[u8]) -> Option<SignedUnit> {
+    SignedUnit::from_bytes(raw)
+        .ok()
+        .or_else(|| serde_json::from_slice(raw).ok())
+}
+
+/// Proposed values are L2 block hashes: valid if the block is known here and descends
+/// from (or is) the parent milestone; unknown until it has been imported.
+struct ChainValues {
+    db: koma_storage::Database,
+}
+
+impl ValueCheck for ChainValues {
+    fn check(&self, value: &B256, parent: &B256) -> Validity {
+        let Ok(Some(header)) = self.db.header(*value) else {
+            return Validity::Unknown;
+        };
+        let Ok(Some(parent_header)) = self.db.header(*parent) else {
+            return Validity::Unknown;
+        };
+        if header.number < parent_header.number {
+            return Validity::Invalid;
+        }
+        let canonical = |h: &B256, n: u64| self.db.is_canonical(*h, n).unwrap_or(false);
+        if canonical(value, header.number) && canonical(parent, parent_header.number) {
+            return Validity::Valid;
+        }
+        // A side branch: walk back from the value to the parent's height.
+        let mut cursor = header;
+        let mut hash = *value;
+        while cursor.number > parent_header.number {
+            hash = cursor.parent_hash;
+            match self.db.header(hash) {
+                Ok(Some(h)) => cursor = h,
+                _ => return Validity::Unknown,
+            }
+        }
+        if hash == *parent {
+            Validity::Valid
+        } else {
+            Validity::Invalid
+        }
+    }
 }
 
 /// What the consensus task receives from the rest of the node.
@@ -42,6 +118,11 @@ pub(crate) enum ConsensusInput {
         from: Option<PeerId>,
         validation: Option<koma_network::GossipValidation>,
     },
+    /// A peer asks for the latest unit of every validator of an era instance.
+    Latest {
+        instance: B256,
+        reply: oneshot::Sender<Vec<Vec<u8>>>,
+    },
 }
 
 /// The finality record: the last final block per threshold (stored in the database).
@@ -50,7 +131,7 @@ struct FinalityRecord {
     last_final: Vec<Option<(u64, B256)>>,
 }
 
-/// The node's view of KoMaBFT, shared with RPC.
+/// The node's view of KoMaBFT, shared with RPC and the network event loop.
 #[derive(Debug)]
 pub(crate) struct ConsensusView {
     thresholds: Vec<Threshold>,
@@ -59,13 +140,18 @@ pub(crate) struct ConsensusView {
     validators: RwLock<Vec<ValidatorStatus>>,
     /// Blocks as they become final at the node's threshold.
     pub finalized: broadcast::Sender<FinalBlock>,
-    /// Encoded units by hash, to answer peers' requests.
-    units: RwLock<std::collections::HashMap<B256, Vec<u8>>>,
+    /// Encoded units of the open eras by hash (with their instance), to answer peers.
+    units: RwLock<HashMap<B256, (B256, Vec<u8>)>>,
+    db: koma_storage::Database,
 }
 
 impl ConsensusView {
+    /// A unit's encoding: from memory for the open eras, else from the database.
     pub fn unit_bytes(&self, hash: &B256) -> Option<Vec<u8>> {
-        self.units.read().get(hash).cloned()
+        if let Some((_, raw)) = self.units.read().get(hash) {
+            return Some(raw.clone());
+        }
+        self.db.consensus_unit(*hash).ok().flatten()
     }
 }
 
@@ -95,21 +181,23 @@ impl ConsensusApi for ConsensusView {
     }
 }
 
-/// The thresholds tracked (ascending) and the one `safe`/`finalized` follow (1/3).
-fn thresholds() -> (Vec<Threshold>, usize) {
-    (Threshold::defaults(), 1)
+/// The thresholds tracked and the one `safe`/`finalized` follow (1/3).
+fn thresholds() -> (Vec<Threshold>, Threshold) {
+    (Threshold::defaults(), Threshold::new(1, 3))
 }
 
 pub(crate) struct ConsensusTask {
     chain: Arc<ChainWriter>,
-    highway: Highway,
+    eras: Eras,
     net: Option<NetworkHandle>,
     view: Arc<ConsensusView>,
     input: mpsc::Sender<ConsensusInput>,
     /// Every time the core asked to be woken at (each request must be honoured).
     timers: std::collections::BTreeSet<u64>,
+    /// Test only: the key to sign conflicting twins of own units with.
+    equivocate: Option<PrivateKeySigner>,
     /// Units asked for recently (hash -> when), so a missing unit is asked for once.
-    requested: std::collections::HashMap<B256, std::time::Instant>,
+    requested: HashMap<B256, std::time::Instant>,
 }
 
 /// How long before a unit still missing is asked for again.
@@ -119,64 +207,93 @@ fn now_ms() -> u64 {
     crate::produce::unix_now_ms()
 }
 
-/// Builds the consensus task for `spec`, reloading the stored DAG. `None` if the chain
-/// has no consensus section.
+/// Builds the consensus task for `spec`, reloading the stored eras and DAGs. `None` if
+/// the chain has no consensus section.
 pub(crate) fn start(
     chain: Arc<ChainWriter>,
     spec: &ChainSpec,
     key: Option<PrivateKeySigner>,
     net: Option<NetworkHandle>,
     stop: watch::Receiver<bool>,
-) -> eyre::Result<
-    Option<(
-        Arc<ConsensusView>,
-        mpsc::Sender<ConsensusInput>,
-        tokio::task::JoinHandle<()>,
-    )>,
-> {
+    equivocate: bool,
+) -> eyre::Result<Option<Started>> {
     let Some(params) = &spec.consensus else {
         return Ok(None);
     };
-    let validators = Validators::new(params.stakers.iter().map(|s| (s.address, s.stake)))
-        .map_err(|e| eyre::eyre!("consensus stakers: {e}"))?;
-    let genesis = chain.db.genesis_hash();
-    let instance_id = alloy_primitives::keccak256([spec.digest().as_slice(), b"era-0"].concat());
-    let era_start = spec.timestamp.saturating_mul(1000);
-    let p = Params {
-        instance_id,
-        seed: alloy_primitives::keccak256([genesis.as_slice(), b"leaders"].concat()),
+    let stakers: Vec<_> = params
+        .stakers
+        .iter()
+        .map(|s| (s.address, s.stake))
+        .collect();
+    let staker = key.filter(|k| stakers.iter().any(|(a, _)| *a == k.address()));
+    let twin_key = staker.clone().filter(|_| equivocate);
+    if twin_key.is_some() {
+        tracing::warn!(
+            "EQUIVOCATING on purpose (test flag): every own unit gets a conflicting twin"
+        );
+    }
+    let (ths, node_threshold) = thresholds();
+    let config = ErasConfig {
+        chain: spec.digest(),
+        genesis_value: chain.db.genesis_hash(),
+        genesis_time: spec.timestamp.saturating_mul(1000),
+        stakers,
+        era_blocks: params.era_blocks,
         min_round_len: params.min_round_ms,
         round_exp: params.round_exp,
         max_round_exp: params.max_round_exp,
-        era_start,
         max_future: 60_000,
+        thresholds: ths,
+        signer: staker
+            .clone()
+            .map(|k| Arc::new(k) as Arc<dyn koma_consensus::UnitSigner>),
+        verifier: Arc::new(Secp256k1Verifier),
+        values: Arc::new(ChainValues {
+            db: chain.db.clone(),
+        }),
     };
-    let (ths, node_threshold) = thresholds();
-    let stored = chain.db.consensus_units()?;
-    let staker = key.filter(|k| validators.index_of(&k.address()).is_some());
-    if let Some(k) = &staker {
-        tracing::info!(staker = %k.address(), units = stored.len(), "taking part in KoMaBFT");
-    }
-    let mut highway = Highway::new(
-        validators.clone(),
-        p,
-        &ths,
-        staker.map(|k| Box::new(k) as Box<dyn koma_consensus::UnitSigner>),
-        Box::new(Secp256k1Verifier),
-        stored.is_empty(),
-    );
-    let units: Vec<SignedUnit> = stored
-        .iter()
-        .filter_map(|raw| serde_json::from_slice(raw).ok())
-        .collect();
-    let mut cache = std::collections::HashMap::new();
-    for raw in &stored {
-        if let Ok(u) = serde_json::from_slice::<SignedUnit>(raw) {
-            cache.insert(u.hash(), raw.clone());
+    let mut records: Vec<EraRecord> = Vec::new();
+    for raw in chain.db.era_records()? {
+        match serde_json::from_slice(&raw) {
+            Ok(r) => records.push(r),
+            Err(e) => eyre::bail!("stored KoMaBFT era record is corrupt: {e}"),
         }
     }
-    // Finality effects of the reloaded DAG are not news: the record is stored.
-    let _ = highway.restore_own(units, now_ms());
+    records.sort_by_key(|r| r.era);
+    let open: Vec<&EraRecord> = records
+        .iter()
+        .rev()
+        .take(koma_consensus::era::MAX_OPEN_ERAS)
+        .collect();
+    let mut units = Vec::new();
+    for r in &open {
+        for raw in chain.db.consensus_units(r.instance_id)? {
+            if let Some(u) = decode_stored(&raw) {
+                units.push(u);
+            }
+        }
+    }
+    if let Some(k) = &staker {
+        tracing::info!(staker = %k.address(), era = open.first().map_or(0, |r| r.era), units = units.len(), "taking part in KoMaBFT");
+    }
+    let cache: HashMap<B256, (B256, Vec<u8>)> = units
+        .iter()
+        .map(|u| (u.hash(), (u.unit.instance_id, u.to_bytes())))
+        .collect();
+    // Finality effects of the reloaded DAG are not news: the record is stored. Era
+    // records are: a new node starts era 0 here.
+    let (eras, effects) = Eras::restore(config, records, units, now_ms())
+        .map_err(|e| eyre::eyre!("KoMaBFT eras: {e}"))?;
+    for effect in effects {
+        if let Effect::EraStarted(record) = effect {
+            store_era_record(&chain.db, &record)?;
+        }
+    }
+    let node_threshold = eras
+        .thresholds()
+        .iter()
+        .position(|t| *t == node_threshold)
+        .unwrap_or(0);
     let record: FinalityRecord = chain
         .db
         .finality()?
@@ -187,26 +304,41 @@ pub(crate) fn start(
     }
     let (finalized, _) = broadcast::channel(256);
     let view = Arc::new(ConsensusView {
-        thresholds: ths,
+        thresholds: eras.thresholds().to_vec(),
         node_threshold,
         record: RwLock::new(record),
         validators: RwLock::new(Vec::new()),
         finalized,
         units: RwLock::new(cache),
+        db: chain.db.clone(),
     });
     let (tx, rx) = mpsc::channel(4096);
     let task = ConsensusTask {
         chain,
-        highway,
+        eras,
         net,
         view: view.clone(),
         input: tx.clone(),
         timers: std::collections::BTreeSet::from([now_ms()]),
-        requested: std::collections::HashMap::new(),
+        equivocate: twin_key,
+        requested: HashMap::new(),
     };
-    task.refresh_validators(&validators);
+    task.refresh_validators();
     let handle = tokio::spawn(task.run(rx, stop));
     Ok(Some((view, tx, handle)))
+}
+
+/// What [`start`] hands the node: the view for RPC and the network, the task's input,
+/// and the task.
+pub(crate) type Started = (
+    Arc<ConsensusView>,
+    mpsc::Sender<ConsensusInput>,
+    tokio::task::JoinHandle<()>,
+);
+
+fn store_era_record(db: &koma_storage::Database, record: &EraRecord) -> eyre::Result<()> {
+    db.put_era_record(record.era, &serde_json::to_vec(record)?)?;
+    Ok(())
 }
 
 impl ConsensusTask {
@@ -215,7 +347,8 @@ impl ConsensusTask {
         mut rx: mpsc::Receiver<ConsensusInput>,
         mut stop: watch::Receiver<bool>,
     ) {
-        let validators = self.highway.state().validators.clone();
+        // Proposals wait for the L2 block they name; each new head may be it.
+        let mut heads = self.chain.head.subscribe();
         loop {
             let sleep = match self.timers.first() {
                 Some(t) => Duration::from_millis(t.saturating_sub(now_ms())),
@@ -226,16 +359,43 @@ impl ConsensusTask {
                     Some(ConsensusInput::Message { message, from, validation }) => {
                         self.on_message(message, from, validation).await;
                     }
+                    Some(ConsensusInput::Latest { instance, reply }) => {
+                        let mut units: Vec<Vec<u8>> = self
+                            .eras
+                            .latest_units(&instance)
+                            .into_iter()
+                            .map(SignedUnit::to_bytes)
+                            .collect();
+                        if units.is_empty() {
+                            // An era closed long ago: its tips are on disk.
+                            units = self
+                                .chain
+                                .db
+                                .era_tips(instance)
+                                .unwrap_or_default()
+                                .into_iter()
+                                .filter_map(|h| self.chain.db.consensus_unit(h).ok().flatten())
+                                .collect();
+                        }
+                        let _ = reply.send(units);
+                    }
                     None => break,
                 },
                 _ = tokio::time::sleep(sleep) => {
                     let now = now_ms();
                     self.timers.retain(|t| *t > now);
                     let head = self.chain.db.head().hash;
-                    self.highway.set_candidate(Some(head));
-                    let effects = self.highway.handle_timer(now_ms());
+                    self.eras.set_candidate(Some(head));
+                    let effects = self.eras.handle_timer(now_ms());
                     self.apply(effects, None).await;
-                    self.refresh_validators(&validators);
+                    self.refresh_validators();
+                }
+                changed = heads.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let effects = self.eras.recheck_values(now_ms());
+                    self.apply(effects, None).await;
                 }
                 _ = stop.changed() => break,
             }
@@ -255,15 +415,19 @@ impl ConsensusTask {
         let (effects, hash) = match message {
             ConsensusMessage::Unit(unit) => {
                 let hash = unit.hash();
-                let raw = serde_json::to_vec(&unit).unwrap_or_default();
-                let effects = self.highway.handle_unit(unit, now);
-                if self.highway.unit(&hash).is_some() {
-                    let _ = self.chain.db.put_consensus_unit(hash, &raw, false);
-                    self.view.units.write().insert(hash, raw);
+                let instance = unit.unit.instance_id;
+                let raw = unit.to_bytes();
+                let effects = self.eras.handle_unit(unit, now);
+                if self.eras.unit(&hash).is_some() {
+                    let _ = self
+                        .chain
+                        .db
+                        .put_consensus_unit(instance, hash, &raw, false);
+                    self.view.units.write().insert(hash, (instance, raw));
                 }
                 (effects, Some(hash))
             }
-            ConsensusMessage::Evidence(ev) => (self.highway.handle_evidence(ev, now), None),
+            ConsensusMessage::Evidence(ev) => (self.eras.handle_evidence(ev, now), None),
         };
         let invalid = effects
             .iter()
@@ -286,12 +450,13 @@ impl ConsensusTask {
         for effect in effects {
             match effect {
                 Effect::Persist(unit) => {
-                    let raw = serde_json::to_vec(&unit).unwrap_or_default();
+                    let raw = unit.to_bytes();
                     let db = self.chain.db.clone();
                     let hash = unit.hash();
+                    let instance = unit.unit.instance_id;
                     let raw2 = raw.clone();
                     let stored = tokio::task::spawn_blocking(move || {
-                        db.put_consensus_unit(hash, &raw2, true)
+                        db.put_consensus_unit(instance, hash, &raw2, true)
                     })
                     .await;
                     if !matches!(stored, Ok(Ok(()))) {
@@ -299,9 +464,26 @@ impl ConsensusTask {
                         tracing::error!(%hash, "cannot store own unit; not broadcasting it");
                         return;
                     }
-                    self.view.units.write().insert(hash, raw);
+                    self.view.units.write().insert(hash, (instance, raw));
                 }
-                Effect::Broadcast(unit) => self.publish(ConsensusMessage::Unit(unit)).await,
+                Effect::Broadcast(unit) => {
+                    if let Some(key) = &self.equivocate {
+                        // A twin with the same creator and sequence number: other value
+                        // or timestamp, validly signed. Peers that see both prove it.
+                        let mut twin = unit.unit.clone();
+                        match twin.value {
+                            Some(v) => twin.value = Some(alloy_primitives::keccak256(v)),
+                            None => twin.timestamp = twin.timestamp.saturating_add(1),
+                        }
+                        let signature = koma_consensus::UnitSigner::sign(key, &twin.hash());
+                        let twin = SignedUnit {
+                            unit: twin,
+                            signature,
+                        };
+                        self.publish(ConsensusMessage::Unit(twin)).await;
+                    }
+                    self.publish(ConsensusMessage::Unit(unit)).await
+                }
                 Effect::Evidence(ev) => {
                     tracing::warn!(
                         validator = ev.creator(),
@@ -310,6 +492,7 @@ impl ConsensusTask {
                     self.publish(ConsensusMessage::Evidence(ev)).await;
                 }
                 Effect::Request(hash) => missing.push(hash),
+                Effect::RequestLatest(instance) => self.request_latest(instance),
                 Effect::Timer(t) => {
                     self.timers.insert(t);
                 }
@@ -319,13 +502,44 @@ impl ConsensusTask {
                 Effect::Invalid { unit, error } => {
                     tracing::debug!(%unit, %error, "invalid consensus unit");
                 }
+                Effect::RoundExp(exp) => {
+                    tracing::info!(round_exp = exp, "round length changed");
+                }
+                Effect::EraStarted(record) => {
+                    tracing::info!(
+                        era = record.era,
+                        start = record.start,
+                        validators = record.validators.len(),
+                        banned = record.banned.len(),
+                        "KoMaBFT era"
+                    );
+                    if let Err(e) = store_era_record(&self.chain.db, &record) {
+                        tracing::error!(error = %e, era = record.era, "cannot store era record");
+                    }
+                }
+                Effect::EraClosed {
+                    era,
+                    instance_id,
+                    tips,
+                } => {
+                    if let Err(e) = self.chain.db.put_era_tips(instance_id, &tips) {
+                        tracing::warn!(error = %e, era, "cannot store the tips of a closed era");
+                    }
+                    let open: Vec<B256> =
+                        self.eras.records().iter().map(|r| r.instance_id).collect();
+                    self.view
+                        .units
+                        .write()
+                        .retain(|_, (instance, _)| open.contains(instance));
+                    tracing::debug!(era, "KoMaBFT era closed");
+                }
             }
         }
         if !missing.is_empty() {
             let now = std::time::Instant::now();
             self.requested
                 .retain(|_, at| now.duration_since(*at) < REQUEST_RETRY);
-            missing.retain(|h| self.highway.unit(h).is_none() && !self.requested.contains_key(h));
+            missing.retain(|h| self.eras.unit(h).is_none() && !self.requested.contains_key(h));
             missing.sort();
             missing.dedup();
             for h in &missing {
@@ -339,11 +553,23 @@ impl ConsensusTask {
 
     async fn publish(&self, message: ConsensusMessage) {
         let Some(net) = &self.net else { return };
-        let Ok(data) = serde_json::to_vec(&message) else {
-            return;
-        };
+        let data = message.encode();
         if let Err(e) = net.publish(Topic::Consensus, data).await {
             tracing::debug!(error = %e, "cannot gossip consensus message");
+        }
+    }
+
+    /// Feeds units a peer sent back into the task.
+    async fn feed(input: &mpsc::Sender<ConsensusInput>, items: Vec<Vec<u8>>, peer: PeerId) {
+        for raw in items {
+            if let Ok(unit) = SignedUnit::from_bytes(&raw) {
+                let message = ConsensusInput::Message {
+                    message: ConsensusMessage::Unit(unit),
+                    from: Some(peer),
+                    validation: None,
+                };
+                let _ = input.send(message).await;
+            }
         }
     }
 
@@ -370,17 +596,24 @@ impl ConsensusTask {
                     if items.is_empty() {
                         continue;
                     }
-                    for raw in items {
-                        if let Ok(unit) = serde_json::from_slice::<SignedUnit>(&raw) {
-                            let message = ConsensusInput::Message {
-                                message: ConsensusMessage::Unit(unit),
-                                from: Some(*peer),
-                                validation: None,
-                            };
-                            let _ = input.send(message).await;
-                        }
-                    }
+                    Self::feed(&input, items, *peer).await;
                     break;
+                }
+            }
+        });
+    }
+
+    /// This node is behind (it saw units of a later era): asks a few peers for the
+    /// latest units of its current era, whose dependencies then follow by request.
+    fn request_latest(&self, instance: B256) {
+        let Some(net) = self.net.clone() else { return };
+        let input = self.input.clone();
+        tokio::spawn(async move {
+            for peer in net.peers().into_iter().take(3) {
+                if let Ok(SyncResponse::Units(items)) =
+                    net.request(peer, SyncRequest::LatestUnits(instance)).await
+                {
+                    Self::feed(&input, items, peer).await;
                 }
             }
         });
@@ -402,7 +635,9 @@ impl ConsensusTask {
             if record.last_final.len() < self.view.thresholds.len() {
                 record.last_final.resize(self.view.thresholds.len(), None);
             }
-            let slot = &mut record.last_final[index];
+            let Some(slot) = record.last_final.get_mut(index) else {
+                return;
+            };
             if slot.is_some_and(|(n, _)| n >= number) {
                 return;
             }
@@ -422,8 +657,13 @@ impl ConsensusTask {
         }
     }
 
-    fn refresh_validators(&self, validators: &Validators) {
-        let state = self.highway.state();
+    fn refresh_validators(&self) {
+        let Some(current) = self.eras.current() else {
+            return;
+        };
+        let state = current.state();
+        let validators = &state.validators;
+        let era = self.eras.current_era();
         let list = validators
             .indices()
             .map(|i| {
@@ -437,9 +677,11 @@ impl ConsensusTask {
                     address: validators.key(i).copied().unwrap_or_default(),
                     stake: validators.weight(i),
                     faulty: state.is_faulty(i),
+                    era,
                     latest_unit: latest.map(|u| u.hash),
                     latest_seq: latest.map(|u| u.seq),
                     latest_timestamp: latest.map(|u| u.timestamp),
+                    round_length_ms: latest.map(|u| state.params.round_len(u.round_exp)),
                 }
             })
             .collect();

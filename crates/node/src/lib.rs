@@ -54,6 +54,9 @@ pub struct NodeConfig {
     pub producer_key: Option<PrivateKeySigner>,
     /// Staker key for KoMaBFT; `None` follows finality without voting.
     pub staker_key: Option<PrivateKeySigner>,
+    /// Test only: sign a second, conflicting version of every own unit (equivocate),
+    /// to exercise detection and evidence on a real network.
+    pub equivocate: bool,
     pub pool: Option<PoolConfig>,
     /// Deepest reorg the node accepts (blocks unwound).
     pub max_reorg_depth: u64,
@@ -144,6 +147,7 @@ impl Node {
             config.staker_key.clone(),
             network.clone(),
             stop_rx.clone(),
+            config.equivocate,
         )?;
         if let (Some(handle), Some(events_rx)) = (&network, events_rx) {
             let (hints_tx, hints_rx) = mpsc::channel(256);

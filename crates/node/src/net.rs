@@ -207,9 +207,7 @@ pub(crate) async fn event_loop(
                     validation.ignore();
                     continue;
                 };
-                let Ok(message) =
-                    serde_json::from_slice::<crate::consensus::ConsensusMessage>(&data)
-                else {
+                let Ok(message) = crate::consensus::ConsensusMessage::decode(&data) else {
                     validation.reject();
                     ctx.handle.report(from, Misbehaviour::Undecodable);
                     continue;
@@ -232,6 +230,26 @@ pub(crate) async fn event_loop(
                     hashes.iter().filter_map(|h| view.unit_bytes(h)).collect()
                 });
                 tokio::spawn(async move {
+                    if let Err(e) = responder.respond(SyncResponse::Units(items)).await {
+                        tracing::debug!(%peer, error = %e, "unit response not sent");
+                    }
+                });
+            }
+            NetworkEvent::Request {
+                peer,
+                request: SyncRequest::LatestUnits(instance),
+                responder,
+            } => {
+                let input = ctx.consensus.as_ref().map(|(_, input)| input.clone());
+                tokio::spawn(async move {
+                    let mut items = Vec::new();
+                    if let Some(input) = input {
+                        let (reply, answer) = tokio::sync::oneshot::channel();
+                        let ask = crate::consensus::ConsensusInput::Latest { instance, reply };
+                        if input.try_send(ask).is_ok() {
+                            items = answer.await.unwrap_or_default();
+                        }
+                    }
                     if let Err(e) = responder.respond(SyncResponse::Units(items)).await {
                         tracing::debug!(%peer, error = %e, "unit response not sent");
                     }
@@ -399,7 +417,7 @@ fn answer(db: &Database, request: &SyncRequest) -> SyncResponse {
                 SyncResponse::Blocks(items)
             }
             // Answered by the event loop from the consensus view.
-            SyncRequest::Units(_) => SyncResponse::Units(Vec::new()),
+            SyncRequest::Units(_) | SyncRequest::LatestUnits(_) => SyncResponse::Units(Vec::new()),
             SyncRequest::BlockByHash(hash) => {
                 let mut items = Vec::new();
                 if let (Some(header), Some(body)) = (db.header(hash)?, db.body(hash)?) {

@@ -52,6 +52,7 @@ async fn follower_reorgs_and_announces_removed_blocks() {
         },
         api: ApiConfig::default(),
         producer_key: None,
+        equivocate: false,
         staker_key: None,
         network: None,
         pool: None,

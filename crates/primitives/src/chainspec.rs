@@ -81,11 +81,15 @@ pub struct Staker {
     pub stake: u64,
 }
 
-/// KoMaBFT parameters (one era for now: the staker set from genesis).
+/// KoMaBFT parameters. Every era has the staker set listed here (less the stakers
+/// proven to have equivocated); later eras will take it from the L1 stake table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConsensusParams {
     pub stakers: Vec<Staker>,
+    /// Milestones (KoMaBFT blocks) per era; the next era starts once the last is final.
+    #[serde(default = "default_era_blocks")]
+    pub era_blocks: u64,
     /// Shortest round in ms (a power of two is customary: 512 on the devnet).
     pub min_round_ms: u64,
     /// Rounds last `minRoundMs << roundExp`.
@@ -98,6 +102,10 @@ pub struct ConsensusParams {
 
 fn default_max_round_exp() -> u8 {
     6
+}
+
+fn default_era_blocks() -> u64 {
+    1000
 }
 
 /// Everything that defines a KOMA chain. Nodes with the same spec agree on genesis.
@@ -229,6 +237,9 @@ impl ChainSpec {
             }
             if c.min_round_ms < 16 || c.round_exp > c.max_round_exp || c.max_round_exp > 20 {
                 return bad("consensus: minRoundMs >= 16 and roundExp <= maxRoundExp <= 20");
+            }
+            if c.era_blocks < 2 {
+                return bad("consensus.eraBlocks must be at least 2");
             }
         }
         if self.extra_data.len() > 32 {

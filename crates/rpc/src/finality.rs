@@ -39,10 +39,14 @@ pub struct ValidatorStatus {
     pub stake: u64,
     /// Proven to have equivocated.
     pub faulty: bool,
+    /// The KoMaBFT era this entry belongs to (the node's current one).
+    pub era: u64,
     pub latest_unit: Option<B256>,
     pub latest_seq: Option<u64>,
     /// Timestamp (ms) of the latest unit.
     pub latest_timestamp: Option<u64>,
+    /// The round length the staker's latest unit was made with (adaptive).
+    pub round_length_ms: Option<u64>,
 }
 
 /// KoMaBFT as the RPC handlers see it. Implemented by the node.

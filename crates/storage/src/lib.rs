@@ -247,33 +247,112 @@ impl Database {
             .transpose()
     }
 
-    /// Stores a KoMaBFT unit. `durable` waits for the write to reach disk: a node's
-    /// own units are stored so before they are broadcast.
+    /// Stores a KoMaBFT unit of the era instance `instance`. `durable` waits for the
+    /// write to reach disk: a node's own units are stored so before they are broadcast.
     pub fn put_consensus_unit(
         &self,
+        instance: B256,
         hash: B256,
         unit: &[u8],
         durable: bool,
     ) -> Result<(), StorageError> {
+        let cf = tables::cf(&self.db, Table::Consensus);
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.put_cf(cf, hash, unit);
+        batch.put_cf(cf, era_index_key(&instance, &hash), []);
         let mut wo = WriteOptions::default();
         wo.set_sync(durable);
         self.db
-            .put_cf_opt(tables::cf(&self.db, Table::Consensus), hash, unit, &wo)
+            .write_opt(batch, &wo)
             .map_err(|e| StorageError::Write(e.to_string()))
     }
 
-    /// Every stored KoMaBFT unit (in key order; the caller re-adds them by dependency).
-    pub fn consensus_units(&self) -> Result<Vec<Vec<u8>>, StorageError> {
+    /// A stored KoMaBFT unit by hash.
+    pub fn consensus_unit(&self, hash: B256) -> Result<Option<Vec<u8>>, StorageError> {
+        get_raw(&self.db, Table::Consensus, hash.as_slice())
+    }
+
+    /// Every stored unit of the era instance `instance` (in no particular order; the
+    /// caller re-adds them by dependency).
+    pub fn consensus_units(&self, instance: B256) -> Result<Vec<Vec<u8>>, StorageError> {
+        let cf = tables::cf(&self.db, Table::Consensus);
+        let mut prefix = vec![tables::CONSENSUS_ERA_INDEX];
+        prefix.extend_from_slice(instance.as_slice());
+        let mut hashes = Vec::new();
+        for item in self.db.prefix_iterator_cf(cf, &prefix) {
+            let (key, _) = item.map_err(|e| StorageError::Read(e.to_string()))?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            if let Some(h) = key.get(prefix.len()..) {
+                hashes.push(h.to_vec());
+            }
+        }
+        let mut out = Vec::with_capacity(hashes.len());
+        for value in self
+            .db
+            .multi_get_cf(hashes.iter().map(|h| (cf, h.as_slice())))
+        {
+            if let Some(v) = value.map_err(|e| StorageError::Read(e.to_string()))? {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores (or replaces) the record of KoMaBFT era `era`, durably.
+    pub fn put_era_record(&self, era: u64, record: &[u8]) -> Result<(), StorageError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
         self.db
-            .iterator_cf(
+            .put_cf_opt(
                 tables::cf(&self.db, Table::Consensus),
-                rocksdb::IteratorMode::Start,
+                era_record_key(era),
+                record,
+                &wo,
             )
-            .map(|item| {
-                item.map(|(_, v)| v.to_vec())
-                    .map_err(|e| StorageError::Read(e.to_string()))
-            })
-            .collect()
+            .map_err(|e| StorageError::Write(e.to_string()))
+    }
+
+    /// Stores the latest unit hashes of a closed era (to serve peers catching up).
+    pub fn put_era_tips(&self, instance: B256, tips: &[B256]) -> Result<(), StorageError> {
+        let mut key = vec![tables::CONSENSUS_ERA_TIPS];
+        key.extend_from_slice(instance.as_slice());
+        let value: Vec<u8> = tips.iter().flat_map(|h| h.0).collect();
+        self.db
+            .put_cf(tables::cf(&self.db, Table::Consensus), key, value)
+            .map_err(|e| StorageError::Write(e.to_string()))
+    }
+
+    /// The latest unit hashes of a closed era, if stored.
+    pub fn era_tips(&self, instance: B256) -> Result<Vec<B256>, StorageError> {
+        let mut key = vec![tables::CONSENSUS_ERA_TIPS];
+        key.extend_from_slice(instance.as_slice());
+        Ok(get_raw(&self.db, Table::Consensus, &key)?
+            .unwrap_or_default()
+            .chunks_exact(32)
+            .map(B256::from_slice)
+            .collect())
+    }
+
+    /// Every stored era record, oldest era first.
+    pub fn era_records(&self) -> Result<Vec<Vec<u8>>, StorageError> {
+        let cf = tables::cf(&self.db, Table::Consensus);
+        let prefix = [tables::CONSENSUS_ERA_RECORD];
+        let mut out = Vec::new();
+        for item in self.db.prefix_iterator_cf(cf, prefix) {
+            let (key, value) = item.map_err(|e| StorageError::Read(e.to_string()))?;
+            if key.len() != 9 || key.first() != Some(&tables::CONSENSUS_ERA_RECORD) {
+                // Unit hashes share the key space: skip a 32-byte key that happens to
+                // start with the prefix byte.
+                if !key.starts_with(&prefix) {
+                    break;
+                }
+                continue;
+            }
+            out.push(value.to_vec());
+        }
+        Ok(out)
     }
 
     /// Stores the KoMaBFT finality record (opaque to storage), durably.
@@ -641,4 +720,19 @@ fn read_header(db: &DB, hash: B256) -> Result<Option<Header>, StorageError> {
                 .map_err(|e| StorageError::Corrupt(format!("header {hash}: {e}")))
         })
         .transpose()
+}
+
+fn era_index_key(instance: &B256, hash: &B256) -> Vec<u8> {
+    let mut key = Vec::with_capacity(65);
+    key.push(tables::CONSENSUS_ERA_INDEX);
+    key.extend_from_slice(instance.as_slice());
+    key.extend_from_slice(hash.as_slice());
+    key
+}
+
+fn era_record_key(era: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = tables::CONSENSUS_ERA_RECORD;
+    key[1..].copy_from_slice(&era.to_be_bytes());
+    key
 }

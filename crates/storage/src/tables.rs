@@ -30,7 +30,9 @@ pub enum Table {
     ChangeSets,
     /// block hash -> total difficulty (sum of difficulties from genesis), for fork choice
     TotalDifficulty,
-    /// KoMaBFT unit hash -> signed unit (the DAG, reloaded at restart)
+    /// KoMaBFT: unit hash -> signed unit; `0xEE ‖ instance ‖ unit hash` -> empty (the
+    /// units of one era, reloaded at restart); `0xE0 ‖ era` -> era record;
+    /// `0xE1 ‖ instance` -> the latest unit hashes of a closed era
     Consensus,
 }
 
@@ -102,3 +104,9 @@ pub(crate) const META_SCHEMA: &[u8] = b"schema_version";
 pub(crate) const META_SPEC_JSON: &[u8] = b"chain_spec";
 /// The finality record of KoMaBFT (last final milestone per threshold).
 pub(crate) const META_FINALITY: &[u8] = b"finality";
+/// Prefix of the per-era unit index in the consensus table.
+pub(crate) const CONSENSUS_ERA_INDEX: u8 = 0xEE;
+/// Prefix of era records in the consensus table.
+pub(crate) const CONSENSUS_ERA_RECORD: u8 = 0xE0;
+/// Prefix of a closed era's latest units (by instance) in the consensus table.
+pub(crate) const CONSENSUS_ERA_TIPS: u8 = 0xE1;
