@@ -169,6 +169,8 @@ pub struct Report {
     pub eras: u64,
     /// Validators left out of that node's current era (banned equivocators).
     pub banned: Vec<ValidatorIndex>,
+    /// Each honest online validator's round exponent at the end.
+    pub round_exps: Vec<u8>,
 }
 
 impl Report {
@@ -827,6 +829,10 @@ impl Sim {
                         .is_some_and(|h| h.state().validators.index_of(&self.keys[*v]).is_none())
                 })
                 .map(|v| v as ValidatorIndex)
+                .collect(),
+            round_exps: online_honest
+                .iter()
+                .filter_map(|i| self.nodes[*i].current().and_then(|h| h.round_exp()))
                 .collect(),
         })
     }

@@ -258,3 +258,42 @@ fn thirty_one_validators_with_every_fault_across_eras() {
         assert_eq!(r.banned, [4, 19], "seed {}", r.seed);
     }
 }
+
+#[test]
+fn rounds_lengthen_on_a_slow_network_and_finality_goes_on() {
+    // 64 ms rounds on a network with 40-120 ms delays: proposals miss their rounds,
+    // the round meters double the rounds until they fit, and blocks become final.
+    let mut sc = Scenario::new("slow-net-7", 7, 60_000);
+    sc.min_round_len = 64;
+    sc.min_delay = 40;
+    sc.max_delay = 120;
+    for r in run_scenario(sc, 6) {
+        assert!(
+            r.round_exps.iter().all(|e| *e >= 2),
+            "seed {}: round exponents {:?}",
+            r.seed,
+            r.round_exps
+        );
+        assert!(
+            r.finalized_after_stable[1] >= 10,
+            "seed {}: {:?}",
+            r.seed,
+            r.finalized
+        );
+    }
+}
+
+#[test]
+fn rounds_stay_short_on_a_fast_network() {
+    let mut sc = Scenario::new("fast-net-7", 7, 30_000);
+    sc.min_delay = 5;
+    sc.max_delay = 30;
+    for r in run_scenario(sc, 6) {
+        assert!(
+            r.round_exps.iter().all(|e| *e == 0),
+            "seed {}: {:?}",
+            r.seed,
+            r.round_exps
+        );
+    }
+}
