@@ -544,7 +544,7 @@ impl Eras {
         let Some(era) = self.eras.get_mut(&e) else {
             return;
         };
-        if era.ended || self.by_instance.values().any(|x| *x == next) {
+        if era.ended {
             return;
         }
         let Some(terminal) = era
@@ -556,6 +556,10 @@ impl Eras {
             return;
         };
         era.ended = true;
+        if self.by_instance.values().any(|x| *x == next) {
+            // Restored after a restart: the next era is already open.
+            return;
+        }
         // Equivocators of this era are banned from the next ones.
         let state = era.highway.state();
         for v in state.validators.indices() {

@@ -412,10 +412,12 @@ impl ConsensusTask {
         validation: Option<koma_network::GossipValidation>,
     ) {
         let now = now_ms();
+        let mut known_era = true;
         let (effects, hash) = match message {
             ConsensusMessage::Unit(unit) => {
                 let hash = unit.hash();
                 let instance = unit.unit.instance_id;
+                known_era = self.eras.era_of(&instance).is_some();
                 let raw = unit.to_bytes();
                 let effects = self.eras.handle_unit(unit, now);
                 if self.eras.unit(&hash).is_some() {
@@ -435,6 +437,10 @@ impl ConsensusTask {
         if let Some(v) = validation {
             if invalid {
                 v.reject();
+            } else if !known_era {
+                // A unit of an era this node has not reached cannot be checked here:
+                // kept for later, but not forwarded (no amplification of junk).
+                v.ignore();
             } else {
                 v.accept();
             }
