@@ -198,6 +198,8 @@ pub(crate) struct ConsensusTask {
     equivocate: Option<PrivateKeySigner>,
     /// Units asked for recently (hash -> when), so a missing unit is asked for once.
     requested: HashMap<B256, std::time::Instant>,
+    /// The newest era announced in the log.
+    logged_era: Option<u64>,
 }
 
 /// How long before a unit still missing is asked for again.
@@ -322,6 +324,7 @@ pub(crate) fn start(
         timers: std::collections::BTreeSet::from([now_ms()]),
         equivocate: twin_key,
         requested: HashMap::new(),
+        logged_era: None,
     };
     task.refresh_validators();
     let handle = tokio::spawn(task.run(rx, stop));
@@ -512,13 +515,18 @@ impl ConsensusTask {
                     tracing::info!(round_exp = exp, "round length changed");
                 }
                 Effect::EraStarted(record) => {
-                    tracing::info!(
-                        era = record.era,
-                        start = record.start,
-                        validators = record.validators.len(),
-                        banned = record.banned.len(),
-                        "KoMaBFT era"
-                    );
+                    // The same record comes again when its cap rises (a switch caught
+                    // up at a higher threshold): stored again, logged once.
+                    if self.logged_era.is_none_or(|e| record.era > e) {
+                        self.logged_era = Some(record.era);
+                        tracing::info!(
+                            era = record.era,
+                            start = record.start,
+                            validators = record.validators.len(),
+                            banned = record.banned.len(),
+                            "KoMaBFT era started"
+                        );
+                    }
                     if let Err(e) = store_era_record(&self.chain.db, &record) {
                         tracing::error!(error = %e, era = record.era, "cannot store era record");
                     }
