@@ -267,6 +267,7 @@ impl Eras {
             },
             banned: Vec::new(),
             fresh: !signed_before,
+            initial_round_exp: self.current().and_then(Highway::round_exp),
         };
         self.by_instance.insert(record.instance_id, record.era);
         let n = self.thresholds.len();

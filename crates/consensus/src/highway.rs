@@ -124,6 +124,10 @@ pub struct Config {
     /// The signer has never signed in this instance. Otherwise it must not sign
     /// until [`Highway::restore_own`] has brought back its last unit.
     pub fresh: bool,
+    /// The round exponent to start with (the previous era's, so a slow network does
+    /// not have to slow down again after every switch); `params.round_exp` is the
+    /// minimum either way.
+    pub initial_round_exp: Option<u8>,
 }
 
 impl Config {
@@ -145,6 +149,7 @@ impl Config {
             base: EraBase::default(),
             banned: Vec::new(),
             fresh: true,
+            initial_round_exp: None,
         }
     }
 }
@@ -199,6 +204,7 @@ impl Highway {
             base,
             banned,
             fresh,
+            initial_round_exp,
         } = config;
         let total = validators.total_weight();
         thresholds.sort_by_key(|t| t.ftt(total));
@@ -212,7 +218,11 @@ impl Highway {
                 index,
                 signer,
                 can_sign: fresh,
-                meter: RoundMeter::new(params.round_exp, params.round_exp, params.max_round_exp),
+                meter: RoundMeter::new(
+                    initial_round_exp.unwrap_or(params.round_exp),
+                    params.round_exp,
+                    params.max_round_exp,
+                ),
                 proposed: None,
                 confirmed: None,
                 witnessed: None,
