@@ -200,6 +200,9 @@ pub(crate) struct ConsensusTask {
     requested: HashMap<B256, std::time::Instant>,
     /// The newest era announced in the log.
     logged_era: Option<u64>,
+    /// What reloading the stored eras returned: applied first thing (it may hold own
+    /// units of an era the reload started, which must be stored and sent like any).
+    startup: Vec<Effect>,
 }
 
 /// How long before a unit still missing is asked for again.
@@ -282,13 +285,14 @@ pub(crate) fn start(
         .iter()
         .map(|u| (u.hash(), (u.unit.instance_id, u.to_bytes())))
         .collect();
-    // Finality effects of the reloaded DAG are not news: the record is stored. Era
-    // records are: a new node starts era 0 here.
-    let (eras, effects) = Eras::restore(config, records, units, now_ms())
+    // Era records are stored at once (a new node starts era 0 here); the rest of what
+    // the reload returned is applied when the task starts (finalizations it repeats
+    // are below the stored record and change nothing).
+    let (eras, startup) = Eras::restore(config, records, units, now_ms())
         .map_err(|e| eyre::eyre!("KoMaBFT eras: {e}"))?;
-    for effect in effects {
+    for effect in &startup {
         if let Effect::EraStarted(record) = effect {
-            store_era_record(&chain.db, &record)?;
+            store_era_record(&chain.db, record)?;
         }
     }
     let node_threshold = eras
@@ -325,6 +329,7 @@ pub(crate) fn start(
         equivocate: twin_key,
         requested: HashMap::new(),
         logged_era: None,
+        startup,
     };
     task.refresh_validators();
     let handle = tokio::spawn(task.run(rx, stop));
@@ -350,6 +355,8 @@ impl ConsensusTask {
         mut rx: mpsc::Receiver<ConsensusInput>,
         mut stop: watch::Receiver<bool>,
     ) {
+        let startup = std::mem::take(&mut self.startup);
+        self.apply(startup, None).await;
         // Proposals wait for the L2 block they name; each new head may be it.
         let mut heads = self.chain.head.subscribe();
         loop {
