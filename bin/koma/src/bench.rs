@@ -849,6 +849,10 @@ pub struct ConsensusBench {
     /// Seeds to run (1..=seeds).
     #[arg(long, default_value_t = 3)]
     seeds: u64,
+    /// Sign and verify with real secp256k1 keys, as the node does (default: a cheap
+    /// keccak-based mock, to isolate the protocol's own cost).
+    #[arg(long)]
+    real_keys: bool,
 }
 
 /// `koma bench consensus`: the KoMaBFT simulator's figures.
@@ -861,17 +865,47 @@ fn consensus_sim(args: ConsensusBench) -> eyre::Result<()> {
         min_round_ms,
         duration_ms,
         seeds,
+        real_keys,
     } = args;
     let mut sc = Scenario::new("bench", validators, duration_ms);
     sc.min_delay = delay_ms.saturating_sub(jitter_ms);
     sc.max_delay = delay_ms + jitter_ms;
     sc.min_round_len = min_round_ms;
+    sc.real_keys = real_keys;
     println!(
-        "KoMaBFT simulation: {validators} validators (stake 1..=100), one-way delay {}..={} ms, min round {min_round_ms} ms, {} s simulated",
+        "KoMaBFT simulation: {validators} validators (stake 1..=100), one-way delay {}..={} ms, min round {min_round_ms} ms, {} s simulated, {} signatures",
         sc.min_delay,
         sc.max_delay,
-        duration_ms / 1000
+        duration_ms / 1000,
+        if real_keys { "secp256k1" } else { "mock" }
     );
+    // What checking a unit's signature costs with the node's verifier (libsecp256k1)
+    // and with the pure-Rust one the simulator uses for `--real-keys`.
+    {
+        use koma_consensus::{Secp256k1Verifier, UnitSigner, UnitVerifier};
+        let key = alloy::signers::local::PrivateKeySigner::random();
+        let addr = UnitSigner::address(&key);
+        let signed: Vec<_> = (0..2000u32)
+            .map(|i| {
+                let h = alloy_primitives::keccak256(i.to_be_bytes());
+                (h, UnitSigner::sign(&key, &h))
+            })
+            .collect();
+        let time = |v: &dyn UnitVerifier| {
+            let t = std::time::Instant::now();
+            let ok = signed.iter().filter(|(h, s)| v.verify(&addr, h, s)).count();
+            (t.elapsed().as_secs_f64() * 1e6 / signed.len() as f64, ok)
+        };
+        let (lib, ok1) = time(&koma_node::LibSecp256k1Verifier);
+        let (k256, ok2) = time(&Secp256k1Verifier);
+        eyre::ensure!(
+            ok1 == signed.len() && ok2 == signed.len(),
+            "signature check failed"
+        );
+        println!(
+            "signature check per unit: {lib:.1} us with libsecp256k1 (the node's), {k256:.1} us with k256 (the simulator's --real-keys)"
+        );
+    }
     let mut all = Vec::new();
     for seed in 1..=seeds {
         let started = std::time::Instant::now();

@@ -25,15 +25,18 @@
 )]
 
 use crate::era::{EraRecord, Eras, ErasConfig};
+use crate::unit::Secp256k1Verifier;
 use crate::{
     AnyValue, Effect, Evidence, SignedUnit, Threshold, Timestamp, UnitSigner, UnitVerifier,
     ValidatorIndex, quorum,
 };
+use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{Address, B256, Bytes, keccak256};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Test keys: a signature is `keccak(address ‖ hash)`. Cheap enough for hundreds of
@@ -96,6 +99,8 @@ pub struct Scenario {
     pub equal_stake: bool,
     /// Blocks per era (`u64::MAX`: one era for the whole run).
     pub era_blocks: u64,
+    /// Real secp256k1 keys and signatures (as in the node) instead of the cheap mock.
+    pub real_keys: bool,
 }
 
 impl Scenario {
@@ -113,6 +118,7 @@ impl Scenario {
             max_round_exp: 6,
             equal_stake: false,
             era_blocks: u64::MAX,
+            real_keys: false,
         }
     }
 
@@ -194,6 +200,7 @@ struct Sim {
     rng: StdRng,
     nodes: Vec<Eras>,
     keys: Vec<Address>,
+    signers: Vec<Arc<dyn UnitSigner>>,
     weights: Vec<u64>,
     thresholds: Vec<Threshold>,
     now: Timestamp,
@@ -226,7 +233,7 @@ fn node(
     sc: &Scenario,
     seed: u64,
     stakers: &[(Address, u64)],
-    key: Address,
+    signer: Arc<dyn UnitSigner>,
     records: Vec<EraRecord>,
     units: Vec<SignedUnit>,
     now: Timestamp,
@@ -242,9 +249,13 @@ fn node(
         max_round_exp: sc.max_round_exp,
         max_future: 60_000,
         thresholds: Threshold::defaults(),
-        signer: Some(std::sync::Arc::new(MockSigner(key))),
-        verifier: std::sync::Arc::new(MockVerifier),
-        values: std::sync::Arc::new(AnyValue),
+        signer: Some(signer),
+        verifier: if sc.real_keys {
+            Arc::new(Secp256k1Verifier)
+        } else {
+            Arc::new(MockVerifier)
+        },
+        values: Arc::new(AnyValue),
     };
     Eras::restore(config, records, units, now).expect("valid eras")
 }
@@ -252,9 +263,17 @@ fn node(
 impl Sim {
     fn new(sc: Scenario, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
-        let keys: Vec<Address> = (0..sc.validators)
-            .map(|i| Address::from_word(keccak256(format!("validator {i}"))))
+        let signers: Vec<Arc<dyn UnitSigner>> = (0..sc.validators)
+            .map(|i| -> Arc<dyn UnitSigner> {
+                let secret = keccak256(format!("validator {i}"));
+                if sc.real_keys {
+                    Arc::new(PrivateKeySigner::from_bytes(&secret).expect("valid key"))
+                } else {
+                    Arc::new(MockSigner(Address::from_word(secret)))
+                }
+            })
             .collect();
+        let keys: Vec<Address> = signers.iter().map(|s| s.address()).collect();
         let weights: Vec<u64> = (0..sc.validators)
             .map(|_| {
                 if sc.equal_stake {
@@ -269,8 +288,16 @@ impl Sim {
         let thresholds = Threshold::defaults();
         let mut nodes = Vec::new();
         let mut records = Vec::new();
-        for k in &keys {
-            let (eras, effects) = node(&sc, seed, &stakers, *k, Vec::new(), Vec::new(), 0);
+        for signer in &signers {
+            let (eras, effects) = node(
+                &sc,
+                seed,
+                &stakers,
+                signer.clone(),
+                Vec::new(),
+                Vec::new(),
+                0,
+            );
             let mut r = BTreeMap::new();
             for e in effects {
                 if let Effect::EraStarted(rec) = e {
@@ -286,6 +313,7 @@ impl Sim {
             rng,
             nodes,
             keys,
+            signers,
             weights,
             now: 0,
             queue: BinaryHeap::new(),
@@ -383,7 +411,7 @@ impl Sim {
                 None => other.timestamp += 1,
             }
             let fork = SignedUnit {
-                signature: mock_sig(&self.keys[from], &other.hash()),
+                signature: self.signers[from].sign(&other.hash()),
                 unit: other,
             };
             self.creators.insert(fork.hash(), from);
@@ -520,7 +548,7 @@ impl Sim {
             &self.sc,
             self.seed,
             &stakers,
-            self.keys[i],
+            self.signers[i].clone(),
             records,
             self.persisted[i].clone(),
             self.now,

@@ -299,3 +299,20 @@ fn rounds_stay_short_on_a_fast_network() {
         );
     }
 }
+
+#[test]
+fn real_secp256k1_keys_with_an_equivocator() {
+    // The node's signature scheme end to end: evidence is built from and checked
+    // against real signatures.
+    let mut sc = Scenario::new("secp-7", 7, 15_000);
+    sc.real_keys = true;
+    sc.equivocators = vec![3];
+    for r in run_scenario(sc, 2) {
+        assert!(
+            r.finalized_after_stable[1] >= 10,
+            "seed {}: {:?}",
+            r.seed,
+            r.finalized
+        );
+    }
+}

@@ -22,7 +22,7 @@ mod sender;
 
 pub use db::{BlockDb, DbError, StateDb};
 pub use executor::{BlockEnvInput, BlockExecutor, ExecutedBlock, ExecutedTx, TxError};
-pub use sender::{InvalidSignature, recover_sender};
+pub use sender::{InvalidSignature, recover_prehash, recover_sender};
 
 use koma_primitives::ChainSpec;
 use revm::primitives::hardfork::SpecId;

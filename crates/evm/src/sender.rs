@@ -1,7 +1,7 @@
 //! Transaction sender recovery.
 
 use alloy::consensus::TxEnvelope;
-use alloy_primitives::{Address, B512, U256};
+use alloy_primitives::{Address, B256, B512, U256};
 
 /// Half the secp256k1 group order: EIP-2 signatures must have `s <= N/2`.
 const SECP256K1N_HALF: U256 = U256::from_be_bytes([
@@ -20,7 +20,15 @@ pub struct InvalidSignature;
 /// precompile) and is several times faster than the pure-Rust k256 path alloy would
 /// take: recovery is most of the cost of admitting a transaction or importing a block.
 pub fn recover_sender(tx: &TxEnvelope) -> Result<Address, InvalidSignature> {
-    let signature = tx.signature();
+    recover_prehash(&tx.signature_hash(), tx.signature())
+}
+
+/// The address that signed `digest` (a 32-byte prehash), on libsecp256k1; high-s
+/// signatures are refused (EIP-2), so every message has one valid signature form.
+pub fn recover_prehash(
+    digest: &B256,
+    signature: &alloy_primitives::Signature,
+) -> Result<Address, InvalidSignature> {
     if signature.s() > SECP256K1N_HALF {
         return Err(InvalidSignature);
     }
@@ -28,8 +36,7 @@ pub fn recover_sender(tx: &TxEnvelope) -> Result<Address, InvalidSignature> {
     compact[..32].copy_from_slice(&signature.r().to_be_bytes::<32>());
     compact[32..].copy_from_slice(&signature.s().to_be_bytes::<32>());
     let recovery_id = u8::from(signature.v());
-    let digest = tx.signature_hash();
-    revm::precompile::secp256k1::ecrecover(&B512::from(compact), recovery_id, &digest)
+    revm::precompile::secp256k1::ecrecover(&B512::from(compact), recovery_id, digest)
         .map(Address::from_word)
         .map_err(|_| InvalidSignature)
 }

@@ -13,6 +13,7 @@
 
 mod chain;
 mod consensus;
+pub use consensus::LibSecp256k1Verifier;
 mod net;
 mod produce;
 mod sync;
