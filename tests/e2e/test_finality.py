@@ -183,7 +183,7 @@ def test_eras_switch_and_every_threshold_carries_over(tmp_path):
         wait_until("two more eras without it", lambda: era(nodes[0]) >= down_era + 2, timeout=60)
         nodes[1].start()
         wait_until("the restarted staker to reach the others' era",
-                   lambda: era(nodes[1]) >= era(nodes[0]) - 0 and era(nodes[1]) > down_era, timeout=60)
+                   lambda: era(nodes[1]) >= era(nodes[0]) and era(nodes[1]) > down_era, timeout=60)
         before = milestones(nodes[1])
         wait_until("the restarted staker to finalize at 2/3 (which needs all four)",
                    lambda: milestones(nodes[0])[TWO_THIRDS] > before[TWO_THIRDS] + 3

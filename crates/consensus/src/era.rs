@@ -96,8 +96,6 @@ pub enum EraError {
         era: u64,
         source: crate::types::ValidatorsError,
     },
-    #[error("era {0} is not in the records")]
-    Missing(u64),
 }
 
 struct Era {
@@ -310,10 +308,6 @@ impl Eras {
     /// The era a unit's instance belongs to, if it is open.
     pub fn era_of(&self, instance_id: &B256) -> Option<u64> {
         self.by_instance.get(instance_id).copied()
-    }
-
-    pub fn orphans_len(&self) -> usize {
-        self.orphans.len()
     }
 
     /// A unit of an open era, by hash.

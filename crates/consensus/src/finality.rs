@@ -23,10 +23,15 @@ pub struct FinalityDetector {
     max_level: u32,
     last_finalized: Option<B256>,
     halted: bool,
-    /// Level-0 streaks for `streak_for`: per validator, the unit the streak was last
-    /// extended to and the streak's oldest sequence number.
-    streak_for: Option<B256>,
-    streaks: Vec<Option<(B256, u64)>>,
+    streaks: Streaks,
+}
+
+/// Level-0 streaks for one candidate, kept between runs: per validator, the unit the
+/// streak was last extended to and the streak's oldest sequence number.
+#[derive(Debug, Clone, Default)]
+struct Streaks {
+    candidate: Option<B256>,
+    per_validator: Vec<Option<(B256, u64)>>,
 }
 
 /// Why a detector stopped for good.
@@ -50,8 +55,7 @@ impl FinalityDetector {
             max_level,
             last_finalized: None,
             halted: false,
-            streak_for: None,
-            streaks: Vec::new(),
+            streaks: Streaks::default(),
         }
     }
 
@@ -116,7 +120,7 @@ impl FinalityDetector {
 
     fn is_final(&mut self, state: &State, candidate: &B256) -> bool {
         let total = state.validators.total_weight();
-        let Some(horizon) = self.level0(state, candidate) else {
+        let Some(horizon) = self.streaks.level0(state, candidate) else {
             return false;
         };
         let mut target = self.max_level;
@@ -130,14 +134,16 @@ impl FinalityDetector {
         }
         false
     }
+}
 
+impl Streaks {
     /// The level-0 horizon for `candidate`: for each honest validator whose latest
     /// unit votes for it (or a descendant), the oldest unit of that unbroken streak.
     fn level0(&mut self, state: &State, candidate: &B256) -> Option<Horizon> {
         let cand_height = state.block(candidate)?.height;
-        if self.streak_for != Some(*candidate) {
-            self.streak_for = Some(*candidate);
-            self.streaks = vec![None; state.validators.len()];
+        if self.candidate != Some(*candidate) {
+            self.candidate = Some(*candidate);
+            self.per_validator = vec![None; state.validators.len()];
         }
         let votes_for = |h: &B256| {
             state
@@ -147,7 +153,7 @@ impl FinalityDetector {
         };
         let mut horizon = Horizon::new(state.validators.len());
         for v in state.validators.indices() {
-            let Some(slot) = self.streaks.get_mut(v as usize) else {
+            let Some(slot) = self.per_validator.get_mut(v as usize) else {
                 continue;
             };
             let Some(top) = state.latest_unit(v) else {
@@ -227,8 +233,8 @@ impl Horizon {
 /// How many levels of summit with quorum `q` exist for `candidate` (at most `max`),
 /// computed from scratch.
 pub fn summit_level_of(state: &State, candidate: &B256, q: u64, max: u32) -> u32 {
-    let mut det = FinalityDetector::new(Threshold::new(0, 1), state.validators.total_weight());
-    det.level0(state, candidate)
+    Streaks::default()
+        .level0(state, candidate)
         .map_or(0, |h| summit_level(state, h, q, max))
 }
 

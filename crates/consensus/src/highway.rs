@@ -42,14 +42,17 @@ pub enum Effect {
     Persist(SignedUnit),
     /// Send this unit to all peers.
     Broadcast(SignedUnit),
+    /// A unit from a peer was accepted (when it arrived, or later, once what it waited
+    /// for came): store it, to reload it after a restart and to serve it to peers.
+    Store(SignedUnit),
     /// Send this evidence to all peers.
     Evidence(Evidence),
     /// Ask peers for this unit.
     Request(B256),
     /// Call [`Highway::handle_timer`] at this time.
     Timer(Timestamp),
-    /// A block became final at threshold number `threshold` (index into
-    /// [`Highway::thresholds`], ascending).
+    /// A block became final at threshold number `threshold` (index into the
+    /// thresholds watched, ascending: [`crate::Eras::thresholds`]).
     Finalized {
         threshold: usize,
         era: u64,
@@ -267,11 +270,6 @@ impl Highway {
         &self.detectors
     }
 
-    /// The thresholds watched, ascending (what [`Effect::Finalized`] indexes).
-    pub fn thresholds(&self) -> Vec<Threshold> {
-        self.detectors.iter().map(|d| d.threshold).collect()
-    }
-
     /// The index of this node's validator, if it is one.
     pub fn our_index(&self) -> Option<ValidatorIndex> {
         self.active.as_ref().map(|a| a.index)
@@ -466,7 +464,7 @@ impl Highway {
         let mut queue = vec![(unit.hash(), unit)];
         while let Some((hash, u)) = queue.pop() {
             let creator = u.unit.creator;
-            let result = self.state.add_hashed_unit(
+            let result = self.state.add_unit(
                 u.clone(),
                 hash,
                 self.verifier.as_ref(),
@@ -474,6 +472,7 @@ impl Highway {
             );
             match result {
                 Ok(added) => {
+                    effects.push(Effect::Store(u));
                     if let Some(ev) = added.evidence {
                         effects.push(Effect::Evidence(ev));
                         queue.extend(self.resolve(&evidence_key(creator)));
@@ -811,10 +810,12 @@ impl Highway {
             signature: a.signer.sign(&hash),
             unit,
         };
-        match self
-            .state
-            .add_unit(signed.clone(), self.verifier.as_ref(), self.values.as_ref())
-        {
+        match self.state.add_unit(
+            signed.clone(),
+            hash,
+            self.verifier.as_ref(),
+            self.values.as_ref(),
+        ) {
             Ok(_) => {
                 effects.push(Effect::Persist(signed.clone()));
                 effects.push(Effect::Broadcast(signed));

@@ -266,11 +266,6 @@ impl State {
         self.units.len()
     }
 
-    /// Every unit, in no particular order.
-    pub fn units(&self) -> impl Iterator<Item = &StoredUnit> {
-        self.units.values()
-    }
-
     pub fn latest(&self) -> &[Observation] {
         &self.latest
     }
@@ -497,20 +492,10 @@ impl State {
         Ok(hash)
     }
 
-    /// Validates `su` and adds it. Pending errors (missing dependencies, evidence or
-    /// value) mean "try again later", any other error that the unit is invalid.
+    /// Validates `su` (whose hash is `hash`) and adds it. Pending errors (missing
+    /// dependencies, evidence or value) mean "try again later", any other error that
+    /// the unit is invalid.
     pub fn add_unit(
-        &mut self,
-        su: SignedUnit,
-        verifier: &dyn UnitVerifier,
-        values: &dyn ValueCheck,
-    ) -> Result<Added, UnitError> {
-        let hash = su.hash();
-        self.add_hashed_unit(su, hash, verifier, values)
-    }
-
-    /// [`State::add_unit`] for a unit whose hash the caller already computed.
-    pub fn add_hashed_unit(
         &mut self,
         su: SignedUnit,
         hash: B256,

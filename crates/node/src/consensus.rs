@@ -61,14 +61,6 @@ impl ConsensusMessage {
     }
 }
 
-/// A stored unit: the binary encoding (or, in data directories written before it,
-/// JSON).
-fn decode_stored(raw: &[u8]) -> Option<SignedUnit> {
-    SignedUnit::from_bytes(raw)
-        .ok()
-        .or_else(|| serde_json::from_slice(raw).ok())
-}
-
 /// Unit signatures checked on libsecp256k1 (the library the EVM precompile links), a
 /// few times faster than the pure-Rust `Secp256k1Verifier` and with the same rule: the
 /// 65-byte signature must recover to the creator's address. High-s signatures are
@@ -156,17 +148,12 @@ pub(crate) struct ConsensusView {
     validators: RwLock<Vec<ValidatorStatus>>,
     /// Blocks as they become final at the node's threshold.
     pub finalized: broadcast::Sender<FinalBlock>,
-    /// Encoded units of the open eras by hash (with their instance), to answer peers.
-    units: RwLock<HashMap<B256, (B256, Vec<u8>)>>,
     db: koma_storage::Database,
 }
 
 impl ConsensusView {
-    /// A unit's encoding: from memory for the open eras, else from the database.
+    /// A unit's encoding, to answer a peer: every unit this node accepted is stored.
     pub fn unit_bytes(&self, hash: &B256) -> Option<Vec<u8>> {
-        if let Some((_, raw)) = self.units.read().get(hash) {
-            return Some(raw.clone());
-        }
         self.db.consensus_unit(*hash).ok().flatten()
     }
 }
@@ -289,7 +276,7 @@ pub(crate) fn start(
     let mut units = Vec::new();
     for r in &open {
         for raw in chain.db.consensus_units(r.instance_id)? {
-            if let Some(u) = decode_stored(&raw) {
+            if let Ok(u) = SignedUnit::from_bytes(&raw) {
                 units.push(u);
             }
         }
@@ -297,10 +284,6 @@ pub(crate) fn start(
     if let Some(k) = &staker {
         tracing::info!(staker = %k.address(), era = open.first().map_or(0, |r| r.era), units = units.len(), "taking part in KoMaBFT");
     }
-    let cache: HashMap<B256, (B256, Vec<u8>)> = units
-        .iter()
-        .map(|u| (u.hash(), (u.unit.instance_id, u.to_bytes())))
-        .collect();
     // Era records are stored at once (a new node starts era 0 here); the rest of what
     // the reload returned is applied when the task starts (finalizations it repeats
     // are below the stored record and change nothing).
@@ -331,7 +314,6 @@ pub(crate) fn start(
         record: RwLock::new(record),
         validators: RwLock::new(Vec::new()),
         finalized,
-        units: RwLock::new(cache),
         db: chain.db.clone(),
     });
     let (tx, rx) = mpsc::channel(4096);
@@ -371,7 +353,11 @@ impl ConsensusTask {
         mut rx: mpsc::Receiver<ConsensusInput>,
         mut stop: watch::Receiver<bool>,
     ) {
-        let startup = std::mem::take(&mut self.startup);
+        // (The reloaded units are on disk already.)
+        let startup: Vec<Effect> = std::mem::take(&mut self.startup)
+            .into_iter()
+            .filter(|e| !matches!(e, Effect::Store(_)))
+            .collect();
         self.apply(startup, None).await;
         // Proposals wait for the L2 block they name; each new head may be it.
         let mut heads = self.chain.head.subscribe();
@@ -444,16 +430,7 @@ impl ConsensusTask {
                 let hash = unit.hash();
                 let instance = unit.unit.instance_id;
                 known_era = self.eras.era_of(&instance).is_some();
-                let raw = unit.to_bytes();
-                let effects = self.eras.handle_unit(unit, now);
-                if self.eras.unit(&hash).is_some() {
-                    let _ = self
-                        .chain
-                        .db
-                        .put_consensus_unit(instance, hash, &raw, false);
-                    self.view.units.write().insert(hash, (instance, raw));
-                }
-                (effects, Some(hash))
+                (self.eras.handle_unit(unit, now), Some(hash))
             }
             ConsensusMessage::Evidence(ev) => (self.eras.handle_evidence(ev, now), None),
         };
@@ -486,9 +463,8 @@ impl ConsensusTask {
                     let db = self.chain.db.clone();
                     let hash = unit.hash();
                     let instance = unit.unit.instance_id;
-                    let raw2 = raw.clone();
                     let stored = tokio::task::spawn_blocking(move || {
-                        db.put_consensus_unit(instance, hash, &raw2, true)
+                        db.put_consensus_unit(instance, hash, &raw, true)
                     })
                     .await;
                     if !matches!(stored, Ok(Ok(()))) {
@@ -496,7 +472,17 @@ impl ConsensusTask {
                         tracing::error!(%hash, "cannot store own unit; not broadcasting it");
                         return;
                     }
-                    self.view.units.write().insert(hash, (instance, raw));
+                }
+                Effect::Store(unit) => {
+                    let stored = self.chain.db.put_consensus_unit(
+                        unit.unit.instance_id,
+                        unit.hash(),
+                        &unit.to_bytes(),
+                        false,
+                    );
+                    if let Err(e) = stored {
+                        tracing::warn!(error = %e, "cannot store a consensus unit");
+                    }
                 }
                 Effect::Broadcast(unit) => {
                     if let Some(key) = &self.equivocate {
@@ -562,12 +548,6 @@ impl ConsensusTask {
                     if let Err(e) = self.chain.db.put_era_tips(instance_id, &tips) {
                         tracing::warn!(error = %e, era, "cannot store the tips of a closed era");
                     }
-                    let open: Vec<B256> =
-                        self.eras.records().iter().map(|r| r.instance_id).collect();
-                    self.view
-                        .units
-                        .write()
-                        .retain(|_, (instance, _)| open.contains(instance));
                     tracing::debug!(era, "KoMaBFT era closed");
                 }
             }
