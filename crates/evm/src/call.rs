@@ -207,7 +207,10 @@ impl Caller<'_> {
     }
 
     /// `eth_estimateGas`: the smallest gas limit at which the call succeeds, found by
-    /// binary search. A call that fails at the cap returns its failure.
+    /// binary search. A call that fails at the cap returns its failure. The search
+    /// never goes above the chain's per-transaction cap ([`ChainSpec::max_tx_gas`],
+    /// as geth does from Osaka): a larger estimate would name a transaction no pool
+    /// accepts.
     pub fn estimate_gas<S: StateReader>(
         &self,
         state: S,
@@ -215,7 +218,11 @@ impl Caller<'_> {
         overrides: Option<&StateOverride>,
     ) -> Result<Result<u64, CallResult>, CallError> {
         let db = Self::prepare(state, overrides)?;
-        let mut hi = req.gas.unwrap_or(self.gas_cap).min(self.gas_cap);
+        let mut hi = req
+            .gas
+            .unwrap_or(self.gas_cap)
+            .min(self.gas_cap)
+            .min(self.spec.max_tx_gas());
         // With a fee, the sender's balance bounds the gas it can pay for.
         let price = req.max_fee_per_gas.or(req.gas_price).unwrap_or(0);
         if price > 0 {

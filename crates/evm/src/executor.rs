@@ -32,6 +32,10 @@ pub struct BlockEnvInput {
 pub enum TxError {
     #[error("transaction gas limit {gas_limit} exceeds the block's remaining gas {remaining}")]
     BlockGasExhausted { gas_limit: u64, remaining: u64 },
+    /// The transaction's gas limit is above the chain's per-transaction cap
+    /// ([`ChainSpec::max_tx_gas`], EIP-7825); worded as geth words it.
+    #[error("transaction gas limit too high (cap: {cap}, tx: {gas_limit})")]
+    GasLimitTooHigh { cap: u64, gas_limit: u64 },
     #[error("invalid transaction: {0}")]
     Invalid(String),
     #[error(transparent)]
@@ -65,6 +69,7 @@ type Evm<S> = MainnetEvm<MainnetContext<BlockDb<S>>, TransferInspector>;
 pub struct BlockExecutor<S: StateReader> {
     evm: Evm<S>,
     env: BlockEnvInput,
+    max_tx_gas: u64,
     cumulative_gas: u64,
     logs_bloom: Bloom,
     transactions: Vec<TxEnvelope>,
@@ -85,6 +90,7 @@ impl<S: StateReader> BlockExecutor<S> {
     pub fn new(spec: &ChainSpec, state: S, env: BlockEnvInput) -> Self {
         let spec_id = crate::spec_id(spec);
         let chain_id = spec.chain_id;
+        let max_tx_gas = spec.max_tx_gas();
         let block = BlockEnv {
             number: U256::from(env.number),
             beneficiary: env.beneficiary,
@@ -100,12 +106,16 @@ impl<S: StateReader> BlockExecutor<S> {
             .modify_cfg_chained(|c| {
                 c.chain_id = chain_id;
                 c.set_spec_and_mainnet_gas_params(spec_id);
+                // EIP-7825 with the chain's cap, whatever the hardfork (revm applies
+                // 2^24 from Osaka only when unset).
+                c.tx_gas_limit_cap = Some(max_tx_gas);
             })
             .with_block(block)
             .build_mainnet_with_inspector(TransferInspector::default());
         Self {
             evm,
             env,
+            max_tx_gas,
             cumulative_gas: 0,
             logs_bloom: Bloom::ZERO,
             transactions: Vec::new(),
@@ -128,10 +138,22 @@ impl<S: StateReader> BlockExecutor<S> {
         self.transactions.is_empty()
     }
 
+    /// The chain's per-transaction gas cap this executor enforces.
+    pub fn max_tx_gas(&self) -> u64 {
+        self.max_tx_gas
+    }
+
     /// Executes `tx` from `sender` and, if it is includable, adds it to the block.
     /// A transaction that reverts is included (and pays); one that is invalid
-    /// (nonce, balance, fee, gas) is not, and leaves the state untouched.
+    /// (nonce, balance, fee, gas above the block's remaining gas or the chain's
+    /// per-transaction cap) is not, and leaves the state untouched.
     pub fn execute(&mut self, tx: TxEnvelope, sender: Address) -> Result<ExecutedTx, TxError> {
+        if tx.gas_limit() > self.max_tx_gas {
+            return Err(TxError::GasLimitTooHigh {
+                cap: self.max_tx_gas,
+                gas_limit: tx.gas_limit(),
+            });
+        }
         let remaining = self.gas_remaining();
         if tx.gas_limit() > remaining {
             return Err(TxError::BlockGasExhausted {

@@ -5,6 +5,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// EIP-7825's per-transaction gas cap (2^24): the default of [`ChainSpec::max_tx_gas`].
+pub const DEFAULT_MAX_TX_GAS: u64 = 1 << 24;
+
+/// The least gas any transaction needs (a plain transfer).
+const MIN_TX_GAS: u64 = 21_000;
+
 /// Hardforks KOMA can run. Only Prague and later are supported: the L1 bridge relies
 /// on the EIP-2537 BLS12-381 precompiles and users expect EIP-7702.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +125,11 @@ pub struct ChainSpec {
     pub block_time_ms: u64,
     /// Block gas limit.
     pub gas_limit: u64,
+    /// Largest gas limit a transaction may have (EIP-7825's cap, on every hardfork):
+    /// the pool refuses, producers never include and importers reject anything above
+    /// it. Absent: [`DEFAULT_MAX_TX_GAS`]; read it with [`ChainSpec::max_tx_gas`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tx_gas: Option<u64>,
     #[serde(default)]
     pub fees: FeeParams,
     pub producers: ProducerParams,
@@ -215,6 +226,9 @@ impl ChainSpec {
         if self.gas_limit < 5_000 {
             return bad("gasLimit must be at least 5000");
         }
+        if self.max_tx_gas() < MIN_TX_GAS {
+            return bad("maxTxGas must be at least 21000");
+        }
         if self.producers.producers.is_empty() {
             return bad("producers.producers must list at least one producer");
         }
@@ -246,6 +260,13 @@ impl ChainSpec {
             return bad("extraData is at most 32 bytes");
         }
         Ok(())
+    }
+
+    /// The per-transaction gas cap: no transaction with a larger gas limit is valid on
+    /// this chain (pool, block building, import, execution). Calls and gas estimates
+    /// should not default above it either.
+    pub fn max_tx_gas(&self) -> u64 {
+        self.max_tx_gas.unwrap_or(DEFAULT_MAX_TX_GAS)
     }
 
     /// The revm spec id for this chain's rules.
@@ -322,6 +343,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("invalid chain spec"), "{err}");
+    }
+
+    #[test]
+    fn max_tx_gas_defaults_to_eip7825_and_is_validated() {
+        let spec = ChainSpec::devnet();
+        assert_eq!(spec.max_tx_gas, Some(DEFAULT_MAX_TX_GAS), "devnet sets it");
+        assert_eq!(spec.max_tx_gas(), 16_777_216);
+
+        let mut json: serde_json::Value =
+            serde_json::from_str(include_str!("../../../genesis/devnet.json")).unwrap();
+        let obj = json.as_object_mut().unwrap();
+        obj.remove("maxTxGas");
+        let absent = ChainSpec::from_json(&json.to_string()).unwrap();
+        assert_eq!(absent.max_tx_gas, None);
+        assert_eq!(absent.max_tx_gas(), DEFAULT_MAX_TX_GAS);
+        // An absent field stays absent, so the digest of such a spec is unchanged.
+        assert!(!serde_json::to_string(&absent).unwrap().contains("maxTxGas"));
+
+        json["maxTxGas"] = serde_json::json!(30_000_000u64);
+        assert_eq!(
+            ChainSpec::from_json(&json.to_string())
+                .unwrap()
+                .max_tx_gas(),
+            30_000_000
+        );
+        json["maxTxGas"] = serde_json::json!(20_999u64);
+        let err = ChainSpec::from_json(&json.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("maxTxGas"), "{err}");
     }
 
     #[test]

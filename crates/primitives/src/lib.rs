@@ -1,9 +1,9 @@
 //! Protocol types shared by every KOMA component.
 //!
 //! - [`ChainSpec`]: the chain's rules and genesis (chain id, gas limit, EIP-1559
-//!   parameters, block time, hardfork, producer set, initial allocation), loaded from
-//!   JSON. Everything a node needs to agree with its peers lives here; nothing is a
-//!   hidden default.
+//!   parameters, block time, hardfork, per-transaction gas cap, producer set, initial
+//!   allocation), loaded from JSON. Everything a node needs to agree with its peers
+//!   lives here; nothing is a hidden default.
 //! - [`Block`], [`SealedHeader`]: Ethereum-shaped blocks (alloy types) so that block
 //!   hashes and `eth_getBlockBy*` are standard. The producer's secp256k1 seal lives in
 //!   the last 65 bytes of `extra_data` (Clique/Bor style), see [`seal`].
@@ -20,7 +20,7 @@ pub mod transfer_log;
 
 pub use alloy::consensus::{Header, ReceiptEnvelope, TxEnvelope};
 pub use alloy_primitives::{Address, B256, Bloom, Bytes, U256, address, b256};
-pub use chainspec::{ChainSpec, ChainSpecError, GenesisAccount};
+pub use chainspec::{ChainSpec, ChainSpecError, DEFAULT_MAX_TX_GAS, GenesisAccount};
 
 /// A block as stored and gossiped: standard header plus EIP-2718 transactions.
 pub type Block = alloy::consensus::Block<TxEnvelope>;

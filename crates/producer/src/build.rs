@@ -9,6 +9,11 @@ use koma_primitives::{Block, ChainSpec, EMPTY_ROOT_HASH, SealedHeader};
 use koma_storage::{Database, StorageError};
 use std::time::Instant;
 
+/// Gas after which the builder reads the clock even within a run of 256 transactions:
+/// at least ~20 us of execution at the fastest rates measured (docs/benchmarks.md), so
+/// the clock costs nothing noticeable, and a heavy transaction is followed by a check.
+const CLOCK_EVERY_GAS: u64 = 100_000;
+
 /// What the block builder needs from the transaction pool.
 pub trait PoolAccess {
     /// Executable transactions, best first; `skip_sender` drops the rest of a sender's.
@@ -92,17 +97,35 @@ pub fn build_block_until(
     };
 
     let started = Instant::now();
+    let max_tx_gas = spec.max_tx_gas();
     let mut exec = BlockExecutor::new(spec, db.latest(), env);
     let mut skipped = 0usize;
     let mut executed_count = 0usize;
+    // Gas executed since the clock was last read.
+    let mut gas_unclocked = 0u64;
     while let Some((tx, sender)) = pool.next_best() {
         if exec.gas_remaining() < 21_000 {
             break;
         }
-        // Checking the clock every 256 transactions keeps its cost out of the loop.
+        // The clock is read every 256 transactions, or sooner once they have used
+        // CLOCK_EVERY_GAS: cheap transfers keep its cost out of the loop, heavy
+        // transactions cannot run long past the deadline.
         executed_count += 1;
-        if executed_count.is_multiple_of(256) && deadline.is_some_and(|d| Instant::now() >= d) {
-            break;
+        if let Some(deadline) = deadline
+            && (executed_count.is_multiple_of(256) || gas_unclocked >= CLOCK_EVERY_GAS)
+        {
+            gas_unclocked = 0;
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        if tx.gas_limit() > max_tx_gas {
+            // Above the chain's per-transaction cap: never includable (the pool
+            // refuses these; this guards against any other source).
+            tracing::debug!(%sender, hash = %tx.tx_hash(), gas = tx.gas_limit(), cap = max_tx_gas, "transaction above the gas cap");
+            pool.reject(*tx.tx_hash(), sender);
+            skipped += 1;
+            continue;
         }
         if tx.gas_limit() > exec.gas_remaining() {
             // Too big for what is left; later (smaller) ones may still fit. The
@@ -113,7 +136,7 @@ pub fn build_block_until(
         }
         let hash = *tx.tx_hash();
         match exec.execute(tx, sender) {
-            Ok(_) => {}
+            Ok(done) => gas_unclocked = gas_unclocked.saturating_add(done.gas_used),
             Err(TxError::Database(e)) => return Err(BuildError::Execution(e.to_string())),
             Err(e) => {
                 tracing::debug!(%sender, %hash, error = %e, "transaction not includable");

@@ -1,4 +1,5 @@
 use crate::{ProducerSchedule, next_prevrandao};
+use alloy::consensus::Transaction;
 use alloy::consensus::proofs::{calculate_receipt_root, calculate_transaction_root};
 use alloy_primitives::{Address, B256, Bloom};
 use koma_evm::{BlockEnvInput, BlockExecutor, ExecutedBlock};
@@ -20,6 +21,17 @@ pub enum ImportError {
         number: u64,
         index: usize,
         reason: String,
+    },
+    /// A transaction's gas limit is above the chain's per-transaction cap
+    /// (`ChainSpec::max_tx_gas`, EIP-7825): no valid block contains one.
+    #[error(
+        "block {number}: transaction {index} has gas limit {gas_limit}, above the per-transaction cap {cap}"
+    )]
+    TxGasLimitTooHigh {
+        number: u64,
+        index: usize,
+        gas_limit: u64,
+        cap: u64,
     },
     #[error("block {number}: bad seal: {reason}")]
     BadSeal { number: u64, reason: String },
@@ -66,8 +78,9 @@ fn mismatch<T: std::fmt::Display>(
     }
 }
 
-/// Checks the header rules that do not need execution: parent link, number, seal
-/// by a producer with the right difficulty, timestamp, gas limit and base fee.
+/// Checks the rules that do not need execution: parent link, number, seal by a
+/// producer with the right difficulty, timestamp, gas limit, base fee, transactions
+/// root, and every transaction's gas limit against the per-transaction cap.
 pub fn verify_header(
     spec: &ChainSpec,
     parent: &SealedHeader,
@@ -139,6 +152,18 @@ pub fn verify_header(
             h.transactions_root,
             tx_root,
         ));
+    }
+    let cap = spec.max_tx_gas();
+    for (index, tx) in block.body.transactions.iter().enumerate() {
+        let gas_limit = Transaction::gas_limit(tx);
+        if gas_limit > cap {
+            return Err(ImportError::TxGasLimitTooHigh {
+                number,
+                index,
+                gas_limit,
+                cap,
+            });
+        }
     }
     Ok(producer)
 }

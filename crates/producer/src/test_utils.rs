@@ -38,11 +38,23 @@ pub fn signed_transfer(
     to: Address,
     value: U256,
 ) -> (TxEnvelope, Address) {
+    signed_call(account, nonce, to, value, 21_000)
+}
+
+/// An EIP-1559 transaction on the devnet with no input and the given gas limit, signed
+/// by dev account `account`, with its sender.
+pub fn signed_call(
+    account: u32,
+    nonce: u64,
+    to: Address,
+    value: U256,
+    gas_limit: u64,
+) -> (TxEnvelope, Address) {
     let (from, key) = dev::dev_accounts(account + 1).remove(account as usize);
     let mut tx = TxEip1559 {
         chain_id: 42424,
         nonce,
-        gas_limit: 21_000,
+        gas_limit,
         max_fee_per_gas: 10_000_000_000,
         max_priority_fee_per_gas: 1_000_000_000,
         to: TxKind::Call(to),

@@ -7,15 +7,18 @@ pub const GWEI: u128 = 1_000_000_000;
 
 /// Limits and fee floors of a [`crate::TxPool`].
 ///
-/// The node fills `chain_id`, `block_gas_limit`, `min_base_fee` and `spec` from its chain
-/// spec; the defaults of those four are placeholders (Ethereum-like values) so that tests
-/// and tools can start from `PoolConfig { chain_id, ..Default::default() }`.
+/// The node fills `chain_id`, `block_gas_limit`, `max_tx_gas`, `min_base_fee` and `spec`
+/// from its chain spec; the defaults of those are placeholders (Ethereum-like values) so
+/// that tests and tools can start from `PoolConfig { chain_id, ..Default::default() }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolConfig {
     /// Only transactions signed for this chain are accepted. Default: 1.
     pub chain_id: u64,
     /// Transactions with a larger `gas_limit` are rejected. Default: 30 000 000.
     pub block_gas_limit: u64,
+    /// The chain's per-transaction gas cap (`ChainSpec::max_tx_gas`): transactions with a
+    /// larger `gas_limit` are rejected. Default: 2^24 (EIP-7825).
+    pub max_tx_gas: u64,
     /// Minimum priority fee (legacy/EIP-2930: gas price) in wei. Default: 1 gwei.
     pub min_priority_fee: u128,
     /// Minimum `max_fee_per_gas` (legacy/EIP-2930: gas price) in wei: the chain's base
@@ -43,6 +46,7 @@ impl Default for PoolConfig {
         Self {
             chain_id: 1,
             block_gas_limit: 30_000_000,
+            max_tx_gas: 1 << 24,
             min_priority_fee: GWEI,
             min_base_fee: 1_000_000_000,
             max_tx_size: 128 * 1024,

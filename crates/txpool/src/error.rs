@@ -132,6 +132,14 @@ pub enum PoolError {
         /// Maximum length.
         limit: usize,
     },
+    /// `gas_limit` above the chain's per-transaction cap (EIP-7825): never includable.
+    #[error("transaction gas limit too high (cap: {cap}, tx: {gas})")]
+    GasLimitTooHigh {
+        /// The chain's per-transaction gas cap.
+        cap: u64,
+        /// Gas limit of the transaction.
+        gas: u64,
+    },
     /// `gas_limit` above the block gas limit: the transaction could never be included.
     #[error("exceeds block gas limit")]
     ExceedsBlockGasLimit,
@@ -174,6 +182,7 @@ impl PoolError {
                 | Self::IntrinsicGasTooLow { .. }
                 | Self::FloorDataGas { .. }
                 | Self::MaxInitCodeSizeExceeded { .. }
+                | Self::GasLimitTooHigh { .. }
                 | Self::ExceedsBlockGasLimit
                 | Self::OversizedData { .. }
                 | Self::EmptyAuthList

@@ -9,7 +9,7 @@
 //!
 //! [`TxPool::add_raw`] (and [`TxPool::add_transaction`] for decoded transactions) run, in
 //! order: size, type (0, 1, 2, 4; blobs are refused), EIP-155 chain id, init-code size,
-//! block gas limit, fee cap >= tip, non-empty EIP-7702 authorization list, intrinsic gas
+//! the chain's per-transaction gas cap (EIP-7825), block gas limit, fee cap >= tip, non-empty EIP-7702 authorization list, intrinsic gas
 //! and the EIP-7623 floor (from revm's gas tables for the configured fork), minimum tip
 //! and base fee floor; then duplicate check; then signature recovery (low-s, via
 //! libsecp256k1); then, under the pool lock, nonce (not below the account nonce and at

@@ -614,6 +614,59 @@ fn rejects_gas_above_block_limit() {
 }
 
 #[test]
+fn rejects_gas_above_the_per_transaction_cap_with_geths_text() {
+    let (pool, state) = setup(
+        PoolConfig {
+            block_gas_limit: 60_000_000,
+            ..config()
+        },
+        1,
+    );
+    assert_eq!(pool.config().max_tx_gas, 16_777_216, "EIP-7825 by default");
+    let mut tx = eip1559_tx(0, 2, 1);
+    tx.gas_limit = 16_777_217;
+    let e = err(&pool, &state, &sign(&key(0), tx.clone()));
+    assert_eq!(
+        e.to_string(),
+        "transaction gas limit too high (cap: 16777216, tx: 16777217)"
+    );
+    assert_eq!(e.rpc_code(), RPC_CODE_POOL);
+    assert!(
+        e.is_invalid_transaction(),
+        "never includable: a relaying peer is to blame"
+    );
+    // Above both the cap and the block gas limit: the cap is reported, as geth does.
+    tx.gas_limit = 60_000_001;
+    assert_eq!(
+        err(&pool, &state, &sign(&key(0), tx.clone())),
+        PoolError::GasLimitTooHigh {
+            cap: 16_777_216,
+            gas: 60_000_001
+        }
+    );
+    // Exactly the cap is fine.
+    tx.gas_limit = 16_777_216;
+    add(&pool, &state, &sign(&key(0), tx)).unwrap();
+
+    // The cap comes from the configuration (the chain spec's `maxTxGas`).
+    let (pool, state) = setup(
+        PoolConfig {
+            max_tx_gas: 100_000,
+            ..config()
+        },
+        1,
+    );
+    let mut tx = eip1559_tx(0, 2, 1);
+    tx.gas_limit = 100_001;
+    assert_eq!(
+        err(&pool, &state, &sign(&key(0), tx.clone())).to_string(),
+        "transaction gas limit too high (cap: 100000, tx: 100001)"
+    );
+    tx.gas_limit = 100_000;
+    add(&pool, &state, &sign(&key(0), tx)).unwrap();
+}
+
+#[test]
 fn rejects_oversized_transactions() {
     let (pool, state) = setup(config(), 1);
     let mut tx = eip1559_tx(0, 2, 1);
@@ -1100,6 +1153,7 @@ fn error_codes() {
         PoolError::PoolFull,
         PoolError::ReplacementUnderpriced,
         PoolError::ExceedsBlockGasLimit,
+        PoolError::GasLimitTooHigh { cap: 1, gas: 2 },
         PoolError::InvalidSender,
     ] {
         assert_eq!(err.rpc_code(), RPC_CODE_POOL);

@@ -77,6 +77,13 @@ pub(crate) fn validate_stateless(
             limit: MAX_INITCODE_SIZE,
         });
     }
+    // Checked before the block gas limit, as geth does (EIP-7825).
+    if tx.gas_limit() > config.max_tx_gas {
+        return Err(PoolError::GasLimitTooHigh {
+            cap: config.max_tx_gas,
+            gas: tx.gas_limit(),
+        });
+    }
     if tx.gas_limit() > config.block_gas_limit {
         return Err(PoolError::ExceedsBlockGasLimit);
     }
