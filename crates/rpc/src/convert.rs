@@ -38,13 +38,15 @@ pub fn rpc_transaction(
 }
 
 pub fn rpc_block(h: &SealedHeader, body: &StoredBody, full: bool) -> Block {
-    let size = alloy_rlp::Encodable::length(&h.header)
-        + body
-            .transactions
-            .iter()
-            .map(|t| t.encode_2718_len())
-            .sum::<usize>()
-        + 8;
+    let size = body
+        .transactions
+        .iter()
+        .map(|t| t.encode_2718_len())
+        .fold(
+            alloy_rlp::Encodable::length(&h.header),
+            usize::saturating_add,
+        )
+        .saturating_add(8);
     let transactions = if full {
         BlockTransactions::Full(
             body.transactions
@@ -97,7 +99,7 @@ pub fn rpc_receipts(
                 log_index: Some(log_index),
                 removed: false,
             };
-            log_index += 1;
+            log_index = log_index.saturating_add(1);
             log
         });
         let contract_address = tx.kind().is_create().then(|| sender.create(tx.nonce()));

@@ -1,5 +1,7 @@
-//! HTTP-level pieces of the server: subscription ids and body draining.
+//! HTTP-level pieces of the server: subscription ids, body draining and the JSON-RPC
+//! envelope check of HTTP requests ([`crate::envelope`]).
 
+use crate::envelope::{self, Plan};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use jsonrpsee::core::BoxError;
@@ -27,9 +29,14 @@ impl IdProvider for HexIdProvider {
 /// which would leave bytes on a keep-alive connection and break the client's next
 /// request; a drained body keeps the connection usable. Bodies over the limit get 413
 /// and `Connection: close`.
+///
+/// A JSON POST body then passes the envelope check ([`crate::envelope::plan`]): what
+/// is no valid request is answered here, notifications get an empty body, and only
+/// valid calls reach jsonrpsee (batches of at most `max_batch`).
 #[derive(Debug, Clone, Copy)]
 pub struct DrainBodyLayer {
     pub limit: usize,
+    pub max_batch: usize,
 }
 
 impl<S> Layer<S> for DrainBodyLayer {
@@ -38,6 +45,7 @@ impl<S> Layer<S> for DrainBodyLayer {
         DrainBody {
             inner,
             limit: self.limit,
+            max_batch: self.max_batch,
         }
     }
 }
@@ -46,6 +54,7 @@ impl<S> Layer<S> for DrainBodyLayer {
 pub struct DrainBody<S> {
     inner: S,
     limit: usize,
+    max_batch: usize,
 }
 
 impl<S, B> Service<HttpRequest<B>> for DrainBody<S>
@@ -70,16 +79,77 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let limit = self.limit;
+        let max_batch = self.max_batch;
         Box::pin(async move {
-            let (parts, body) = request.into_parts();
+            let (mut parts, body) = request.into_parts();
             let bytes = match Limited::new(body, limit).collect().await {
                 Ok(collected) => collected.to_bytes(),
                 Err(_) => return Ok(too_large(limit)),
             };
-            let request = HttpRequest::from_parts(parts, HttpBody::new(Full::new(bytes)));
-            inner.call(request).await.map_err(Into::into)
+            if parts.method != hyper::Method::POST || !is_json(&parts.headers) {
+                let request = HttpRequest::from_parts(parts, HttpBody::new(Full::new(bytes)));
+                return inner.call(request).await.map_err(Into::into);
+            }
+            let (body, fix, silent) = match envelope::plan(&bytes, max_batch) {
+                Plan::Answer(answer) => return Ok(json_response(answer)),
+                Plan::Forward => (trim_start(bytes), None, false),
+                Plan::ForwardSilently => (trim_start(bytes), None, true),
+                Plan::Rewrite { body, fix } => (Bytes::from(body), Some(fix), false),
+            };
+            set_length(&mut parts.headers, body.len());
+            let request = HttpRequest::from_parts(parts, HttpBody::new(Full::new(body)));
+            let response = inner.call(request).await.map_err(Into::into)?;
+            if !silent && fix.is_none() {
+                return Ok(response);
+            }
+            let (mut parts, body) = response.into_parts();
+            let answer = match fix {
+                Some(fix) => {
+                    let bytes = body.collect().await?.to_bytes();
+                    envelope::repair(&fix, &bytes).map(Bytes::from)
+                }
+                None => None,
+            };
+            let answer = answer.unwrap_or_default();
+            set_length(&mut parts.headers, answer.len());
+            Ok(HttpResponse::from_parts(
+                parts,
+                HttpBody::new(Full::new(answer)),
+            ))
         })
     }
+}
+
+/// Whether jsonrpsee takes the body for JSON-RPC (its own content-type check).
+fn is_json(headers: &hyper::HeaderMap) -> bool {
+    jsonrpsee::server::http::is_json(headers.get(hyper::header::CONTENT_TYPE))
+}
+
+/// The body without leading whitespace (jsonrpsee looks for `{` or `[` in the first
+/// 128 bytes only).
+fn trim_start(bytes: Bytes) -> Bytes {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    bytes.slice(start..)
+}
+
+fn set_length(headers: &mut hyper::HeaderMap, len: usize) {
+    headers.remove(hyper::header::TRANSFER_ENCODING);
+    headers.insert(
+        hyper::header::CONTENT_LENGTH,
+        hyper::header::HeaderValue::from(len),
+    );
+}
+
+fn json_response(body: String) -> HttpResponse<HttpBody> {
+    let mut response = HttpResponse::new(HttpBody::new(Full::new(Bytes::from(body))));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
 }
 
 fn too_large(limit: usize) -> HttpResponse<HttpBody> {

@@ -7,22 +7,49 @@
 //! the pool; new blocks arrive as [`ChainEvent`]s on a broadcast channel and feed the
 //! `newHeads` / `logs` subscriptions.
 //!
-//! Errors carry the codes and texts Ethereum clients expect: -32700 parse error,
-//! -32600 invalid request, -32601 unknown method, -32602 invalid params, -32000 for
-//! transaction and state errors with geth's messages, 3 for a revert (with the revert
-//! data), -32005 for limits.
+//! Errors carry the codes and texts Ethereum clients expect (geth's): -32700 parse
+//! error, -32600 invalid request, -32601 unknown method, -32602 invalid params, -32000
+//! for transaction and state errors, 3 for a revert (with the revert data), -32005 for
+//! limits.
 //!
-//! Security defaults: bound to 127.0.0.1 unless configured; request size, batch size,
-//! connection and subscription limits are always on.
+//! Protection of the node, which shares its async workers with block production,
+//! import and consensus:
+//! - storage- and CPU-heavy handlers run on a bounded blocking pool (`blocking.rs`),
+//!   at most [`ApiConfig::max_blocking_tasks`] at once;
+//! - every size a client chooses is bounded before anything is allocated for it
+//!   (request body, batch, parameter lists, filters, fee history, log queries, pool
+//!   content);
+//! - a request reads one consistent snapshot of the chain;
+//! - bound to 127.0.0.1 unless configured; request size, batch size, connection and
+//!   subscription limits are always on.
+
+// Input from RPC clients must never crash the node: no unwrap/expect/panic, no
+// unchecked indexing or arithmetic outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
 
 mod api;
+mod blocking;
 mod convert;
+mod envelope;
 pub mod error;
 mod filters;
 mod finality;
 mod http;
+mod middleware;
 mod p2p;
+mod params;
 mod state;
+#[cfg(test)]
+mod tests;
 
 pub use api::{EthApiServer, KomaApi, NetApiServer, TxpoolApiServer, Web3ApiServer, event_logs};
 pub use convert::{RpcReceipt, rpc_block, rpc_header, rpc_receipts, rpc_transaction};
@@ -46,9 +73,13 @@ pub struct ServerSettings {
     pub addr: SocketAddr,
     /// Allowed CORS origins; `None` disables CORS headers, `["*"]` allows any.
     pub cors: Option<Vec<String>>,
+    /// Largest HTTP request body or WebSocket message (413 / -32600 beyond).
     pub max_request_bytes: u32,
+    /// Largest response (-32008 beyond).
     pub max_response_bytes: u32,
+    /// Open connections (HTTP and WebSocket) at once.
     pub max_connections: u32,
+    /// Most calls in one batch (-32600 `batch too large` beyond).
     pub max_batch: u32,
     pub max_subscriptions_per_connection: u32,
 }
@@ -126,9 +157,17 @@ pub async fn start(
         .option_layer(cors)
         .layer(http::DrainBodyLayer {
             limit: settings.max_request_bytes as usize,
+            max_batch: settings.max_batch as usize,
         });
+    let max_response_bytes = settings.max_response_bytes as usize;
+    let rpc_middleware = jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new()
+        .layer_fn(move |service| middleware::Guard::new(service, max_response_bytes));
+    // An HTTP batch whose calls carry ids jsonrpsee cannot echo is forwarded with
+    // numeric ids, a few bytes longer per call than the client sent (the HTTP layer
+    // enforces `max_request_bytes` on what the client sent).
+    let rewrite_room = settings.max_batch.saturating_mul(32);
     let config = ServerConfig::builder()
-        .max_request_body_size(settings.max_request_bytes)
+        .max_request_body_size(settings.max_request_bytes.saturating_add(rewrite_room))
         .max_response_body_size(settings.max_response_bytes)
         .max_connections(settings.max_connections)
         .max_subscriptions_per_connection(settings.max_subscriptions_per_connection)
@@ -138,6 +177,7 @@ pub async fn start(
     let server = Server::builder()
         .set_config(config)
         .set_http_middleware(middleware)
+        .set_rpc_middleware(rpc_middleware)
         .build(settings.addr)
         .await
         .map_err(|source| RpcServerError::Bind {

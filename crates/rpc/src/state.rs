@@ -21,6 +21,12 @@ pub struct ChainEvent {
 }
 
 /// Limits and defaults of the RPC API.
+///
+/// Handlers that read storage or run the EVM do not run on the async workers: they run
+/// on tokio's blocking threads, at most [`ApiConfig::max_blocking_tasks`] at once (of
+/// those at most [`ApiConfig::max_evm_tasks`] executing calls), so that a flood of RPC
+/// requests cannot starve block production, import or the consensus timers, which
+/// share the async workers. The defaults suit the machine's core count.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// Most blocks one `eth_getLogs` may scan.
@@ -35,6 +41,34 @@ pub struct ApiConfig {
     pub client_version: String,
     /// Serve the `admin_*` namespace (peer management). Off by default.
     pub admin: bool,
+    /// Storage- and CPU-heavy handlers (state reads, blocks, receipts, logs, fee
+    /// history, filter polling, `txpool_content`, calls) running at once. Default: the
+    /// number of cores, at least 2.
+    pub max_blocking_tasks: usize,
+    /// Of those, EVM executions (`eth_call`, `eth_estimateGas`) running at once.
+    /// Default: half the cores, at least 1.
+    pub max_evm_tasks: usize,
+    /// Heavy handlers waiting for a slot; more are refused at once with -32005
+    /// (`server busy`). Default: 1,024.
+    pub max_queued_tasks: usize,
+    /// Most blocks one `eth_feeHistory` reports; a larger `blockCount` is truncated,
+    /// as geth does. Default: 1,024.
+    pub max_fee_history_blocks: u64,
+    /// Most transactions `txpool_content` returns; a larger pool is refused with
+    /// -32005 (`txpool_status` still answers). Default: 10,000.
+    pub max_txpool_content: usize,
+    /// Most filters installed at once; beyond this the longest idle one is dropped.
+    /// Default: 10,000.
+    pub max_filters: usize,
+    /// Most addresses and topics held by all installed log filters together (a filter
+    /// holds at most 1,000 addresses and 4 x 1,000 topics); beyond this the longest
+    /// idle filters are dropped. Default: 1,000,000.
+    pub max_filter_criteria: usize,
+}
+
+/// Cores available to the process (1 if unknown).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 impl Default for ApiConfig {
@@ -51,6 +85,13 @@ impl Default for ApiConfig {
                 std::env::consts::ARCH
             ),
             admin: false,
+            max_blocking_tasks: cores().max(2),
+            max_evm_tasks: (cores() / 2).max(1),
+            max_queued_tasks: 1_024,
+            max_fee_history_blocks: 1_024,
+            max_txpool_content: 10_000,
+            max_filters: 10_000,
+            max_filter_criteria: 1_000_000,
         }
     }
 }

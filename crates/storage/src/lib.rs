@@ -19,6 +19,7 @@
 mod changeset;
 mod codec;
 mod error;
+mod snapshot;
 mod state;
 pub mod tables;
 mod trie;
@@ -34,6 +35,7 @@ pub fn changeset_info(nonce: u64, balance: U256, code_hash: B256) -> AccountInfo
     }
 }
 pub use error::StorageError;
+pub use snapshot::Snapshot;
 pub use state::{HistoricalState, LatestState, PreparedState, StateReader};
 
 use alloy::consensus::{Header, ReceiptEnvelope, TxEnvelope};
