@@ -180,6 +180,10 @@ impl RpcState {
     }
 
     /// State and header for a resolved block; the head uses the fast plain tables.
+    ///
+    /// The plain tables move on with the chain: a reader that resolves a tag and then
+    /// reads state should read both from one [`koma_storage::Database::snapshot`], as
+    /// the RPC handlers do.
     pub fn state_for(&self, header: &SealedHeader) -> StateAt {
         if header.hash == self.db.head().hash {
             StateAt::Latest(self.db.latest())

@@ -15,6 +15,10 @@
 //!   only has to restore the plain tables from its change set ([`Database::unwind_to`]).
 //! - The state root costs in proportion to what a block touches: only the trie paths of
 //!   changed accounts and slots are loaded and rehashed ([`Database::prepare_state`]).
+//! - [`Database::snapshot`] pins one committed block: its head pointer, canonical index,
+//!   bodies, receipts and plain state are read from one RocksDB snapshot, so a reader
+//!   that resolves `latest` and then reads state sees one block however many are
+//!   committed meanwhile.
 
 mod changeset;
 mod codec;
