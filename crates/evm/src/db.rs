@@ -64,6 +64,12 @@ pub struct BlockDb<S> {
     inner: StateDb<S>,
     accounts: HashMap<Address, CachedAccount>,
     new_code: HashMap<B256, Bytes>,
+    /// Code read (and analysed) during this block, by hash: every transaction that calls
+    /// a contract loads its code again, and many accounts may share one code.
+    code: HashMap<B256, Bytecode>,
+    /// Block hashes read during this block (`BLOCKHASH` costs 20 gas: without the cache
+    /// each one is a storage read).
+    block_hashes: HashMap<u64, B256>,
 }
 
 impl<S: StateReader> BlockDb<S> {
@@ -72,6 +78,8 @@ impl<S: StateReader> BlockDb<S> {
             inner: StateDb(state),
             accounts: HashMap::default(),
             new_code: HashMap::default(),
+            code: HashMap::default(),
+            block_hashes: HashMap::default(),
         }
     }
 
@@ -138,10 +146,15 @@ impl<S: StateReader> Database for BlockDb<S> {
     }
 
     fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, DbError> {
-        if let Some(code) = self.new_code.get(&code_hash) {
-            return Ok(Bytecode::new_raw(code.clone()));
+        if let Some(code) = self.code.get(&code_hash) {
+            return Ok(code.clone());
         }
-        self.inner.code_by_hash_ref(code_hash)
+        let code = match self.new_code.get(&code_hash) {
+            Some(code) => Bytecode::new_raw(code.clone()),
+            None => self.inner.code_by_hash_ref(code_hash)?,
+        };
+        self.code.insert(code_hash, code.clone());
+        Ok(code)
     }
 
     fn storage(&mut self, address: Address, index: U256) -> Result<U256, DbError> {
@@ -162,7 +175,12 @@ impl<S: StateReader> Database for BlockDb<S> {
     }
 
     fn block_hash(&mut self, number: u64) -> Result<B256, DbError> {
-        self.inner.block_hash_ref(number)
+        if let Some(hash) = self.block_hashes.get(&number) {
+            return Ok(*hash);
+        }
+        let hash = self.inner.block_hash_ref(number)?;
+        self.block_hashes.insert(number, hash);
+        Ok(hash)
     }
 }
 
