@@ -15,7 +15,8 @@ use std::collections::VecDeque;
 /// A contract that loops until it runs out of gas: JUMPDEST PUSH0 JUMP.
 const LOOP: Address = Address::new([0x10; 20]);
 
-fn spec() -> ChainSpec {
+/// The devnet spec with the looping contract.
+fn devnet() -> ChainSpec {
     let mut spec = ChainSpec::devnet();
     spec.alloc.insert(
         LOOP,
@@ -25,6 +26,13 @@ fn spec() -> ChainSpec {
             ..Default::default()
         },
     );
+    spec
+}
+
+/// [`devnet`] with room for several transactions at the cap in a block.
+fn spec() -> ChainSpec {
+    let mut spec = devnet();
+    spec.gas_limit = 60_000_000;
     spec
 }
 
@@ -79,6 +87,35 @@ fn builder_never_includes_a_transaction_above_the_cap() {
     assert_eq!(pool.rejected, vec![*over.0.tx_hash()], "it leaves the pool");
     // The looping transaction at the cap used all of its gas and is included.
     assert_eq!(built.header.header.gas_used, DEFAULT_MAX_TX_GAS + 21_000);
+}
+
+#[test]
+fn a_devnet_block_holds_one_transaction_at_the_cap() {
+    // The devnet's block gas limit is the cap (ADR 0009): a looping transaction at the
+    // cap fills a block, and what comes after it waits for the next one.
+    let spec = devnet();
+    assert_eq!(spec.gas_limit, DEFAULT_MAX_TX_GAS);
+    let (db, _dir) = open(&spec);
+    let at_cap = signed_call(2, 0, LOOP, U256::ZERO, DEFAULT_MAX_TX_GAS);
+    let transfer = signed_transfer(0, 0, Address::with_last_byte(7), U256::from(5));
+    let key = dev::dev_producer_key(0);
+    let mut pool = Recorder {
+        txs: VecDeque::from([at_cap.clone(), transfer.clone()]),
+        ..Default::default()
+    };
+    let built = build_block(&spec, &db, &mut pool, &key, spec.timestamp + 1).unwrap();
+    assert_eq!(built.block.body.transactions, vec![at_cap.0]);
+    assert_eq!(built.header.header.gas_used, spec.gas_limit);
+    assert!(pool.rejected.is_empty(), "nothing is dropped from the pool");
+    let next = build_block(
+        &spec,
+        &db,
+        &mut VecPool(VecDeque::from([transfer.clone()])),
+        &key,
+        spec.timestamp + 2,
+    )
+    .unwrap();
+    assert_eq!(next.block.body.transactions, vec![transfer.0]);
 }
 
 /// Replaces the transactions of `block` and re-seals it, as a dishonest producer would.
