@@ -9,6 +9,7 @@ so every producer's turn comes within seconds.
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
 from eth_account import Account
@@ -112,6 +113,17 @@ def test_killed_in_turn_producer_is_replaced_then_resyncs_and_resumes(cluster):
     assert agreed_height(nodes) is not None or wait_until("agreement", lambda: agreed_height(nodes))
 
 
+def split_halves(nodes: list[ProcNode], blocked: bool) -> None:
+    """Blocks (or unblocks) every peer link between the first and the second half."""
+    half = len(nodes) // 2
+    side_a, side_b = nodes[:half], nodes[half:]
+    method = "admin_blockPeer" if blocked else "admin_unblockPeer"
+    for mine, theirs in ((side_a, side_b), (side_b, side_a)):
+        for n in mine:
+            for other in theirs:
+                assert n.call(method, [other.peer_id]) is True
+
+
 def test_partition_heals_into_one_chain_and_clients_see_the_reorg(cluster):
     c = cluster(n=4, sprint=4)
     nodes = c.nodes
@@ -124,11 +136,7 @@ def test_partition_heals_into_one_chain_and_clients_see_the_reorg(cluster):
     }
 
     def split(blocked: bool):
-        method = "admin_blockPeer" if blocked else "admin_unblockPeer"
-        for mine, theirs in ((side_a, side_b), (side_b, side_a)):
-            for n in mine:
-                for other in theirs:
-                    assert n.call(method, [other.peer_id]) is True
+        split_halves(nodes, blocked)
 
     split(True)
     wait_until("the split", lambda: all(n.peer_count() == 1 for n in nodes))
@@ -161,6 +169,60 @@ def test_partition_heals_into_one_chain_and_clients_see_the_reorg(cluster):
     winner_hashes = {nodes[0].hash_at(n) for n in range(fork_from + 1, top + 1)}
     announced = {h["hash"] for h in results[loser][1]}
     assert winner_hashes & announced, "the losing side never announced the new head"
+
+
+def final_blocks(node: ProcNode) -> dict[str, tuple[int, str] | None]:
+    """The node's last final block per threshold."""
+    return {t["threshold"]: (int(t["lastFinal"]["number"], 16), t["lastFinal"]["hash"])
+            if t["lastFinal"] else None
+            for t in node.call("koma_getMilestone")}
+
+
+def test_finality_resumes_after_every_heal(cluster):
+    """2+2 splits of four equal stakers, healed again and again. During a split neither
+    side has a quorum and both extend their own branch; after each heal, finality at 1/3
+    must resume on every node within 15 s (the other side's units name blocks a node
+    never imported, and the two sides' fork choices disagree until one branch is final),
+    and no two final blocks may conflict at any threshold."""
+    c = cluster(n=4, sprint=4)
+    nodes = c.nodes
+    wait_until("full mesh", lambda: all(n.peer_count() == 3 for n in nodes))
+    wait_until("first finality", lambda: all(final_blocks(n)["1/3"] for n in nodes), timeout=60)
+    seen: dict[tuple[str, int], set[str]] = {}
+
+    def record():
+        for n in nodes:
+            for threshold, final in final_blocks(n).items():
+                if final:
+                    seen.setdefault((threshold, final[0]), set()).add(final[1])
+
+    heal_times = []
+    for round_ in range(3):
+        split_halves(nodes, True)
+        wait_until("the split", lambda: all(n.peer_count() == 1 for n in nodes))
+        fork_from = max(n.head() for n in nodes)
+        wait_until("both sides to grow",
+                   lambda: all(n.head() >= fork_from + 6 for n in nodes), timeout=60)
+        assert nodes[0].hash_at(fork_from + 5) != nodes[3].hash_at(fork_from + 5), \
+            f"round {round_}: no fork happened"
+        record()
+        before = max(final_blocks(n)["1/3"][0] for n in nodes)
+        split_halves(nodes, False)
+        healed = time.monotonic()
+        wait_until(f"round {round_}: finality at 1/3 to resume on every node",
+                   lambda: all(final_blocks(n)["1/3"][0] > before for n in nodes), timeout=15)
+        heal_times.append(time.monotonic() - healed)
+        record()
+    print(f"heal -> new final block at 1/3 on every node: {[f'{t:.1f}s' for t in heal_times]}")
+    # One chain: every final block any node reported, at any threshold, is the block
+    # at that height on every node now.
+    wait_until("one chain", lambda: agreed_height(nodes), timeout=60)
+    record()
+    for (threshold, number), hashes in sorted(seen.items()):
+        assert len(hashes) == 1, f"conflicting final blocks at {threshold} #{number}: {hashes}"
+        for n in nodes:
+            assert n.hash_at(number) in hashes, \
+                f"{n.name}: final block #{number} ({threshold}) is not on its chain"
 
 
 @pytest.mark.parametrize("mode", ["garbage", "oversized", "invalid-block"])

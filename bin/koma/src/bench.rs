@@ -122,6 +122,28 @@ pub enum BenchCommand {
         rpc: Vec<String>,
         #[arg(long, default_value_t = 60)]
         blocks: usize,
+        /// Meanwhile, this many clients send the heaviest permitted RPC requests
+        /// (eth_feeHistory over 1024 blocks x 100 percentiles, eth_getLogs over the
+        /// whole chain, a looping eth_call) to the first node, as fast as answered.
+        #[arg(long, default_value_t = 0)]
+        flood: usize,
+    },
+    /// Partition and heal: splits the network in two halves (admin_blockPeer; start
+    /// the devnet with --admin-rpc), heals it, and measures heal -> a new block
+    /// final on every node.
+    Heal {
+        /// JSON-RPC URLs of every node, comma separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "http://127.0.0.1:8545,http://127.0.0.1:8546,http://127.0.0.1:8547,http://127.0.0.1:8548"
+        )]
+        rpc: Vec<String>,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Seconds each split lasts.
+        #[arg(long, default_value_t = 15)]
+        split_secs: u64,
     },
     /// KoMaBFT in the seeded simulator (no network, no clock): finality latency,
     /// CPU per unit and bytes per unit with many validators of unequal stake.
@@ -198,7 +220,14 @@ pub async fn run(cmd: BenchCommand) -> eyre::Result<()> {
             blocks,
             txs_per_block,
         } => crate::bench_net::sync(dir, blocks, txs_per_block).await,
-        BenchCommand::Finality { rpc, blocks } => crate::bench_net::finality(rpc, blocks).await,
+        BenchCommand::Finality { rpc, blocks, flood } => {
+            crate::bench_net::finality(rpc, blocks, flood).await
+        }
+        BenchCommand::Heal {
+            rpc,
+            rounds,
+            split_secs,
+        } => crate::bench_net::heal(rpc, rounds, split_secs).await,
         BenchCommand::Consensus(args) => consensus_sim(args),
         BenchCommand::WorstCase(args) => {
             tokio::task::spawn_blocking(move || worst_case(args)).await?

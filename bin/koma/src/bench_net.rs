@@ -7,6 +7,10 @@
 //!   loopback; prints blocks/s and Mgas/s.
 //! - `propagation`: subscribes to `newHeads` on every node of a running network and
 //!   prints, per block, how long after the first node each other node had it.
+//! - `finality`: block announced -> final at the node's threshold, optionally while
+//!   an RPC flood (`--flood N` clients of heavy requests) hits the first node.
+//! - `heal`: splits a running 4-node devnet 2+2 (admin RPC) again and again and
+//!   prints how long after each heal every node finalized a new block.
 
 use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy::network::TxSignerSync;
@@ -255,10 +259,81 @@ pub async fn propagation(urls: Vec<String>, blocks: usize) -> eyre::Result<()> {
     Ok(())
 }
 
+/// What a flood of heavy RPC requests achieved.
+#[derive(Debug, Default)]
+struct FloodStats {
+    ok: std::sync::atomic::AtomicU64,
+    errors: std::sync::atomic::AtomicU64,
+}
+
+/// `clients` concurrent HTTP clients loop heavy requests against `url` until `stop`:
+/// `eth_feeHistory` over 1024 blocks with 100 percentiles, `eth_getLogs` over the
+/// whole chain, and an `eth_call` whose code (a state override) loops until its gas
+/// runs out.
+fn start_flood(
+    url: &str,
+    clients: usize,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> std::sync::Arc<FloodStats> {
+    use std::sync::atomic::Ordering;
+    let stats = std::sync::Arc::new(FloodStats::default());
+    let percentiles: Vec<u32> = (1..=100).collect();
+    let looping = "0x5b600056"; // JUMPDEST PUSH1 0 JUMP
+    let target = "0x00000000000000000000000000000000000c0ffe";
+    let requests = [
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "eth_feeHistory",
+            "params": ["0x400", "latest", percentiles]}),
+        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "eth_getLogs",
+            "params": [{"fromBlock": "0x0", "toBlock": "latest"}]}),
+        serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "eth_call",
+            "params": [{"to": target, "data": "0x"}, "latest", {target: {"code": looping}}]}),
+    ];
+    for i in 0..clients {
+        let http = reqwest::Client::new();
+        let url = url.to_string();
+        let stats = stats.clone();
+        let stop = stop.clone();
+        let requests = requests.clone();
+        tokio::spawn(async move {
+            let mut k = i;
+            while !*stop.borrow() {
+                let body = &requests[k % requests.len()];
+                k += 1;
+                let answered = http
+                    .post(&url)
+                    .json(body)
+                    .timeout(Duration::from_secs(30))
+                    .send()
+                    .await
+                    .and_then(|r| r.error_for_status());
+                match answered {
+                    Ok(r) => match r.json::<serde_json::Value>().await {
+                        Ok(v) if v.get("result").is_some() => {
+                            stats.ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            stats.errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    },
+                    Err(_) => {
+                        stats.errors.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        });
+    }
+    stats
+}
+
 /// Finality latency: from the moment the first node announces a block (`newHeads`) to
-/// the moment the first node in `urls` reports it final at its threshold.
-pub async fn finality(urls: Vec<String>, blocks: usize) -> eyre::Result<()> {
+/// the moment the first node in `urls` reports it final at its threshold. With
+/// `flood > 0`, that many clients send heavy requests to the first node meanwhile.
+pub async fn finality(urls: Vec<String>, blocks: usize, flood: usize) -> eyre::Result<()> {
     eyre::ensure!(!urls.is_empty(), "give at least one --rpc URL");
+    let (stop_flood, flood_rx) = tokio::sync::watch::channel(false);
+    let flood_stats = (flood > 0).then(|| start_flood(&urls[0], flood, flood_rx));
+    let started = Instant::now();
     enum Seen {
         Head(u64, Instant),
         Final(u64, Instant),
@@ -336,6 +411,7 @@ pub async fn finality(urls: Vec<String>, blocks: usize) -> eyre::Result<()> {
             }
         }
     }
+    let _ = stop_flood.send(true);
     latencies.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| crate::bench::percentile(&latencies, p);
     println!(
@@ -345,6 +421,120 @@ pub async fn finality(urls: Vec<String>, blocks: usize) -> eyre::Result<()> {
         pct(0.99),
         latencies.last().copied().unwrap_or(0.0)
     );
+    if let Some(stats) = flood_stats {
+        use std::sync::atomic::Ordering;
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        let ok = stats.ok.load(Ordering::Relaxed);
+        let errors = stats.errors.load(Ordering::Relaxed);
+        println!(
+            "flood on {}: {flood} clients, {ok} heavy requests answered ({:.0}/s), {errors} errors or refusals",
+            urls[0],
+            ok as f64 / secs
+        );
+    }
     eyre::ensure!(!latencies.is_empty(), "no block became final");
+    Ok(())
+}
+
+/// Splits a running devnet (started with `--admin-rpc`) into halves with
+/// `admin_blockPeer`, `rounds` times for `split_secs` each, and prints how long after
+/// each heal every node reported a new block final at its threshold (`safe` above what
+/// was final before the heal).
+pub async fn heal(urls: Vec<String>, rounds: usize, split_secs: u64) -> eyre::Result<()> {
+    eyre::ensure!(
+        urls.len() >= 2,
+        "give the RPC URLs of every node (at least 2)"
+    );
+    let http = reqwest::Client::new();
+    let call = |url: String, method: &'static str, params: serde_json::Value| {
+        let http = http.clone();
+        async move {
+            let body =
+                serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+            let v: serde_json::Value = http.post(&url).json(&body).send().await?.json().await?;
+            match v.get("result") {
+                Some(r) => Ok(r.clone()),
+                None => Err(eyre::eyre!("{url} {method}: {}", v["error"])),
+            }
+        }
+    };
+    let number = |v: &serde_json::Value| {
+        v.as_str()
+            .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+    };
+    let final_number = |url: String| {
+        let call = &call;
+        async move {
+            let block = call(
+                url,
+                "eth_getBlockByNumber",
+                serde_json::json!(["safe", false]),
+            )
+            .await?;
+            Ok::<u64, eyre::Report>(number(&block["number"]).unwrap_or(0))
+        }
+    };
+    let mut ids = Vec::new();
+    for url in &urls {
+        let info = call(url.clone(), "admin_nodeInfo", serde_json::json!([]))
+            .await
+            .wrap_err("admin_nodeInfo (start the devnet with --admin-rpc)")?;
+        ids.push(info["id"].as_str().unwrap_or_default().to_string());
+    }
+    let half = urls.len() / 2;
+    let split = |blocked: bool| {
+        let (urls, ids, call) = (&urls, &ids, &call);
+        async move {
+            let method = if blocked {
+                "admin_blockPeer"
+            } else {
+                "admin_unblockPeer"
+            };
+            for (i, url) in urls.iter().enumerate() {
+                for (j, id) in ids.iter().enumerate() {
+                    if (i < half) != (j < half) {
+                        call(url.clone(), method, serde_json::json!([id])).await?;
+                    }
+                }
+            }
+            Ok::<(), eyre::Report>(())
+        }
+    };
+    let mut times = Vec::new();
+    for round in 1..=rounds {
+        split(true).await?;
+        tokio::time::sleep(Duration::from_secs(split_secs)).await;
+        let mut before = 0;
+        for url in &urls {
+            before = before.max(final_number(url.clone()).await?);
+        }
+        split(false).await?;
+        let healed = Instant::now();
+        let mut done = vec![false; urls.len()];
+        while done.iter().any(|d| !d) {
+            eyre::ensure!(
+                healed.elapsed() < Duration::from_secs(120),
+                "round {round}: finality did not resume within 120 s of the heal"
+            );
+            for (i, url) in urls.iter().enumerate() {
+                if !done[i] && final_number(url.clone()).await? > before {
+                    done[i] = true;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let secs = healed.elapsed().as_secs_f64();
+        println!("round {round}: every node finalized a new block {secs:.1} s after the heal");
+        times.push(secs * 1e3);
+        // Let the network settle before the next split.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| crate::bench::percentile(&times, p);
+    println!(
+        "{rounds} heals after {split_secs} s splits: heal -> new final block on every node p50 {:.0} ms, max {:.0} ms",
+        pct(0.5),
+        times.last().copied().unwrap_or(0.0)
+    );
     Ok(())
 }

@@ -217,12 +217,17 @@ pub async fn run(manifest: &Manifest) -> eyre::Result<()> {
             .map(|(i, c)| Box::pin(async move { (*i, c.wait().await) }))
             .collect::<Vec<_>>(),
     );
-    tokio::select! {
-        _ = crate::wait_for_shutdown() => {}
+    let died = tokio::select! {
+        _ = crate::wait_for_shutdown() => None,
         ((index, status), _, _) = &mut waits => {
-            tracing::error!(node = index, ?status, "a devnet node exited; stopping the devnet");
+            let how = match &status {
+                Ok(s) => s.to_string(),
+                Err(e) => format!("cannot be watched: {e}"),
+            };
+            tracing::error!(node = index, "devnet node {index} died ({how}); stopping the devnet");
+            Some((index, how))
         }
-    }
+    };
     drop(waits);
     for (_, child) in &children {
         if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
@@ -239,5 +244,10 @@ pub async fn run(manifest: &Manifest) -> eyre::Result<()> {
             }
         }
     }
-    Ok(())
+    match died {
+        Some((index, how)) => Err(eyre::eyre!(
+            "devnet node {index} died ({how}); its log lines above, prefixed [node-{index}], say why"
+        )),
+        None => Ok(()),
+    }
 }

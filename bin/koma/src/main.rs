@@ -167,11 +167,31 @@ async fn devnet(args: cli::DevnetArgs, log: &str) -> eyre::Result<()> {
         max_reorg_depth: koma_node::DEFAULT_MAX_REORG_DEPTH,
         network: None,
     };
-    let node = Node::launch(config).await?;
+    let mut node = Node::launch(config).await?;
     print_banner(&spec, &[format!("http://{}", node.rpc_addr)], &datadir);
-    wait_for_shutdown().await;
-    tracing::info!("shutting down");
-    node.shutdown().await
+    let failure = tokio::select! {
+        _ = wait_for_shutdown() => None,
+        failure = node.failed() => Some(failure),
+    };
+    stop_node(node, failure).await
+}
+
+/// Shuts `node` down; after a critical task's failure the result is that failure
+/// (so the process exits non-zero with it as its last line).
+async fn stop_node(node: Node, failure: Option<String>) -> eyre::Result<()> {
+    match failure {
+        None => {
+            tracing::info!("shutting down");
+            node.shutdown().await
+        }
+        Some(failure) => {
+            tracing::error!("{failure}; stopping the node");
+            if let Err(e) = node.shutdown().await {
+                tracing::error!(error = %e, "shutdown after the failure failed too");
+            }
+            Err(eyre::eyre!(failure))
+        }
+    }
 }
 
 fn print_banner(spec: &ChainSpec, rpc_urls: &[String], datadir: &std::path::Path) {
@@ -239,17 +259,21 @@ async fn node(args: cli::NodeArgs) -> eyre::Result<()> {
         max_reorg_depth: args.max_reorg_depth,
         network: args.p2p.settings()?,
     };
-    let node = Node::launch(config).await?;
-    if args.exit_with_parent {
-        tokio::select! {
-            _ = wait_for_shutdown() => {}
-            _ = parent_exit() => tracing::warn!("parent process exited"),
+    let mut node = Node::launch(config).await?;
+    let parent = async {
+        if args.exit_with_parent {
+            parent_exit().await;
+            tracing::warn!("parent process exited");
+        } else {
+            std::future::pending::<()>().await;
         }
-    } else {
-        wait_for_shutdown().await;
-    }
-    tracing::info!("shutting down");
-    node.shutdown().await
+    };
+    let failure = tokio::select! {
+        _ = wait_for_shutdown() => None,
+        _ = parent => None,
+        failure = node.failed() => Some(failure),
+    };
+    stop_node(node, failure).await
 }
 
 /// Resolves once this process is re-parented (its parent died).

@@ -335,6 +335,15 @@ impl Eras {
             .collect()
     }
 
+    /// Stops this node signing, in every open era and every later one (see
+    /// [`Highway::stop_signing`]).
+    pub fn stop_signing(&mut self) {
+        self.config.signer = None;
+        for era in self.eras.values_mut() {
+            era.highway.stop_signing();
+        }
+    }
+
     /// The value a leader proposes (the node's head), for the current era.
     pub fn set_candidate(&mut self, value: Option<B256>) {
         if let Some(era) = self.eras.values_mut().next_back() {

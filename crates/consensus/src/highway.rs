@@ -49,6 +49,10 @@ pub enum Effect {
     Evidence(Evidence),
     /// Ask peers for this unit.
     Request(B256),
+    /// A proposal names a value this node cannot check yet (for KOMA: an L2 block it
+    /// has not imported, e.g. one of a branch its fork choice left): fetch it, then
+    /// call [`Highway::recheck_values`]. Asked again while proposals still wait.
+    RequestValue(B256),
     /// Call [`Highway::handle_timer`] at this time.
     Timer(Timestamp),
     /// A block became final at threshold number `threshold` (index into the
@@ -175,6 +179,8 @@ pub struct Highway {
     requested: B256Map<Timestamp>,
     /// The keys in `waiting` of proposals waiting for their value.
     value_waits: std::collections::BTreeSet<B256>,
+    /// Values asked for (proposals wait for them), and when.
+    values_requested: BTreeMap<B256, Timestamp>,
     /// Units stamped in the future, by timestamp.
     future: BTreeMap<Timestamp, Vec<SignedUnit>>,
     future_len: usize,
@@ -182,6 +188,7 @@ pub struct Highway {
     last_detection: Option<Timestamp>,
     dirty: bool,
     retired: bool,
+    signing_stopped: bool,
 }
 
 impl std::fmt::Debug for Highway {
@@ -248,11 +255,13 @@ impl Highway {
             waiting: B256Map::default(),
             requested: B256Map::default(),
             value_waits: std::collections::BTreeSet::new(),
+            values_requested: BTreeMap::new(),
             future: BTreeMap::new(),
             future_len: 0,
             last_detection: None,
             dirty: false,
             retired: false,
+            signing_stopped: false,
         }
     }
 
@@ -287,6 +296,22 @@ impl Highway {
             a.can_sign = false;
         }
         self.retired = true;
+    }
+
+    /// Stops signing for good in this instance (the host could not store an own unit
+    /// durably: signing on could equivocate after a restart). Units from peers are
+    /// still accepted, so the node keeps following finality.
+    pub fn stop_signing(&mut self) {
+        if let Some(a) = self.active.as_mut() {
+            a.can_sign = false;
+            a.restore_target = None;
+        }
+        self.signing_stopped = true;
+    }
+
+    /// Whether [`Highway::stop_signing`] was called.
+    pub fn signing_stopped(&self) -> bool {
+        self.signing_stopped
     }
 
     pub fn is_retired(&self) -> bool {
@@ -330,7 +355,7 @@ impl Highway {
             self.add(u, now, &mut effects);
         }
         let back = target.is_none_or(|t| self.state.unit(&t).is_some());
-        let retired = self.retired;
+        let retired = self.retired || self.signing_stopped;
         if let Some(a) = self.active.as_mut() {
             if back {
                 a.can_sign = !retired;
@@ -479,7 +504,7 @@ impl Highway {
                     }
                     queue.extend(self.resolve(&hash));
                     self.requested.remove(&hash);
-                    let retired = self.retired;
+                    let retired = self.retired || self.signing_stopped;
                     if let Some(a) = self.active.as_mut()
                         && a.restore_target == Some(hash)
                     {
@@ -504,6 +529,12 @@ impl Highway {
                     let key = value_key(&v);
                     self.wait_for(vec![key], u, hash);
                     self.value_waits.insert(key);
+                    if !self.values_requested.contains_key(&v)
+                        && self.values_requested.len() < MAX_PENDING
+                    {
+                        self.values_requested.insert(v, now);
+                        effects.push(Effect::RequestValue(v));
+                    }
                 }
                 Err(error) => effects.push(Effect::Invalid { unit: hash, error }),
             }
@@ -526,6 +557,16 @@ impl Highway {
         for hash in due {
             self.requested.insert(hash, now);
             effects.push(Effect::Request(hash));
+        }
+        // Values: asked again while some proposal still waits for them.
+        let waiting = &self.waiting;
+        self.values_requested
+            .retain(|v, _| waiting.contains_key(&value_key(v)));
+        for (value, at) in self.values_requested.iter_mut() {
+            if now >= at.saturating_add(REQUEST_RETRY) {
+                *at = now;
+                effects.push(Effect::RequestValue(*value));
+            }
         }
     }
 
@@ -715,6 +756,12 @@ impl Highway {
 
     /// What to propose in round `r`: the candidate, if it may extend the parent the
     /// proposal would have, and the parent is not the era's last block.
+    ///
+    /// When the node's L2 fork choice and the validators' fork choice went different
+    /// ways (after a partition healed, say), the candidate does not extend the parent
+    /// and the round has no proposal; the proposals both already vote for still become
+    /// final, and the host then makes its L2 fork choice contain the final block (the
+    /// L2-modelled simulations check that finality resumes this way).
     fn proposal_value(&self, r: Timestamp) -> Option<B256> {
         let value = self.candidate?;
         let panorama = self.panorama_at(r);

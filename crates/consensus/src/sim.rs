@@ -15,6 +15,16 @@
 //! online at the end finalized new blocks after the network stabilised; every honest
 //! validator learned of every equivocator.
 //!
+//! With [`Scenario::l2`] the values are a modelled L2 chain instead of opaque hashes:
+//! validators take turns producing blocks on their own head, blocks travel by gossip
+//! that does not cross a partition, a node imports a block only once it has its
+//! parent (asking the sender for missing ancestors), follows the longest chain that
+//! contains its last final block (so it reorgs as blocks arrive), and proposes its
+//! head. A proposal naming a block the node has not imported waits, and the node
+//! fetches it ([`Effect::RequestValue`]). Checked on top: final blocks of all nodes
+//! lie on one L2 chain; every node's head contains its final block; after every heal,
+//! every online honest node finalizes a *new* L2 block at 1/3 within a few rounds.
+//!
 //! Used by the crate's tests (`tests/sim.rs`) and by `koma bench consensus`.
 #![allow(
     clippy::unwrap_used,
@@ -28,7 +38,7 @@ use crate::era::{EraRecord, Eras, ErasConfig};
 use crate::unit::Secp256k1Verifier;
 use crate::{
     AnyValue, Effect, Evidence, SignedUnit, Threshold, Timestamp, UnitSigner, UnitVerifier,
-    ValidatorIndex, quorum,
+    ValidatorIndex, Validity, ValueCheck, quorum,
 };
 use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{Address, B256, Bytes, keccak256};
@@ -36,7 +46,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Test keys: a signature is `keccak(address ‖ hash)`. Cheap enough for hundreds of
@@ -93,6 +103,10 @@ pub struct Scenario {
     pub equivocators: Vec<ValidatorIndex>,
     /// Until this time, messages between the two halves are held back.
     pub partition_until: u64,
+    /// More splits into the two halves, as `[start, end)` windows (ms).
+    pub partitions: Vec<(u64, u64)>,
+    /// Model the L2 chain (see the module notes): a block every this many ms.
+    pub l2: Option<u64>,
     pub min_round_len: u64,
     pub max_round_exp: u8,
     /// All validators weigh the same (otherwise 1..=100 at random).
@@ -114,6 +128,8 @@ impl Scenario {
             crashes: Vec::new(),
             equivocators: Vec::new(),
             partition_until: 0,
+            partitions: Vec::new(),
+            l2: None,
             min_round_len: 512,
             max_round_exp: 6,
             equal_stake: false,
@@ -130,7 +146,102 @@ impl Scenario {
             .map(|c| c.restart.unwrap_or(c.at))
             .max()
             .unwrap_or(0);
-        self.partition_until.max(crash_times)
+        let heal = self.partitions.iter().map(|(_, e)| *e).max().unwrap_or(0);
+        self.partition_until.max(crash_times).max(heal)
+    }
+
+    /// The end of the split window `at` falls in, if any.
+    fn split_until(&self, at: u64) -> Option<u64> {
+        if at < self.partition_until {
+            return Some(self.partition_until);
+        }
+        self.partitions
+            .iter()
+            .find(|(s, e)| *s <= at && at < *e)
+            .map(|(_, e)| *e)
+    }
+}
+
+/// An L2 block of the modelled chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct L2Block {
+    parent: B256,
+    number: u64,
+}
+
+/// One node's L2 chain: the blocks it imported, its head and its last final block.
+#[derive(Debug)]
+struct NodeChain {
+    known: HashMap<B256, L2Block>,
+    head: B256,
+    last_final: B256,
+}
+
+impl NodeChain {
+    fn new(genesis: B256) -> Self {
+        let known = HashMap::from([(
+            genesis,
+            L2Block {
+                parent: B256::ZERO,
+                number: 0,
+            },
+        )]);
+        Self {
+            known,
+            head: genesis,
+            last_final: genesis,
+        }
+    }
+
+    /// Whether `b` is `ancestor` or descends from it (both known).
+    fn extends(&self, b: &B256, ancestor: &B256) -> Option<bool> {
+        let target = self.known.get(ancestor)?.number;
+        let mut cursor = *b;
+        loop {
+            let block = self.known.get(&cursor)?;
+            if block.number <= target {
+                return Some(cursor == *ancestor);
+            }
+            cursor = block.parent;
+        }
+    }
+
+    /// Fork choice: the longest chain that contains the last final block (a longer
+    /// one only replaces the head; ties keep it).
+    fn choose_head(&mut self) {
+        let mut best = (self.known[&self.head].number, self.head);
+        if self.extends(&self.head, &self.last_final) != Some(true) {
+            best = (self.known[&self.last_final].number, self.last_final);
+        }
+        let mut candidates: Vec<(u64, B256)> = self
+            .known
+            .iter()
+            .filter(|(_, b)| b.number > best.0)
+            .map(|(h, b)| (b.number, *h))
+            .collect();
+        candidates.sort_unstable_by(|a, b| b.cmp(a));
+        for (n, h) in candidates {
+            if self.extends(&h, &self.last_final) == Some(true) {
+                best = (n, h);
+                break;
+            }
+        }
+        self.head = best.1;
+    }
+}
+
+/// The node's value rule on the modelled chain, as the node's: a proposal is valid
+/// once its block is imported and descends from the parent milestone's block.
+struct ModelValues(Arc<Mutex<NodeChain>>);
+
+impl ValueCheck for ModelValues {
+    fn check(&self, value: &B256, parent: &B256) -> Validity {
+        let chain = self.0.lock().expect("sim lock");
+        match chain.extends(value, parent) {
+            None => Validity::Unknown,
+            Some(true) => Validity::Valid,
+            Some(false) => Validity::Invalid,
+        }
     }
 }
 
@@ -139,12 +250,22 @@ enum Msg {
     Evidence(Evidence),
     Request(B256, usize),
     RequestLatest(B256, usize),
+    /// An L2 block (gossip or an answer).
+    Block(B256, L2Block, usize),
+    /// A node asks for an L2 block.
+    BlockRequest(B256, usize),
+    /// A node asks for the peer's L2 head (sync).
+    Status(usize),
 }
 
 enum Event {
     Deliver(usize, Msg),
     Timer(usize),
     Restart(usize),
+    /// L2 slot: its producer builds a block.
+    Produce(u64),
+    /// A node's periodic L2 sync round.
+    Sync(usize),
 }
 
 /// What a run found.
@@ -177,6 +298,13 @@ pub struct Report {
     pub banned: Vec<ValidatorIndex>,
     /// Each honest online validator's round exponent at the end.
     pub round_exps: Vec<u8>,
+    /// With the L2 model: per heal (end of a split window), the time (ms) until
+    /// the last online honest node finalized a new L2 block at 1/3.
+    pub heal_to_final: Vec<u64>,
+    /// With the L2 model: the highest L2 block final at 1/3 (first honest online
+    /// node), and L2 blocks produced in all.
+    pub l2_final_number: u64,
+    pub l2_blocks: usize,
 }
 
 impl Report {
@@ -225,6 +353,22 @@ struct Sim {
     units_handled: usize,
     handle_time: Duration,
     failure: Option<String>,
+    /// The L2 model: every block produced, each node's chain, blocks waiting for
+    /// their parent (per node, by parent), and per threshold the highest final block
+    /// any honest node reported (all final blocks must be on its chain).
+    l2_blocks: HashMap<B256, L2Block>,
+    chains: Vec<Arc<Mutex<NodeChain>>>,
+    l2_orphans: Vec<HashMap<B256, Vec<(B256, L2Block)>>>,
+    l2_final_tip: Vec<Option<B256>>,
+    /// Per node, L2 blocks final at 1/3 with the time.
+    l2_final: Vec<Vec<(u64, Timestamp)>>,
+    /// `KOMA_SIM_TRACE` set: print proposals, value requests, L2 imports and
+    /// finalizations as they happen (to debug one seed).
+    trace: bool,
+}
+
+fn genesis_value() -> B256 {
+    keccak256("genesis")
 }
 
 fn node(
@@ -235,10 +379,11 @@ fn node(
     records: Vec<EraRecord>,
     units: Vec<SignedUnit>,
     now: Timestamp,
+    values: Arc<dyn ValueCheck>,
 ) -> (Eras, Vec<Effect>) {
     let config = ErasConfig {
         chain: keccak256(format!("sim {seed}")),
-        genesis_value: keccak256("genesis"),
+        genesis_value: genesis_value(),
         genesis_time: 0,
         stakers: stakers.to_vec(),
         era_blocks: sc.era_blocks,
@@ -253,7 +398,7 @@ fn node(
         } else {
             Arc::new(MockVerifier)
         },
-        values: Arc::new(AnyValue),
+        values,
     };
     Eras::restore(config, records, units, now).expect("valid eras")
 }
@@ -286,7 +431,10 @@ impl Sim {
         let thresholds = Threshold::defaults();
         let mut nodes = Vec::new();
         let mut records = Vec::new();
-        for signer in &signers {
+        let chains: Vec<Arc<Mutex<NodeChain>>> = (0..sc.validators)
+            .map(|_| Arc::new(Mutex::new(NodeChain::new(genesis_value()))))
+            .collect();
+        for (i, signer) in signers.iter().enumerate() {
             let (eras, effects) = node(
                 &sc,
                 seed,
@@ -295,6 +443,7 @@ impl Sim {
                 Vec::new(),
                 Vec::new(),
                 0,
+                values_for(&sc, &chains[i]),
             );
             let mut r = BTreeMap::new();
             for e in effects {
@@ -331,10 +480,28 @@ impl Sim {
             units_handled: 0,
             handle_time: Duration::ZERO,
             failure: None,
+            l2_blocks: HashMap::from([(
+                genesis_value(),
+                L2Block {
+                    parent: B256::ZERO,
+                    number: 0,
+                },
+            )]),
+            chains,
+            l2_orphans: vec![HashMap::new(); n],
+            l2_final_tip: vec![None; Threshold::defaults().len()],
+            l2_final: vec![Vec::new(); n],
+            trace: std::env::var_os("KOMA_SIM_TRACE").is_some(),
             sc,
         };
         for i in 0..n {
             sim.push(1, Event::Timer(i));
+        }
+        if let Some(interval) = sim.sc.l2 {
+            sim.push(interval, Event::Produce(1));
+            for i in 0..n {
+                sim.push(1_000 + i as u64 * 7, Event::Sync(i));
+            }
         }
         for c in sim.sc.crashes.clone() {
             if let Some(t) = c.restart {
@@ -371,14 +538,19 @@ impl Sim {
         self.sc.equivocators.contains(&(i as ValidatorIndex))
     }
 
+    /// Whether `from` and `to` are on different sides of a split in force now.
+    fn split(&self, from: usize, to: usize) -> Option<u64> {
+        let half = self.sc.validators / 2;
+        ((from < half) != (to < half))
+            .then(|| self.sc.split_until(self.now))
+            .flatten()
+    }
+
     fn delay(&mut self, from: usize, to: usize) -> u64 {
         let d = self.rng.random_range(self.sc.min_delay..=self.sc.max_delay);
-        let half = self.sc.validators / 2;
-        let split = (from < half) != (to < half);
-        if split && self.now < self.sc.partition_until {
-            self.sc.partition_until - self.now + d
-        } else {
-            d
+        match self.split(from, to) {
+            Some(until) => until - self.now + d,
+            None => d,
         }
     }
 
@@ -392,6 +564,179 @@ impl Sim {
     fn send(&mut self, from: usize, to: usize, msg: Msg) {
         let d = self.delay(from, to);
         self.push(self.now + d, Event::Deliver(to, msg));
+    }
+
+    /// L2 traffic (gossip, block requests, sync) does not cross a split: it is lost,
+    /// not delayed, as gossip and requests to unreachable peers are.
+    fn send_l2(&mut self, from: usize, to: usize, msg: Msg) {
+        if self.split(from, to).is_some() {
+            return;
+        }
+        let d = self.rng.random_range(self.sc.min_delay..=self.sc.max_delay);
+        self.push(self.now + d, Event::Deliver(to, msg));
+    }
+
+    /// The node learned an L2 block: imported if its parent is here (then its
+    /// waiting children too), else held while the parent is asked for.
+    fn receive_block(&mut self, node: usize, hash: B256, block: L2Block, from: usize) -> bool {
+        let mut imported = false;
+        let mut queue = vec![(hash, block)];
+        while let Some((h, b)) = queue.pop() {
+            let parent_known = {
+                let mut chain = self.chains[node].lock().expect("sim lock");
+                if chain.known.contains_key(&h) {
+                    continue;
+                }
+                let known = chain.known.contains_key(&b.parent);
+                if known {
+                    chain.known.insert(h, b);
+                }
+                known
+            };
+            if parent_known {
+                if self.trace {
+                    eprintln!(
+                        "{} node {node} imported #{} from {from}",
+                        self.now, b.number
+                    );
+                }
+                imported = true;
+                if let Some(children) = self.l2_orphans[node].remove(&h) {
+                    queue.extend(children);
+                }
+            } else {
+                let waiting = self.l2_orphans[node].entry(b.parent).or_default();
+                if !waiting.iter().any(|(x, _)| *x == h) {
+                    waiting.push((h, b));
+                }
+                // Asked every time (an earlier answer may have been lost to a split),
+                // as the node walks the whole branch back on every fetch.
+                self.send_l2(node, from, Msg::BlockRequest(b.parent, node));
+            }
+        }
+        if imported {
+            self.chains[node].lock().expect("sim lock").choose_head();
+        }
+        imported
+    }
+
+    fn produce(&mut self, slot: u64) {
+        let n = self.sc.validators;
+        if let Some(interval) = self.sc.l2 {
+            self.push(self.now + interval, Event::Produce(slot + 1));
+        }
+        let producer = (slot % n as u64) as usize;
+        if self.down(producer, self.now) {
+            return;
+        }
+        // During a split the second half produces at half the rate, so the first
+        // half's branch is the longer one and the L2 fork choice prefers it, whatever
+        // the validators' fork choice (a tie on weight) picks: the two disagree.
+        if producer >= n / 2
+            && self.sc.split_until(self.now).is_some()
+            && (slot / n as u64) % 2 == 1
+        {
+            return;
+        }
+        let (hash, block) = {
+            let mut chain = self.chains[producer].lock().expect("sim lock");
+            let parent = chain.head;
+            let block = L2Block {
+                parent,
+                number: chain.known[&parent].number + 1,
+            };
+            let hash = keccak256(format!("l2 {producer} {slot} {parent}"));
+            chain.known.insert(hash, block);
+            chain.head = hash;
+            (hash, block)
+        };
+        self.l2_blocks.insert(hash, block);
+        for to in (0..n).filter(|t| *t != producer) {
+            self.send_l2(producer, to, Msg::Block(hash, block, producer));
+        }
+    }
+
+    /// Whether `b` descends from `ancestor` (or is it) in the global block tree.
+    fn l2_extends(&self, b: &B256, ancestor: &B256) -> bool {
+        let Some(target) = self.l2_blocks.get(ancestor).map(|a| a.number) else {
+            return false;
+        };
+        let mut cursor = *b;
+        while let Some(block) = self.l2_blocks.get(&cursor) {
+            if block.number <= target {
+                return cursor == *ancestor;
+            }
+            cursor = block.parent;
+        }
+        false
+    }
+
+    /// A final milestone on the L2 model: all final blocks of a threshold must be on
+    /// one chain; at 1/3 (the node's threshold) the node's fork choice follows it.
+    fn on_final_value(&mut self, node: usize, threshold: usize, value: B256) {
+        if self.sc.l2.is_none() || self.is_equivocator(node) {
+            return;
+        }
+        let th = self.thresholds[threshold];
+        if self.faulty_weight() <= th.ftt(self.total()) {
+            match self.l2_final_tip[threshold] {
+                None => self.l2_final_tip[threshold] = Some(value),
+                Some(tip) if self.l2_extends(&value, &tip) => {
+                    self.l2_final_tip[threshold] = Some(value)
+                }
+                Some(tip) if self.l2_extends(&tip, &value) => {}
+                Some(tip) => self.fail(format!(
+                    "SAFETY: node {node} finalized L2 block {value} at {}/{}, which conflicts with final block {tip}",
+                    th.num, th.den
+                )),
+            }
+        }
+        if th != Threshold::new(1, 3) {
+            return;
+        }
+        let number = {
+            let mut chain = self.chains[node].lock().expect("sim lock");
+            match chain.extends(&value, &chain.last_final.clone()) {
+                Some(true) => {
+                    chain.last_final = value;
+                    chain.choose_head();
+                    Some(chain.known[&value].number)
+                }
+                Some(false) => None,
+                None => {
+                    drop(chain);
+                    self.fail(format!(
+                        "node {node} finalized L2 block {value} it never imported"
+                    ));
+                    return;
+                }
+            }
+        };
+        if self.trace {
+            let chain = self.chains[node].lock().expect("sim lock");
+            eprintln!(
+                "{} node {node} final@1/3 {:?} head {} #{}",
+                self.now, number, chain.head, chain.known[&chain.head].number
+            );
+        }
+        match number {
+            Some(n) => self.l2_final[node].push((n, self.now)),
+            None => {
+                let last = self.chains[node].lock().expect("sim lock").last_final;
+                if !self.l2_extends(&last, &value) {
+                    self.fail(format!(
+                        "node {node} finalized L2 block {value}, which conflicts with its final block {last}"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// A node's sync round: ask a random peer for its head.
+    fn sync_round(&mut self, node: usize) {
+        self.push(self.now + 1_000, Event::Sync(node));
+        let to = self.other(node);
+        self.send_l2(node, to, Msg::Status(node));
     }
 
     fn broadcast_unit(&mut self, from: usize, unit: SignedUnit) {
@@ -436,6 +781,17 @@ impl Sim {
                 // fetches them again (the harder case for catching up).
                 Effect::Store(_) => {}
                 Effect::Broadcast(u) => {
+                    if self.trace {
+                        let n = u
+                            .unit
+                            .value
+                            .and_then(|v| self.l2_blocks.get(&v))
+                            .map(|b| b.number);
+                        eprintln!(
+                            "{} node {node} unit seq {} value {:?}",
+                            self.now, u.unit.seq, n
+                        );
+                    }
                     if let Some(v) = u.unit.value {
                         self.proposed_at.entry(v).or_insert(u.unit.timestamp);
                     }
@@ -464,6 +820,20 @@ impl Sim {
                     let to = self.other(node);
                     self.send(node, to, Msg::Request(h, node));
                 }
+                Effect::RequestValue(v) => {
+                    if self.trace {
+                        eprintln!(
+                            "{} node {node} request value {:?}",
+                            self.now,
+                            self.l2_blocks.get(&v).map(|b| b.number)
+                        );
+                    }
+                    // The node asks its peers in turn until one has it: here all
+                    // at once (answers after the first change nothing).
+                    for to in (0..self.sc.validators).filter(|t| *t != node) {
+                        self.send_l2(node, to, Msg::BlockRequest(v, node));
+                    }
+                }
                 Effect::RequestLatest(instance) => {
                     for _ in 0..2 {
                         let to = self.other(node);
@@ -484,8 +854,12 @@ impl Sim {
                     block,
                     era,
                     height,
+                    value,
                     ..
-                } => self.on_finalized(node, threshold, block, era, height),
+                } => {
+                    self.on_finalized(node, threshold, block, era, height);
+                    self.on_final_value(node, threshold, value);
+                }
                 Effect::Invalid { unit, error } => {
                     // Units of equivocators may be refused (e.g. once they are banned);
                     // an honest unit never may.
@@ -549,6 +923,7 @@ impl Sim {
             records,
             self.persisted[i].clone(),
             self.now,
+            values_for(&self.sc, &self.chains[i]),
         );
         self.nodes[i] = h;
         self.finalized[i] = vec![Vec::new(); self.thresholds.len()];
@@ -586,7 +961,11 @@ impl Sim {
         };
         let node = match &event {
             Event::Deliver(to, _) => *to,
-            Event::Timer(n) | Event::Restart(n) => *n,
+            Event::Timer(n) | Event::Restart(n) | Event::Sync(n) => *n,
+            Event::Produce(slot) => {
+                self.produce(*slot);
+                return true;
+            }
         };
         if self.down(node, at) {
             return true;
@@ -598,10 +977,64 @@ impl Sim {
                 Vec::new()
             }
             Event::Timer(n) => {
+                if self.trace
+                    && let Some(h) = self.nodes[n].current()
+                {
+                    let st = h.state();
+                    let tip = st.fork_choice(st.latest());
+                    eprintln!(
+                        "{at} node {n} pending {} tip {:?}",
+                        h.pending_len(),
+                        tip.and_then(|t| st.block(&t)).map(|b| (b.height, b.value))
+                    );
+                }
                 self.timers.retain(|(m, t)| *m != n || *t > at);
-                let value = keccak256(format!("milestone {n} {at}"));
+                let value = match self.sc.l2 {
+                    Some(_) => self.chains[n].lock().expect("sim lock").head,
+                    None => keccak256(format!("milestone {n} {at}")),
+                };
                 self.nodes[n].set_candidate(Some(value));
                 self.nodes[n].handle_timer(at)
+            }
+            Event::Produce(_) => Vec::new(),
+            Event::Sync(n) => {
+                self.sync_round(n);
+                Vec::new()
+            }
+            Event::Deliver(to, Msg::Block(hash, block, from)) => {
+                if self.receive_block(to, hash, block, from) {
+                    self.nodes[to].recheck_values(at)
+                } else {
+                    Vec::new()
+                }
+            }
+            Event::Deliver(to, Msg::BlockRequest(hash, from)) => {
+                let found = self.chains[to]
+                    .lock()
+                    .expect("sim lock")
+                    .known
+                    .get(&hash)
+                    .copied();
+                if let Some(block) = found {
+                    self.send_l2(to, from, Msg::Block(hash, block, to));
+                }
+                Vec::new()
+            }
+            Event::Deliver(to, Msg::Status(from)) => {
+                // Answered with the head block; the asker fetches what it misses.
+                let (head, block) = {
+                    let chain = self.chains[to].lock().expect("sim lock");
+                    (chain.head, chain.known[&chain.head])
+                };
+                let ahead = {
+                    let chain = self.chains[from].lock().expect("sim lock");
+                    block.number > chain.known[&chain.head].number
+                        && !chain.known.contains_key(&head)
+                };
+                if ahead {
+                    self.send_l2(to, from, Msg::Block(head, block, to));
+                }
+                Vec::new()
             }
             Event::Deliver(to, Msg::Unit(u)) => {
                 self.units_handled += 1;
@@ -786,6 +1219,66 @@ impl Sim {
                 }
             }
         }
+        let mut heal_to_final = Vec::new();
+        let one_third_index = self
+            .thresholds
+            .iter()
+            .position(|t| *t == Threshold::new(1, 3))
+            .unwrap_or(0);
+        if self.sc.l2.is_some() {
+            for i in &online_honest {
+                let chain = self.chains[*i].lock().expect("sim lock");
+                if chain.extends(&chain.head, &chain.last_final) != Some(true) {
+                    return Err(format!(
+                        "scenario {} seed {}: node {i}'s head {} does not contain its final block {} (replay with KOMA_SIM_SEED={})",
+                        self.sc.name, self.seed, chain.head, chain.last_final, self.seed
+                    ));
+                }
+            }
+            let owed = faulty <= self.thresholds[one_third_index].ftt(total)
+                && u128::from(crashed) * 2
+                    < u128::from(total).saturating_sub(
+                        3 * u128::from(self.thresholds[one_third_index].ftt(total)),
+                    );
+            let mut heals: Vec<u64> = self.sc.partitions.iter().map(|(_, e)| *e).collect();
+            if self.sc.partition_until > 0 {
+                heals.push(self.sc.partition_until);
+            }
+            heals.sort_unstable();
+            for heal in heals.into_iter().filter(|h| *h < end) {
+                // The L2 block final before the heal, per node; the first newer one after.
+                let mut worst = 0;
+                for i in &online_honest {
+                    let before = self.l2_final[*i]
+                        .iter()
+                        .filter(|(_, at)| *at <= heal)
+                        .map(|(n, _)| *n)
+                        .max()
+                        .unwrap_or(0);
+                    let after = self.l2_final[*i]
+                        .iter()
+                        .find(|(n, at)| *at > heal && *n > before)
+                        .map(|(_, at)| at - heal);
+                    match after {
+                        Some(d) => worst = worst.max(d),
+                        None if owed => {
+                            return Err(format!(
+                                "scenario {} seed {}: LIVENESS: node {i} finalized no new L2 block at 1/3 after the heal at {heal} ms (final before: {before}; replay with KOMA_SIM_SEED={})\n{}",
+                                self.sc.name,
+                                self.seed,
+                                self.seed,
+                                (0..self.sc.validators)
+                                    .map(|j| self.diagnose(j))
+                                    .collect::<Vec<_>>()
+                                    .join("\n")
+                            ));
+                        }
+                        None => worst = u64::MAX,
+                    }
+                }
+                heal_to_final.push(worst);
+            }
+        }
         let mut latencies = Vec::new();
         let one_third = self
             .thresholds
@@ -859,7 +1352,17 @@ impl Sim {
                 .iter()
                 .filter_map(|i| self.nodes[*i].current().and_then(|h| h.round_exp()))
                 .collect(),
+            heal_to_final,
+            l2_final_number: self.l2_final[first].last().map_or(0, |(n, _)| *n),
+            l2_blocks: self.l2_blocks.len().saturating_sub(1),
         })
+    }
+}
+
+fn values_for(sc: &Scenario, chain: &Arc<Mutex<NodeChain>>) -> Arc<dyn ValueCheck> {
+    match sc.l2 {
+        Some(_) => Arc::new(ModelValues(chain.clone())),
+        None => Arc::new(AnyValue),
     }
 }
 

@@ -78,13 +78,46 @@ impl ChainWriter {
     /// Applies fork choice to a block from a peer and announces the result.
     pub fn import(&self, block: &Block) -> Result<ImportOutcome, ImportError> {
         let known = PoolSenders(&self.pool);
-        // Never unwind a final block: the reorg bound stops at the last one.
+        let outcome =
+            koma_producer::import_with(&self.spec, &self.db, block, self.reorg_bound(), &known)?;
+        self.announce(&outcome)?;
+        Ok(outcome)
+    }
+
+    /// How deep a reorg may go now: never below the last final block (at the node's
+    /// threshold), and never deeper than the configured bound. Since the final block
+    /// is canonical (see [`ChainWriter::adopt_final`]), every branch fork choice can
+    /// switch to contains it.
+    fn reorg_bound(&self) -> u64 {
         let finalized = self.finalized.load(std::sync::atomic::Ordering::Relaxed);
-        let depth = self
-            .max_reorg_depth
-            .min(self.db.head().number().saturating_sub(finalized));
-        let outcome = koma_producer::import_with(&self.spec, &self.db, block, depth, &known)?;
-        match &outcome {
+        self.max_reorg_depth
+            .min(self.db.head().number().saturating_sub(finalized))
+    }
+
+    /// KoMaBFT finalized the stored block `hash` at the node's threshold: makes sure it
+    /// is on the canonical chain (reorging to it if fork choice had left its branch),
+    /// then records it as the floor of every later reorg. Fork choice and finality
+    /// agree from then on: the canonical chain is the heaviest that contains it.
+    pub fn adopt_final(&self, hash: B256) -> Result<(), ImportError> {
+        let header = self
+            .db
+            .header(hash)?
+            .ok_or_else(|| ImportError::Internal(format!("final block {hash} is not stored")))?;
+        let number = header.number;
+        if !self.db.is_canonical(hash, number)? {
+            tracing::warn!(number, %hash, "final block is on a branch fork choice had left; switching to it");
+            let tip = SealedHeader { hash, header };
+            let outcome = koma_producer::reorg_to(&self.spec, &self.db, tip, self.max_reorg_depth)?;
+            self.announce(&outcome)?;
+        }
+        self.finalized
+            .fetch_max(number, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Tells the pool, the subscriptions and the head watchers what an import did.
+    fn announce(&self, outcome: &ImportOutcome) -> Result<(), ImportError> {
+        match outcome {
             ImportOutcome::Extended(header) => {
                 let (body, receipts) = self.stored(header)?;
                 self.canonical(header.clone(), body, receipts);
@@ -99,7 +132,7 @@ impl ChainWriter {
                     applied = applied.len(),
                     number = new_head.number(),
                     hash = %new_head.hash,
-                    "reorg to a heavier branch"
+                    "reorg"
                 );
                 for (header, body) in unwound {
                     let receipts = self.db.receipts(header.hash)?.unwrap_or_default();
@@ -115,6 +148,9 @@ impl ChainWriter {
                     let (body, receipts) = self.stored(header)?;
                     self.canonical(header.clone(), body, receipts);
                 }
+                if applied.is_empty() {
+                    self.head.send_replace(new_head.clone());
+                }
                 // Unwound transactions the new chain did not include go back to the pool.
                 let txs = unwound
                     .iter()
@@ -126,7 +162,16 @@ impl ChainWriter {
             }
             ImportOutcome::AlreadyKnown | ImportOutcome::SideChain { .. } => {}
         }
-        Ok(outcome)
+        Ok(())
+    }
+
+    /// [`ChainWriter::adopt_final`] under the write lock, on a blocking thread.
+    pub async fn adopt_final_async(self: &Arc<Self>, hash: B256) -> Result<(), ImportError> {
+        let _guard = self.write.lock().await;
+        let chain = self.clone();
+        tokio::task::spawn_blocking(move || chain.adopt_final(hash))
+            .await
+            .map_err(|e| ImportError::Internal(e.to_string()))?
     }
 
     /// [`ChainWriter::import`] under the write lock, on a blocking thread.

@@ -131,6 +131,8 @@ pub(crate) enum ConsensusInput {
         instance: B256,
         reply: oneshot::Sender<Vec<Vec<u8>>>,
     },
+    /// Blocks that proposals named were fetched and stored: check them again.
+    ValuesArrived,
 }
 
 /// The finality record: the last final block per threshold (stored in the database).
@@ -201,6 +203,8 @@ pub(crate) struct ConsensusTask {
     equivocate: Option<PrivateKeySigner>,
     /// Units asked for recently (hash -> when), so a missing unit is asked for once.
     requested: HashMap<B256, std::time::Instant>,
+    /// Blocks (proposed values) being fetched from peers.
+    fetching: Arc<parking_lot::Mutex<std::collections::HashSet<B256>>>,
     /// The newest era announced in the log.
     logged_era: Option<u64>,
     /// What reloading the stored eras returned: applied first thing (it may hold own
@@ -224,6 +228,7 @@ pub(crate) fn start(
     net: Option<NetworkHandle>,
     stop: watch::Receiver<bool>,
     equivocate: bool,
+    spawner: &crate::tasks::TaskSpawner,
 ) -> eyre::Result<Option<Started>> {
     let Some(params) = &spec.consensus else {
         return Ok(None);
@@ -326,12 +331,69 @@ pub(crate) fn start(
         timers: std::collections::BTreeSet::from([now_ms()]),
         equivocate: twin_key,
         requested: HashMap::new(),
+        fetching: Default::default(),
         logged_era: None,
         startup,
     };
     task.refresh_validators();
-    let handle = tokio::spawn(task.run(rx, stop));
+    let handle = spawner.critical("KoMaBFT", task.run(rx, stop));
     Ok(Some((view, tx, handle)))
+}
+
+/// Most blocks fetched back from a proposed block to one this node has.
+const MAX_VALUE_BRANCH: usize = 1024;
+
+/// Fetches block `value` and its ancestors back to a stored block, then imports them
+/// oldest first. Returns how many were imported (0: `value` is here already).
+async fn fetch_branch(
+    chain: &Arc<ChainWriter>,
+    net: &NetworkHandle,
+    value: B256,
+    from: Option<PeerId>,
+) -> Result<usize, String> {
+    use alloy_rlp::Decodable;
+    let mut peers = net.peers();
+    if let Some(f) = from {
+        peers.retain(|p| *p != f);
+        peers.insert(0, f);
+    }
+    let mut branch: Vec<koma_primitives::Block> = Vec::new();
+    let mut next = value;
+    while chain.db.header(next).map_err(|e| e.to_string())?.is_none() {
+        if branch.len() >= MAX_VALUE_BRANCH.min(chain.max_reorg_depth as usize) {
+            return Err(format!("no stored ancestor within {} blocks", branch.len()));
+        }
+        let mut found = None;
+        for peer in &peers {
+            let Ok(SyncResponse::Blocks(items)) =
+                net.request(*peer, SyncRequest::BlockByHash(next)).await
+            else {
+                continue;
+            };
+            let Some(raw) = items.first() else { continue };
+            match koma_primitives::Block::decode(&mut raw.as_slice()) {
+                Ok(block) if block.header.hash_slow() == next => {
+                    found = Some(block);
+                    break;
+                }
+                _ => net.report(*peer, Misbehaviour::InvalidResponse),
+            }
+        }
+        let block = found.ok_or_else(|| format!("no peer has block {next}"))?;
+        next = block.header.parent_hash;
+        branch.push(block);
+    }
+    let count = branch.len();
+    for block in branch.into_iter().rev() {
+        match chain.import_async(block).await {
+            Ok(_) => {}
+            // Stored as a side block even though fork choice may not switch to it
+            // (e.g. heavier, but below the final block): that is all a proposal needs.
+            Err(koma_producer::ImportError::ReorgTooDeep { .. }) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(count)
 }
 
 /// What [`start`] hands the node: the view for RPC and the network, the task's input,
@@ -390,6 +452,10 @@ impl ConsensusTask {
                                 .collect();
                         }
                         let _ = reply.send(units);
+                    }
+                    Some(ConsensusInput::ValuesArrived) => {
+                        let effects = self.eras.recheck_values(now_ms());
+                        self.apply(effects, None).await;
                     }
                     None => break,
                 },
@@ -454,37 +520,38 @@ impl ConsensusTask {
         self.apply(effects, from).await;
     }
 
+    /// Carries out what the core asked for, in order. Storage writes run on blocking
+    /// threads, never on the async workers: own units one by one and synced (each
+    /// must be durable before it is sent), peers' units in one unsynced batch.
     async fn apply(&mut self, effects: Vec<Effect>, from: Option<PeerId>) {
         let mut missing = Vec::new();
+        let mut stored: Vec<(B256, B256, Vec<u8>)> = Vec::new();
+        let mut unsent = std::collections::HashSet::new();
         for effect in effects {
             match effect {
                 Effect::Persist(unit) => {
                     let raw = unit.to_bytes();
-                    let db = self.chain.db.clone();
                     let hash = unit.hash();
                     let instance = unit.unit.instance_id;
-                    let stored = tokio::task::spawn_blocking(move || {
-                        db.put_consensus_unit(instance, hash, &raw, true)
-                    })
-                    .await;
-                    if !matches!(stored, Ok(Ok(()))) {
-                        // Never broadcast a unit that is not durably stored.
-                        tracing::error!(%hash, "cannot store own unit; not broadcasting it");
-                        return;
+                    let result = self
+                        .blocking(move |db| db.put_consensus_unit(instance, hash, &raw, true))
+                        .await;
+                    if let Err(error) = result {
+                        // Never send a unit that is not durably stored, and sign no
+                        // more: after a restart this node would not know it signed
+                        // it, and could equivocate. It keeps following finality.
+                        tracing::error!(%hash, %error, "cannot store an own consensus unit: this node stops signing");
+                        self.eras.stop_signing();
+                        unsent.insert(hash);
                     }
                 }
                 Effect::Store(unit) => {
-                    let stored = self.chain.db.put_consensus_unit(
-                        unit.unit.instance_id,
-                        unit.hash(),
-                        &unit.to_bytes(),
-                        false,
-                    );
-                    if let Err(e) = stored {
-                        tracing::warn!(error = %e, "cannot store a consensus unit");
-                    }
+                    stored.push((unit.unit.instance_id, unit.hash(), unit.to_bytes()));
                 }
                 Effect::Broadcast(unit) => {
+                    if unsent.contains(&unit.hash()) {
+                        continue;
+                    }
                     if let Some(key) = &self.equivocate {
                         // A twin with the same creator and sequence number: other value
                         // or timestamp, validly signed. Peers that see both prove it.
@@ -510,13 +577,14 @@ impl ConsensusTask {
                     self.publish(ConsensusMessage::Evidence(ev)).await;
                 }
                 Effect::Request(hash) => missing.push(hash),
+                Effect::RequestValue(value) => self.fetch_value(value, from),
                 Effect::RequestLatest(instance) => self.request_latest(instance),
                 Effect::Timer(t) => {
                     self.timers.insert(t);
                 }
                 Effect::Finalized {
                     threshold, value, ..
-                } => self.on_final(threshold, value),
+                } => self.on_final(threshold, value).await,
                 Effect::Invalid { unit, error } => {
                     tracing::debug!(%unit, %error, "invalid consensus unit");
                 }
@@ -536,8 +604,10 @@ impl ConsensusTask {
                             "KoMaBFT era started"
                         );
                     }
-                    if let Err(e) = store_era_record(&self.chain.db, &record) {
-                        tracing::error!(error = %e, era = record.era, "cannot store era record");
+                    let era = record.era;
+                    let result = self.blocking(move |db| store_era_record(db, &record)).await;
+                    if let Err(e) = result {
+                        tracing::error!(error = %e, era, "cannot store era record");
                     }
                 }
                 Effect::EraClosed {
@@ -545,11 +615,30 @@ impl ConsensusTask {
                     instance_id,
                     tips,
                 } => {
-                    if let Err(e) = self.chain.db.put_era_tips(instance_id, &tips) {
+                    let result = self
+                        .blocking(move |db| db.put_era_tips(instance_id, &tips))
+                        .await;
+                    if let Err(e) = result {
                         tracing::warn!(error = %e, era, "cannot store the tips of a closed era");
                     }
                     tracing::debug!(era, "KoMaBFT era closed");
                 }
+            }
+        }
+        if !stored.is_empty() {
+            let count = stored.len();
+            let result = self
+                .blocking(move |db| {
+                    for (instance, hash, raw) in &stored {
+                        db.put_consensus_unit(*instance, *hash, raw, false)?;
+                    }
+                    Ok::<(), koma_storage::StorageError>(())
+                })
+                .await;
+            if let Err(e) = result {
+                // Peers' units are served to others and reloaded after a restart;
+                // without them this node fetches them again, nothing is unsafe.
+                tracing::warn!(error = %e, count, "cannot store consensus units");
             }
         }
         if !missing.is_empty() {
@@ -566,6 +655,46 @@ impl ConsensusTask {
                 self.request(missing, from);
             }
         }
+    }
+
+    /// Runs a storage write on a blocking thread.
+    async fn blocking<T: Send + 'static, E: std::fmt::Display + Send + 'static>(
+        &self,
+        f: impl FnOnce(&koma_storage::Database) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, String> {
+        let db = self.chain.db.clone();
+        match tokio::task::spawn_blocking(move || f(&db)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(format!("storage task failed: {e}")),
+        }
+    }
+
+    /// A proposal names an L2 block this node does not have (typically one of a
+    /// branch its fork choice left, e.g. the other side's during a partition):
+    /// fetches it and its missing ancestors from peers (first the one that sent the
+    /// proposal), imports them through fork choice (stored as a side branch unless
+    /// heavier), then has the core check the waiting proposals again.
+    fn fetch_value(&self, value: B256, from: Option<PeerId>) {
+        let Some(net) = self.net.clone() else { return };
+        if !self.fetching.lock().insert(value) {
+            return;
+        }
+        let chain = self.chain.clone();
+        let input = self.input.clone();
+        let fetching = self.fetching.clone();
+        tokio::spawn(async move {
+            let result = fetch_branch(&chain, &net, value, from).await;
+            fetching.lock().remove(&value);
+            match result {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::debug!(%value, blocks = n, "fetched the branch of a proposed block");
+                    let _ = input.send(ConsensusInput::ValuesArrived).await;
+                }
+                Err(e) => tracing::debug!(%value, error = %e, "cannot fetch a proposed block yet"),
+            }
+        });
     }
 
     async fn publish(&self, message: ConsensusMessage) {
@@ -636,15 +765,23 @@ impl ConsensusTask {
         });
     }
 
-    /// Milestone `value` is final at threshold `index`: so are its block and ancestors.
-    fn on_final(&self, index: usize, value: B256) {
-        let Ok(Some(header)) = self.chain.db.header(value) else {
-            tracing::debug!(%value, "final milestone not imported here yet");
-            return;
+    /// Milestone `value` is final at threshold `index`: so are its block and
+    /// ancestors. At the node's threshold the block must be on the canonical chain:
+    /// if fork choice had left its branch, the node switches to it first, and it
+    /// becomes the floor of every later reorg.
+    async fn on_final(&self, index: usize, value: B256) {
+        let header = match self.chain.db.header(value) {
+            Ok(Some(header)) => header,
+            _ => {
+                tracing::warn!(%value, "final milestone not imported here");
+                return;
+            }
         };
         let number = header.number;
-        if !self.chain.db.is_canonical(value, number).unwrap_or(false) {
-            tracing::warn!(%value, number, "final milestone is not on our chain");
+        if index == self.view.node_threshold
+            && let Err(error) = self.chain.adopt_final_async(value).await
+        {
+            tracing::error!(%value, number, %error, "cannot switch to the final block");
             return;
         }
         let record = {
@@ -662,15 +799,16 @@ impl ConsensusTask {
             record.clone()
         };
         if index == self.view.node_threshold {
-            self.chain.finalized.store(number, Ordering::Relaxed);
             let _ = self.view.finalized.send(FinalBlock {
                 number,
                 hash: value,
             });
             tracing::info!(number, hash = %value, "finalized");
         }
-        if let Ok(raw) = serde_json::to_vec(&record) {
-            let _ = self.chain.db.put_finality(&raw);
+        if let Ok(raw) = serde_json::to_vec(&record)
+            && let Err(e) = self.blocking(move |db| db.put_finality(&raw)).await
+        {
+            tracing::warn!(error = %e, "cannot store the finality record");
         }
     }
 

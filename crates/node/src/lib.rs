@@ -8,6 +8,10 @@
 //! announced: the pool drops what was mined, RPC subscriptions receive a
 //! [`ChainEvent`], and produced blocks are gossiped.
 //!
+//! Every long-lived task is critical ([`tasks`]): if one panics or stops, the node
+//! reports it through [`Node::failed`] and must be stopped; it never lingers
+//! half-alive.
+//!
 //! Shutdown ([`Node::shutdown`]) stops producing after the block in progress is
 //! committed, stops the network and RPC server and flushes the database.
 
@@ -17,6 +21,7 @@ pub use consensus::LibSecp256k1Verifier;
 mod net;
 mod produce;
 mod sync;
+mod tasks;
 
 use alloy::signers::local::PrivateKeySigner;
 use chain::ChainWriter;
@@ -30,6 +35,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use sync::{SyncState, Syncer};
+use tasks::TaskSpawner;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -83,6 +89,7 @@ pub struct Node {
     stop: watch::Sender<bool>,
     producer: Option<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
+    failures: mpsc::UnboundedReceiver<String>,
 }
 
 /// The pool settings that follow from a chain spec.
@@ -111,6 +118,7 @@ impl Node {
         ));
         let (events, _) = broadcast::channel(1024);
         let (stop, stop_rx) = watch::channel(false);
+        let (spawner, failures) = TaskSpawner::new(stop_rx.clone());
         let chain = Arc::new(ChainWriter {
             spec: spec.clone(),
             db: db.clone(),
@@ -149,6 +157,7 @@ impl Node {
             network.clone(),
             stop_rx.clone(),
             config.equivocate,
+            &spawner,
         )?;
         if let (Some(handle), Some(events_rx)) = (&network, events_rx) {
             let (hints_tx, hints_rx) = mpsc::channel(256);
@@ -159,19 +168,19 @@ impl Node {
                 consensus: consensus
                     .as_ref()
                     .map(|(view, input, _)| (view.clone(), input.clone())),
+                spawner: spawner.clone(),
             };
-            tasks.push(tokio::spawn(net::event_loop(
-                ctx,
-                events_rx,
-                stop_rx.clone(),
-            )));
+            tasks.push(spawner.critical(
+                "gossip event loop",
+                net::event_loop(ctx, events_rx, stop_rx.clone()),
+            ));
             let syncer = Syncer {
                 chain: chain.clone(),
                 net: handle.clone(),
                 state: sync_state.clone(),
                 peers: Default::default(),
             };
-            tasks.push(tokio::spawn(syncer.run(hints_rx, stop_rx.clone())));
+            tasks.push(spawner.critical("chain sync", syncer.run(hints_rx, stop_rx.clone())));
         }
         let finalized = match &consensus {
             Some((view, _, _)) => view.finalized.clone(),
@@ -186,7 +195,10 @@ impl Node {
         let rpc_network = match &network {
             Some(handle) => {
                 let (txs_tx, txs_rx) = mpsc::channel(65_536);
-                tasks.push(tokio::spawn(net::broadcast_txs(handle.clone(), txs_rx)));
+                tasks.push(spawner.critical(
+                    "transaction broadcaster",
+                    net::broadcast_txs(handle.clone(), txs_rx),
+                ));
                 Some(Arc::new(net::RpcNetwork {
                     handle: handle.clone(),
                     sync: sync_state.clone(),
@@ -209,16 +221,21 @@ impl Node {
         });
         let (rpc_addr, rpc) = koma_rpc::start(state, &config.rpc).await?;
         tracing::info!(%rpc_addr, "JSON-RPC listening (HTTP and WebSocket)");
+        let server = rpc.clone();
+        tasks.push(spawner.critical("JSON-RPC server", server.stopped()));
 
         let producer = config.producer_key.map(|key| {
             tracing::info!(producer = %key.address(), block_time_ms = spec.block_time_ms, "producing blocks");
-            tokio::spawn(produce::produce_loop(
-                chain.clone(),
-                key,
-                network.clone(),
-                sync_state.clone(),
-                stop_rx.clone(),
-            ))
+            spawner.critical(
+                "block producer",
+                produce::produce_loop(
+                    chain.clone(),
+                    key,
+                    network.clone(),
+                    sync_state.clone(),
+                    stop_rx.clone(),
+                ),
+            )
         });
         Ok(Self {
             db,
@@ -232,7 +249,18 @@ impl Node {
             stop,
             producer,
             tasks,
+            failures,
         })
+    }
+
+    /// Resolves when a critical task has failed, with one line saying which and why.
+    /// The node is then broken and must be shut down (the binary exits non-zero).
+    pub async fn failed(&mut self) -> String {
+        match self.failures.recv().await {
+            Some(failure) => failure,
+            // Every spawner is gone: nothing can fail any more.
+            None => std::future::pending().await,
+        }
     }
 
     /// Imports a block received from a peer (fork choice, validation, re-execution),
@@ -247,7 +275,7 @@ impl Node {
     /// Stops producing (after the block in progress), stops the network and RPC, and
     /// flushes storage.
     pub async fn shutdown(mut self) -> eyre::Result<()> {
-        let _ = self.stop.send(true);
+        self.stop.send_replace(true);
         if let Some(p) = self.producer.take() {
             let _ = p.await;
         }

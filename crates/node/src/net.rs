@@ -115,6 +115,8 @@ pub(crate) struct NetContext {
         Arc<crate::consensus::ConsensusView>,
         mpsc::Sender<crate::consensus::ConsensusInput>,
     )>,
+    /// Spawns the event loop's own long-lived workers (critical, like the loop).
+    pub spawner: crate::tasks::TaskSpawner,
 }
 
 struct GossipBlock {
@@ -137,8 +139,12 @@ pub(crate) async fn event_loop(
 ) {
     let (block_tx, block_rx) = mpsc::channel(BLOCK_QUEUE);
     let (txs_tx, txs_rx) = mpsc::channel(TX_QUEUE);
-    let importer = tokio::spawn(import_blocks(ctx.clone(), block_rx));
-    let pooler = tokio::spawn(pool_txs(ctx.clone(), txs_rx));
+    let importer = ctx
+        .spawner
+        .critical("gossip block import", import_blocks(ctx.clone(), block_rx));
+    let pooler = ctx
+        .spawner
+        .critical("gossip transactions", pool_txs(ctx.clone(), txs_rx));
     loop {
         let event = tokio::select! {
             event = events.recv() => match event {
@@ -226,10 +232,16 @@ pub(crate) async fn event_loop(
                 request: SyncRequest::Units(hashes),
                 responder,
             } => {
-                let items = ctx.consensus.as_ref().map_or_else(Vec::new, |(view, _)| {
-                    hashes.iter().filter_map(|h| view.unit_bytes(h)).collect()
-                });
+                let view = ctx.consensus.as_ref().map(|(view, _)| view.clone());
                 tokio::spawn(async move {
+                    // Read from storage on a blocking thread, not the event loop.
+                    let items = tokio::task::spawn_blocking(move || {
+                        view.map_or_else(Vec::new, |view| {
+                            hashes.iter().filter_map(|h| view.unit_bytes(h)).collect()
+                        })
+                    })
+                    .await
+                    .unwrap_or_default();
                     if let Err(e) = responder.respond(SyncResponse::Units(items)).await {
                         tracing::debug!(%peer, error = %e, "unit response not sent");
                     }

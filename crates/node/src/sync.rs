@@ -205,7 +205,7 @@ impl Syncer {
                 if crate::net::is_from_future(&block.header) {
                     return Err(SyncFailure::Peer("block stamped in the future"));
                 }
-                gas += block.header.gas_used;
+                gas = gas.saturating_add(block.header.gas_used);
                 blocks.push(block);
             }
             let n = blocks.len() as u64;

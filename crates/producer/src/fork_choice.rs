@@ -107,7 +107,12 @@ pub fn import_with(
     )
 }
 
-fn reorg_to(
+/// Makes the stored block `tip` (and its stored ancestors) the canonical chain,
+/// whatever its weight: unwinds to the common ancestor and re-executes the branch. Used
+/// by fork choice for a heavier branch, and by the node to adopt a block that KoMaBFT
+/// finalized on a branch the node had left. If a branch block is invalid the old chain
+/// is restored and the error returned.
+pub fn reorg_to(
     spec: &ChainSpec,
     db: &Database,
     tip: SealedHeader,

@@ -19,7 +19,7 @@ mod schedule;
 pub mod test_utils;
 
 pub use build::{BuildError, BuiltBlock, PoolAccess, build_block, build_block_until};
-pub use fork_choice::{ImportOutcome, block_from, import, import_with};
+pub use fork_choice::{ImportOutcome, block_from, import, import_with, reorg_to};
 pub use import::{
     ImportError, KnownSenders, NoKnownSenders, check_state_root, execute_block, import_block,
     import_block_with, verify_header,

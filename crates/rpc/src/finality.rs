@@ -163,6 +163,36 @@ impl KomaConsensus {
     }
 }
 
+impl KomaConsensus {
+    /// Whether the canonical block `(number, hash)` is `last_final` or one of its
+    /// ancestors: by hash, not by number, so a block that replaced a final one (at a
+    /// threshold low enough for that to happen) is not reported final.
+    fn is_ancestor(&self, number: u64, hash: B256, last_final: FinalBlock) -> RpcResult<bool> {
+        let db = &self.state.db;
+        let storage = |e: koma_storage::StorageError| crate::error::internal(e);
+        if last_final.number < number {
+            return Ok(false);
+        }
+        // Walk back from the final block to the canonical chain (at once, normally).
+        let mut cursor = last_final.hash;
+        let mut cursor_number = last_final.number;
+        loop {
+            if cursor_number == number {
+                return Ok(cursor == hash);
+            }
+            if db.is_canonical(cursor, cursor_number).map_err(storage)? {
+                // The rest of the way is canonical, as is `(number, hash)`.
+                return Ok(true);
+            }
+            let Some(header) = db.header(cursor).map_err(storage)? else {
+                return Ok(false);
+            };
+            cursor = header.parent_hash;
+            cursor_number = cursor_number.saturating_sub(1);
+        }
+    }
+}
+
 impl KomaConsensusApiServer for KomaConsensus {
     fn get_finality(&self, id: String) -> RpcResult<Option<Finality>> {
         let Some((number, hash)) = self.resolve(&id)? else {
@@ -172,7 +202,10 @@ impl KomaConsensusApiServer for KomaConsensus {
         let mut confidence = 0.0f64;
         let mut list = Vec::new();
         for t in &thresholds {
-            let is_final = t.last_final.is_some_and(|f| f.number >= number);
+            let is_final = match t.last_final {
+                Some(f) => self.is_ancestor(number, hash, f)?,
+                None => false,
+            };
             if is_final {
                 confidence = confidence.max(t.fraction);
             }
