@@ -344,6 +344,11 @@ impl Eras {
         }
     }
 
+    /// The current era's [`Highway::fork_choice_value`].
+    pub fn fork_choice_value(&self) -> Option<B256> {
+        self.current().map(Highway::fork_choice_value)
+    }
+
     /// The value a leader proposes (the node's head), for the current era.
     pub fn set_candidate(&mut self, value: Option<B256>) {
         if let Some(era) = self.eras.values_mut().next_back() {

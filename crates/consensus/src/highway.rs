@@ -326,6 +326,17 @@ impl Highway {
             .and_then(|h| self.state.block(&h))
     }
 
+    /// The value the validators' fork choice currently builds on: the value of the
+    /// block GHOST picks over this node's latest panorama (the era's base value before
+    /// the first proposal). The next proposal must extend it, so the host's own fork
+    /// choice (the L2 head, for KOMA) should contain it: otherwise this node's leader
+    /// rounds have nothing to propose and its view of the chain flips when finality
+    /// catches up.
+    pub fn fork_choice_value(&self) -> B256 {
+        let parent = self.state.fork_choice(self.state.latest());
+        self.state.parent_value(parent.as_ref())
+    }
+
     /// Units waiting for something (dependencies, evidence, a value, their time).
     pub fn pending_len(&self) -> usize {
         self.pending.len().saturating_add(self.future_len)

@@ -169,12 +169,14 @@ struct L2Block {
     number: u64,
 }
 
-/// One node's L2 chain: the blocks it imported, its head and its last final block.
+/// One node's L2 chain: the blocks it imported, its head, its last final block and the
+/// block the validators' fork choice builds on (as the node: its head must contain it).
 #[derive(Debug)]
 struct NodeChain {
     known: HashMap<B256, L2Block>,
     head: B256,
     last_final: B256,
+    estimate: B256,
 }
 
 impl NodeChain {
@@ -190,6 +192,17 @@ impl NodeChain {
             known,
             head: genesis,
             last_final: genesis,
+            estimate: genesis,
+        }
+    }
+
+    /// The block the head must contain: the validators' fork choice if it is imported
+    /// and contains the last final block, else the last final block.
+    fn floor(&self) -> B256 {
+        if self.extends(&self.estimate, &self.last_final) == Some(true) {
+            self.estimate
+        } else {
+            self.last_final
         }
     }
 
@@ -206,12 +219,14 @@ impl NodeChain {
         }
     }
 
-    /// Fork choice: the longest chain that contains the last final block (a longer
-    /// one only replaces the head; ties keep it).
+    /// Fork choice, as the node's: the longest chain that contains the floor (the
+    /// validators' fork choice, or the last final block); a longer one only replaces
+    /// the head, ties keep it.
     fn choose_head(&mut self) {
+        let floor = self.floor();
         let mut best = (self.known[&self.head].number, self.head);
-        if self.extends(&self.head, &self.last_final) != Some(true) {
-            best = (self.known[&self.last_final].number, self.last_final);
+        if self.extends(&self.head, &floor) != Some(true) {
+            best = (self.known[&floor].number, floor);
         }
         let mut candidates: Vec<(u64, B256)> = self
             .known
@@ -221,7 +236,7 @@ impl NodeChain {
             .collect();
         candidates.sort_unstable_by(|a, b| b.cmp(a));
         for (n, h) in candidates {
-            if self.extends(&h, &self.last_final) == Some(true) {
+            if self.extends(&h, &floor) == Some(true) {
                 best = (n, h);
                 break;
             }
@@ -1066,6 +1081,15 @@ impl Sim {
         };
         self.handle_time += started.elapsed();
         self.apply(node, effects);
+        if self.sc.l2.is_some()
+            && let Some(estimate) = self.nodes[node].fork_choice_value()
+        {
+            let mut chain = self.chains[node].lock().expect("sim lock");
+            if chain.estimate != estimate {
+                chain.estimate = estimate;
+                chain.choose_head();
+            }
+        }
         true
     }
 

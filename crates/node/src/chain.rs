@@ -3,7 +3,7 @@
 //! the RPC subscriptions and the head watchers.
 
 use alloy::consensus::ReceiptEnvelope;
-use alloy_primitives::B256;
+use alloy_primitives::{B256, U256};
 use koma_primitives::{Block, ChainSpec, SealedHeader};
 use koma_producer::{ImportError, ImportOutcome};
 use koma_rpc::{ChainEvent, PoolStateView};
@@ -25,7 +25,16 @@ pub(crate) struct ChainWriter {
     pub max_reorg_depth: u64,
     /// Number of the last block final at the node's threshold: no reorg goes below it.
     pub finalized: std::sync::atomic::AtomicU64,
+    /// The canonical block the validators' fork choice builds on (number, hash): no
+    /// reorg goes below it either, so fork choice keeps the chain KoMaBFT extends.
+    pub estimate: parking_lot::Mutex<Option<(u64, B256)>>,
+    /// Tips of the stored side branches (hash -> number, total difficulty), to find
+    /// the heaviest known descendant of a block fork choice must switch to.
+    pub side_tips: parking_lot::Mutex<std::collections::HashMap<B256, (u64, U256)>>,
 }
+
+/// Side tips kept at most; beyond it, the lowest go first.
+const MAX_SIDE_TIPS: usize = 256;
 
 /// The pool already recovered the sender of every transaction it holds.
 struct PoolSenders<'a>(&'a TxPool);
@@ -78,41 +87,179 @@ impl ChainWriter {
     /// Applies fork choice to a block from a peer and announces the result.
     pub fn import(&self, block: &Block) -> Result<ImportOutcome, ImportError> {
         let known = PoolSenders(&self.pool);
-        let outcome =
-            koma_producer::import_with(&self.spec, &self.db, block, self.reorg_bound(), &known)?;
+        let outcome = match koma_producer::import_with(
+            &self.spec,
+            &self.db,
+            block,
+            self.reorg_bound(true),
+            &known,
+        ) {
+            // Heavier, but it leaves the block the validators build on: kept aside
+            // (stored already) until they build on it.
+            Err(ImportError::ReorgTooDeep { depth, .. }) if depth <= self.reorg_bound(false) => {
+                let hash = block.header.hash_slow();
+                let total_difficulty = self.db.total_difficulty(hash)?.unwrap_or_default();
+                tracing::debug!(number = block.header.number, %hash, "heavier branch kept aside: the validators build on the canonical chain");
+                ImportOutcome::SideChain {
+                    hash,
+                    total_difficulty,
+                }
+            }
+            other => other?,
+        };
+        self.track_tips(&outcome, block.header.parent_hash)?;
         self.announce(&outcome)?;
         Ok(outcome)
     }
 
     /// How deep a reorg may go now: never below the last final block (at the node's
-    /// threshold), and never deeper than the configured bound. Since the final block
-    /// is canonical (see [`ChainWriter::adopt_final`]), every branch fork choice can
-    /// switch to contains it.
-    fn reorg_bound(&self) -> u64 {
-        let finalized = self.finalized.load(std::sync::atomic::Ordering::Relaxed);
+    /// threshold), with `follow_estimate` never below the validators' fork choice
+    /// either, and never deeper than the configured bound. Both blocks are canonical
+    /// (see [`ChainWriter::adopt_final`] and [`ChainWriter::follow_estimate`]), so
+    /// every branch fork choice may switch to contains them: the canonical chain is
+    /// the heaviest that contains what KoMaBFT builds on.
+    fn reorg_bound(&self, follow_estimate: bool) -> u64 {
+        let mut floor = self.finalized.load(std::sync::atomic::Ordering::Relaxed);
+        if follow_estimate && let Some((number, _)) = *self.estimate.lock() {
+            floor = floor.max(number);
+        }
         self.max_reorg_depth
-            .min(self.db.head().number().saturating_sub(finalized))
+            .min(self.db.head().number().saturating_sub(floor))
+    }
+
+    /// Keeps [`ChainWriter::side_tips`] up to date after an import.
+    fn track_tips(&self, outcome: &ImportOutcome, parent: B256) -> Result<(), ImportError> {
+        let mut tips = self.side_tips.lock();
+        match outcome {
+            ImportOutcome::SideChain {
+                hash,
+                total_difficulty,
+            } => {
+                tips.remove(&parent);
+                let number = self.db.header(*hash)?.map_or(0, |h| h.number);
+                tips.insert(*hash, (number, *total_difficulty));
+            }
+            ImportOutcome::Reorged {
+                unwound, applied, ..
+            } => {
+                // The old chain is a side branch now; the new one is not.
+                if let Some((old_head, _)) = unwound.first() {
+                    let td = self.db.total_difficulty(old_head.hash)?.unwrap_or_default();
+                    tips.insert(old_head.hash, (old_head.number(), td));
+                }
+                for header in applied {
+                    tips.remove(&header.hash);
+                }
+            }
+            ImportOutcome::Extended(_) | ImportOutcome::AlreadyKnown => {}
+        }
+        if tips.len() > MAX_SIDE_TIPS {
+            let finalized = self.finalized.load(std::sync::atomic::Ordering::Relaxed);
+            tips.retain(|_, (number, _)| *number > finalized);
+            while tips.len() > MAX_SIDE_TIPS {
+                let lowest = tips.iter().min_by_key(|(_, (n, _))| *n).map(|(h, _)| *h);
+                match lowest {
+                    Some(h) => tips.remove(&h),
+                    None => break,
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// The heaviest stored block that is `base` or descends from it on a side branch
+    /// this node knows (`base` itself if none does).
+    fn heaviest_descendant(&self, base: SealedHeader) -> Result<SealedHeader, ImportError> {
+        let mut best = (
+            self.db.total_difficulty(base.hash)?.unwrap_or_default(),
+            base.clone(),
+        );
+        let tips: Vec<(B256, U256)> = self
+            .side_tips
+            .lock()
+            .iter()
+            .filter(|(_, (n, _))| *n > base.number())
+            .map(|(h, (_, td))| (*h, *td))
+            .collect();
+        for (tip, td) in tips {
+            if td <= best.0 {
+                continue;
+            }
+            let Some(tip_header) = self.db.header(tip)? else {
+                continue;
+            };
+            let mut cursor = (tip, tip_header.clone());
+            while cursor.1.number > base.number() {
+                let parent = cursor.1.parent_hash;
+                match self.db.header(parent)? {
+                    Some(h) => cursor = (parent, h),
+                    None => break,
+                }
+            }
+            if cursor.0 == base.hash {
+                best = (
+                    td,
+                    SealedHeader {
+                        hash: tip,
+                        header: tip_header,
+                    },
+                );
+            }
+        }
+        Ok(best.1)
+    }
+
+    /// Makes the stored block `hash` canonical, with the heaviest branch this node
+    /// knows on top of it, if fork choice had left it; never unwinds a final block.
+    /// Returns its number, or `None` if it is not stored (yet).
+    fn switch_to(&self, hash: B256, why: &str) -> Result<Option<u64>, ImportError> {
+        let Some(header) = self.db.header(hash)? else {
+            return Ok(None);
+        };
+        let number = header.number;
+        if !self.db.is_canonical(hash, number)? {
+            let tip = self.heaviest_descendant(SealedHeader { hash, header })?;
+            tracing::info!(number, %hash, tip = tip.number(), "{why}: switching to its branch");
+            let parent = tip.header.parent_hash;
+            let outcome =
+                koma_producer::reorg_to(&self.spec, &self.db, tip, self.reorg_bound(false))?;
+            self.track_tips(&outcome, parent)?;
+            self.announce(&outcome)?;
+        }
+        Ok(Some(number))
     }
 
     /// KoMaBFT finalized the stored block `hash` at the node's threshold: makes sure it
-    /// is on the canonical chain (reorging to it if fork choice had left its branch),
-    /// then records it as the floor of every later reorg. Fork choice and finality
-    /// agree from then on: the canonical chain is the heaviest that contains it.
+    /// is on the canonical chain (reorging to its branch if fork choice had left it),
+    /// then records it as the floor of every later reorg.
     pub fn adopt_final(&self, hash: B256) -> Result<(), ImportError> {
-        let header = self
-            .db
-            .header(hash)?
+        let number = self
+            .switch_to(hash, "final block on a branch fork choice had left")?
             .ok_or_else(|| ImportError::Internal(format!("final block {hash} is not stored")))?;
-        let number = header.number;
-        if !self.db.is_canonical(hash, number)? {
-            tracing::warn!(number, %hash, "final block is on a branch fork choice had left; switching to it");
-            let tip = SealedHeader { hash, header };
-            let outcome = koma_producer::reorg_to(&self.spec, &self.db, tip, self.max_reorg_depth)?;
-            self.announce(&outcome)?;
-        }
         self.finalized
             .fetch_max(number, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The validators' fork choice now builds on the block `hash`: fork choice follows
+    /// it (the heaviest chain containing it), as an execution client follows its
+    /// consensus client. A block not stored yet is left for later (`Ok(false)`; the
+    /// consensus task fetches it); one that conflicts with a final block is refused.
+    pub fn follow_estimate(&self, hash: B256) -> Result<bool, ImportError> {
+        let Some(number) = self.switch_to(hash, "the validators build on another branch")? else {
+            return Ok(false);
+        };
+        *self.estimate.lock() = Some((number, hash));
+        Ok(true)
+    }
+
+    /// [`ChainWriter::follow_estimate`] under the write lock, on a blocking thread.
+    pub async fn follow_estimate_async(self: &Arc<Self>, hash: B256) -> Result<bool, ImportError> {
+        let _guard = self.write.lock().await;
+        let chain = self.clone();
+        tokio::task::spawn_blocking(move || chain.follow_estimate(hash))
+            .await
+            .map_err(|e| ImportError::Internal(e.to_string()))?
     }
 
     /// Tells the pool, the subscriptions and the head watchers what an import did.

@@ -207,10 +207,17 @@ pub(crate) struct ConsensusTask {
     fetching: Arc<parking_lot::Mutex<std::collections::HashSet<B256>>>,
     /// The newest era announced in the log.
     logged_era: Option<u64>,
+    /// The block the validators' fork choice builds on that the chain follows, and
+    /// when it was last computed.
+    followed: Option<B256>,
+    followed_at: std::time::Instant,
     /// What reloading the stored eras returned: applied first thing (it may hold own
     /// units of an era the reload started, which must be stored and sent like any).
     startup: Vec<Effect>,
 }
+
+/// How often the validators' fork choice is recomputed for the L2 fork choice to follow.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How long before a unit still missing is asked for again.
 const REQUEST_RETRY: Duration = Duration::from_secs(2);
@@ -333,6 +340,8 @@ pub(crate) fn start(
         requested: HashMap::new(),
         fetching: Default::default(),
         logged_era: None,
+        followed: None,
+        followed_at: std::time::Instant::now(),
         startup,
     };
     task.refresh_validators();
@@ -479,6 +488,33 @@ impl ConsensusTask {
             }
             if *stop.borrow() {
                 break;
+            }
+            self.follow_estimate().await;
+        }
+    }
+
+    /// Makes the L2 fork choice contain the block the validators' fork choice builds
+    /// on (see [`ChainWriter::follow_estimate`]); recomputed at most every
+    /// [`FOLLOW_INTERVAL`]. A block not imported yet is fetched like any proposed value
+    /// and followed once it is.
+    async fn follow_estimate(&mut self) {
+        if self.followed_at.elapsed() < FOLLOW_INTERVAL {
+            return;
+        }
+        self.followed_at = std::time::Instant::now();
+        let Some(estimate) = self.eras.fork_choice_value() else {
+            return;
+        };
+        if self.followed == Some(estimate) {
+            return;
+        }
+        match self.chain.follow_estimate_async(estimate).await {
+            Ok(true) => self.followed = Some(estimate),
+            Ok(false) => {}
+            Err(error) => {
+                // Conflicts with a final block (or cannot be executed): not followed.
+                tracing::debug!(%estimate, %error, "cannot follow the validators' fork choice");
+                self.followed = Some(estimate);
             }
         }
     }

@@ -128,6 +128,8 @@ impl Node {
             write: tokio::sync::Mutex::new(()),
             max_reorg_depth: config.max_reorg_depth,
             finalized: std::sync::atomic::AtomicU64::new(0),
+            estimate: Default::default(),
+            side_tips: Default::default(),
         });
         let sync_state = Arc::new(SyncState::default());
         let mut tasks = Vec::new();

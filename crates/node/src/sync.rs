@@ -136,10 +136,13 @@ impl Syncer {
                 .ok()
                 .flatten()
                 .unwrap_or_default();
+            // A peer whose head is stored here has nothing to send: fork choice
+            // keeps a heavier branch aside while the validators build on another.
             let best = self
                 .peers
                 .iter()
                 .filter(|(_, s)| s.total_difficulty > our_td)
+                .filter(|(_, s)| !matches!(self.chain.db.header(s.hash), Ok(Some(_))))
                 .max_by_key(|(_, s)| s.total_difficulty)
                 .map(|(p, s)| (*p, *s));
             let Some((peer, status)) = best else {
