@@ -26,6 +26,19 @@
 //! Invariants: the service never panics on peer input; every request a handle makes gets an
 //! answer (response, error, timeout or [`NetworkError::ServiceStopped`]).
 
+// Input from peers and RPC clients must never crash the node: no unwrap/expect/panic,
+// no unchecked indexing or arithmetic outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 mod config;
 mod error;
 mod identity;

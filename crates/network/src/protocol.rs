@@ -125,7 +125,7 @@ impl SyncResponse {
     pub(crate) fn truncate_to(self, max_bytes: usize) -> Self {
         let trim = |mut items: Vec<Vec<u8>>| {
             let mut total = RESPONSE_OVERHEAD;
-            let mut keep = 0;
+            let mut keep = 0usize;
             for item in &items {
                 total = total
                     .saturating_add(item.len())
@@ -133,7 +133,7 @@ impl SyncResponse {
                 if total > max_bytes {
                     break;
                 }
-                keep += 1;
+                keep = keep.saturating_add(1);
             }
             items.truncate(keep);
             items

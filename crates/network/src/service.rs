@@ -462,7 +462,8 @@ fn build_behaviour(config: &NetworkConfig) -> Result<Behaviour, NetworkError> {
         .max_transmit_size(largest.saturating_add(GOSSIP_FRAME_OVERHEAD))
         // Content addressing: the same payload from two publishers is one message.
         .message_id_fn(|m: &gossipsub::Message| {
-            let mut preimage = Vec::with_capacity(m.topic.as_str().len() + m.data.len());
+            let mut preimage =
+                Vec::with_capacity(m.topic.as_str().len().saturating_add(m.data.len()));
             preimage.extend_from_slice(m.topic.as_str().as_bytes());
             preimage.extend_from_slice(&m.data);
             gossipsub::MessageId::from(keccak256(&preimage).to_vec())

@@ -42,7 +42,7 @@ impl ConsensusMessage {
             Self::Unit(u) => (0u8, u.to_bytes()),
             Self::Evidence(e) => (1u8, e.to_bytes()),
         };
-        let mut out = Vec::with_capacity(body.len() + 1);
+        let mut out = Vec::with_capacity(body.len().saturating_add(1));
         out.push(tag);
         out.extend_from_slice(&body);
         out

@@ -15,6 +15,19 @@
 //! Shutdown ([`Node::shutdown`]) stops producing after the block in progress is
 //! committed, stops the network and RPC server and flushes the database.
 
+// Input from peers and RPC clients must never crash the node: no unwrap/expect/panic,
+// no unchecked indexing or arithmetic outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 mod chain;
 mod consensus;
 pub use consensus::LibSecp256k1Verifier;

@@ -356,19 +356,21 @@ async fn pool_txs(ctx: NetContext, mut queue: mpsc::Receiver<GossipTxs>) {
 /// Gossips transactions accepted over RPC, in batches.
 pub(crate) async fn broadcast_txs(handle: NetworkHandle, mut rx: mpsc::Receiver<Bytes>) {
     while let Some(first) = rx.recv().await {
+        let mut size = first.len();
         let mut batch = vec![first];
-        let mut size = batch[0].len();
-        let deadline = tokio::time::Instant::now() + TX_BATCH_WINDOW;
+        let deadline = tokio::time::Instant::now()
+            .checked_add(TX_BATCH_WINDOW)
+            .unwrap_or_else(tokio::time::Instant::now);
         while size < TX_BATCH_BYTES {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some(raw)) => {
-                    size += raw.len() + 4;
+                    size = size.saturating_add(raw.len()).saturating_add(4);
                     batch.push(raw);
                 }
                 Ok(None) | Err(_) => break,
             }
         }
-        let mut encoded = Vec::with_capacity(size + 8);
+        let mut encoded = Vec::with_capacity(size.saturating_add(8));
         batch.encode(&mut encoded);
         if let Err(e) = handle.publish(Topic::Txs, encoded).await {
             tracing::debug!(error = %e, txs = batch.len(), "cannot gossip transactions");
@@ -420,7 +422,7 @@ fn answer(db: &Database, request: &SyncRequest) -> SyncResponse {
                     };
                     let mut out = Vec::new();
                     block_from(&header, &body).encode(&mut out);
-                    bytes += out.len();
+                    bytes = bytes.saturating_add(out.len());
                     items.push(out);
                     if bytes >= MAX_SERVE_BYTES {
                         break;

@@ -54,7 +54,9 @@ pub(crate) fn unix_now_ms() -> u64 {
 fn instant_at_unix(unix_secs: u64) -> Instant {
     let target_ms = unix_secs.saturating_mul(1000);
     let now_ms = unix_now_ms();
-    Instant::now() + Duration::from_millis(target_ms.saturating_sub(now_ms))
+    Instant::now()
+        .checked_add(Duration::from_millis(target_ms.saturating_sub(now_ms)))
+        .unwrap_or_else(Instant::now)
 }
 
 pub(crate) async fn produce_loop(
@@ -84,14 +86,17 @@ pub(crate) async fn produce_loop(
                 _ => Instant::now(),
             };
         }
-        let number = head.number() + 1;
+        let number = head.number().saturating_add(1);
         let Some(distance) = schedule.distance(number, me) else {
             tracing::warn!(producer = %me, "not in the producer set; not producing");
             let _ = stop.changed().await;
             break;
         };
         let earliest = earliest_timestamp(&chain.spec, head.header.timestamp, distance);
-        let due = (head_since + slot_delay(&chain.spec, distance)).max(instant_at_unix(earliest));
+        let due = head_since
+            .checked_add(slot_delay(&chain.spec, distance))
+            .unwrap_or(head_since)
+            .max(instant_at_unix(earliest));
         tokio::select! {
             _ = tokio::time::sleep_until(due.into()) => {}
             _ = heads.changed() => continue,
@@ -163,7 +168,9 @@ async fn build(
     let (c, key) = (chain.clone(), key.clone());
     let now = (unix_now_ms() / 1000).max(earliest);
     let budget = Duration::from_millis(chain.spec.block_time_ms).mul_f64(EXECUTION_BUDGET);
-    let deadline = Instant::now() + budget;
+    let deadline = Instant::now()
+        .checked_add(budget)
+        .unwrap_or_else(Instant::now);
     let built = tokio::task::spawn_blocking(move || -> Result<BuiltBlock, BuildError> {
         let base_fee = c.spec.base_fee_after(&c.db.head().header);
         let mut best = BestAdapter {

@@ -167,9 +167,9 @@ impl Syncer {
         let head = self.chain.db.head();
         let ancestor = self.common_ancestor(peer, &status).await?;
         let starting = head.number();
-        let far = status.number > starting + SYNCING_GAP;
+        let far = status.number > starting.saturating_add(SYNCING_GAP);
         if far {
-            tracing::info!(%peer, from = ancestor + 1, to = status.number, "syncing");
+            tracing::info!(%peer, from = ancestor.saturating_add(1), to = status.number, "syncing");
         }
         let progress = |current| SyncProgress {
             starting_block: starting,
@@ -181,11 +181,15 @@ impl Syncer {
         }
         let started = Instant::now();
         let mut last_log = Instant::now();
-        let mut next = ancestor + 1;
+        let mut next = ancestor.saturating_add(1);
         let mut imported = 0u64;
         let mut gas = 0u64;
         while next <= status.number {
-            let count = (status.number - next + 1).min(BLOCK_BATCH);
+            let count = status
+                .number
+                .saturating_sub(next)
+                .saturating_add(1)
+                .min(BLOCK_BATCH);
             let response = self
                 .net
                 .request(peer, SyncRequest::BlocksByRange { start: next, count })
@@ -202,7 +206,7 @@ impl Syncer {
                     self.net.report(peer, Misbehaviour::Undecodable);
                     return Err(SyncFailure::Peer("undecodable block"));
                 };
-                if block.header.number != next + blocks.len() as u64 {
+                if block.header.number != next.saturating_add(blocks.len() as u64) {
                     return Err(SyncFailure::Peer("block out of range"));
                 }
                 if crate::net::is_from_future(&block.header) {
@@ -220,8 +224,8 @@ impl Syncer {
                 }
                 Err(e) => return Err(e.into()),
             }
-            next += n;
-            imported += n;
+            next = next.saturating_add(n);
+            imported = imported.saturating_add(n);
             let current = self.chain.db.head().number();
             if far {
                 self.state.set(Some(progress(current)));
@@ -264,7 +268,10 @@ impl Syncer {
         let mut top = ours.min(status.number);
         loop {
             let start = top.saturating_sub(HEADER_BATCH - 1).max(floor);
-            let count = (top - start + 1).min(MAX_SYNC_ITEMS);
+            let count = top
+                .saturating_sub(start)
+                .saturating_add(1)
+                .min(MAX_SYNC_ITEMS);
             let response = self
                 .net
                 .request(peer, SyncRequest::HeadersByRange { start, count })
@@ -278,7 +285,7 @@ impl Syncer {
             for (i, raw) in items.iter().enumerate().rev() {
                 let header = Header::decode(&mut raw.as_slice())
                     .map_err(|_| SyncFailure::Peer("undecodable header"))?;
-                if header.number != start + i as u64 {
+                if header.number != start.saturating_add(i as u64) {
                     return Err(SyncFailure::Peer("header out of range"));
                 }
                 if self.chain.db.header(header.hash_slow())?.is_some() {
@@ -288,7 +295,7 @@ impl Syncer {
             if start <= floor {
                 return Err(SyncFailure::NoAncestor(self.chain.max_reorg_depth));
             }
-            top = start - 1;
+            top = start.saturating_sub(1);
         }
     }
 }
