@@ -225,11 +225,22 @@ def test_finality_resumes_after_every_heal(cluster):
                 f"{n.name}: final block #{number} ({threshold}) is not on its chain"
 
 
-@pytest.mark.parametrize("mode", ["garbage", "oversized", "invalid-block"])
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+@pytest.mark.parametrize("mode", ["garbage", "oversized", "invalid-block", "extreme-header"])
 def test_misbehaving_peer_is_banned_without_effect_on_the_chain(cluster, mode):
+    """extreme-header: blocks sealed by the in-turn producer key whose gas_used, number
+    or timestamp is u64::MAX, or whose extraData is 64 KiB."""
     c = cluster(n=2, sprint=4)
     target = c.nodes[0]
     wait_until("block 2", lambda: all(n.head() >= 2 for n in c.nodes))
+    rss_before = rss_mb(target.proc.pid)
     res = subprocess.run([str(koma_bin()), "--log", "warn", "debug", "bad-peer", "--genesis", str(c.genesis),
                           "--target", target.p2p_addr, "--mode", mode],
                          capture_output=True, text=True, timeout=120)
@@ -242,6 +253,8 @@ def test_misbehaving_peer_is_banned_without_effect_on_the_chain(cluster, mode):
     wait_until("the chain to go on", lambda: all(n.head() >= before + 2 for n in c.nodes), timeout=30)
     assert wait_until("agreement", lambda: agreed_height(c.nodes)) is not None
     assert target.peer_count() == 1  # only the honest node
+    growth = rss_mb(target.proc.pid) - rss_before
+    assert growth < 100, f"{mode}: the target's RSS grew by {growth:.0f} MB"
 
 
 def test_late_joiner_syncs_a_10000_block_chain(tmp_path):

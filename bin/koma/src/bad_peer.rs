@@ -23,6 +23,10 @@ pub enum Mode {
     /// Well-formed blocks on the target's head, sealed by the in-turn devnet producer
     /// key, whose state root is wrong: they fail only at re-execution.
     InvalidBlock,
+    /// Blocks on the target's head, sealed by the in-turn producer key, with one
+    /// extreme header field each in turn: `gas_used`, `number` or `timestamp` at
+    /// `u64::MAX`, or 64 KiB of `extraData`.
+    ExtremeHeader,
 }
 
 #[derive(Debug, Args)]
@@ -123,17 +127,40 @@ async fn message(
     Ok(match mode {
         Mode::Garbage => (Topic::Blocks, noise(512)),
         Mode::Oversized => (Topic::Txs, noise(200 * 1024)),
-        Mode::InvalidBlock => (Topic::Blocks, invalid_block(net, spec, target, n).await?),
+        Mode::InvalidBlock => (
+            Topic::Blocks,
+            bad_block(net, spec, target, n, Lie::StateRoot).await?,
+        ),
+        Mode::ExtremeHeader => {
+            let lie = match n % 4 {
+                0 => Lie::GasUsed,
+                1 => Lie::Number,
+                2 => Lie::Timestamp,
+                _ => Lie::ExtraData,
+            };
+            (Topic::Blocks, bad_block(net, spec, target, n, lie).await?)
+        }
     })
 }
 
-/// A block on the target's head that passes every header check but carries a wrong
-/// state root.
-async fn invalid_block(
+/// What a bad block lies about.
+#[derive(Debug, Clone, Copy)]
+enum Lie {
+    /// Passes every header check; only re-execution finds it.
+    StateRoot,
+    GasUsed,
+    Number,
+    Timestamp,
+    ExtraData,
+}
+
+/// A block on the target's head, sealed by the in-turn producer key, with one lie.
+async fn bad_block(
     net: &NetworkHandle,
     spec: &ChainSpec,
     target: koma_network::PeerId,
     n: u32,
+    lie: Lie,
 ) -> eyre::Result<Vec<u8>> {
     let SyncResponse::Status(status) = net.request(target, SyncRequest::Status).await? else {
         eyre::bail!("unexpected status answer");
@@ -189,7 +216,20 @@ async fn invalid_block(
         requests_hash: Some(alloy::eips::eip7685::EMPTY_REQUESTS_HASH),
         ..Default::default()
     };
+    match lie {
+        Lie::StateRoot => {}
+        Lie::GasUsed => header.gas_used = u64::MAX,
+        Lie::Number => header.number = u64::MAX,
+        Lie::Timestamp => header.timestamp = u64::MAX,
+        Lie::ExtraData => {}
+    }
     koma_primitives::seal::seal_header(&mut header, &key)?;
+    if let Lie::ExtraData = lie {
+        // After the seal, which would cut it to its fixed length.
+        let mut extra = vec![0xab; 64 * 1024];
+        extra.extend_from_slice(&header.extra_data);
+        header.extra_data = extra.into();
+    }
     let block = Block {
         header,
         body: alloy::consensus::BlockBody {
