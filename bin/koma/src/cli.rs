@@ -62,6 +62,100 @@ pub struct RpcArgs {
     /// Most simultaneous RPC connections.
     #[arg(long, default_value_t = 1000)]
     pub rpc_max_connections: u32,
+    /// Gas limit of `eth_call` and `eth_estimateGas` when the request gives none (as
+    /// geth's `--rpc.gascap`). Default: 50,000,000.
+    #[arg(long)]
+    pub rpc_gascap: Option<u64>,
+    /// Most blocks one `eth_getLogs` (or log filter poll) may scan. Default: 10,000.
+    #[arg(long)]
+    pub rpc_max_logs_range: Option<u64>,
+    /// Most logs one `eth_getLogs` may return. Default: 10,000.
+    #[arg(long)]
+    pub rpc_max_logs: Option<usize>,
+    /// Storage- and CPU-heavy RPC handlers running at once. Default: the number of
+    /// cores, at least 2.
+    #[arg(long)]
+    pub rpc_max_blocking_tasks: Option<usize>,
+    /// Of those, EVM executions (`eth_call`, `eth_estimateGas`) at once. Default: half
+    /// the cores, at least 1.
+    #[arg(long)]
+    pub rpc_max_evm_tasks: Option<usize>,
+    /// Heavy RPC handlers waiting for a slot; more are refused at once with -32005.
+    /// Default: 1,024.
+    #[arg(long)]
+    pub rpc_max_queued_tasks: Option<usize>,
+    /// Most transactions `txpool_content` returns. Default: 10,000.
+    #[arg(long)]
+    pub rpc_max_txpool_content: Option<usize>,
+    /// Most filters installed at once (the longest idle is dropped). Default: 10,000.
+    #[arg(long)]
+    pub rpc_max_filters: Option<usize>,
+}
+
+impl RpcArgs {
+    /// The API settings these flags give (defaults where a flag is absent).
+    pub fn api_config(&self, admin: bool) -> koma_rpc::ApiConfig {
+        let mut api = koma_rpc::ApiConfig {
+            admin,
+            ..koma_rpc::ApiConfig::default()
+        };
+        let set = |slot: &mut u64, v: Option<u64>| *slot = v.unwrap_or(*slot);
+        let set_usize = |slot: &mut usize, v: Option<usize>| *slot = v.unwrap_or(*slot);
+        set(&mut api.gas_cap, self.rpc_gascap);
+        set(&mut api.max_logs_block_range, self.rpc_max_logs_range);
+        set_usize(&mut api.max_logs, self.rpc_max_logs);
+        set_usize(&mut api.max_blocking_tasks, self.rpc_max_blocking_tasks);
+        set_usize(&mut api.max_evm_tasks, self.rpc_max_evm_tasks);
+        set_usize(&mut api.max_queued_tasks, self.rpc_max_queued_tasks);
+        set_usize(&mut api.max_txpool_content, self.rpc_max_txpool_content);
+        set_usize(&mut api.max_filters, self.rpc_max_filters);
+        api
+    }
+
+    /// The limit flags as `koma node` arguments, for the devnet's node processes.
+    pub fn limit_args(&self) -> Vec<String> {
+        let mut argv = vec![
+            "--rpc-max-request-size".to_string(),
+            self.rpc_max_request_size.to_string(),
+            "--rpc-max-connections".to_string(),
+            self.rpc_max_connections.to_string(),
+        ];
+        let optional: [(&str, Option<String>); 8] = [
+            ("--rpc-gascap", self.rpc_gascap.map(|v| v.to_string())),
+            (
+                "--rpc-max-logs-range",
+                self.rpc_max_logs_range.map(|v| v.to_string()),
+            ),
+            ("--rpc-max-logs", self.rpc_max_logs.map(|v| v.to_string())),
+            (
+                "--rpc-max-blocking-tasks",
+                self.rpc_max_blocking_tasks.map(|v| v.to_string()),
+            ),
+            (
+                "--rpc-max-evm-tasks",
+                self.rpc_max_evm_tasks.map(|v| v.to_string()),
+            ),
+            (
+                "--rpc-max-queued-tasks",
+                self.rpc_max_queued_tasks.map(|v| v.to_string()),
+            ),
+            (
+                "--rpc-max-txpool-content",
+                self.rpc_max_txpool_content.map(|v| v.to_string()),
+            ),
+            (
+                "--rpc-max-filters",
+                self.rpc_max_filters.map(|v| v.to_string()),
+            ),
+        ];
+        for (flag, value) in optional {
+            if let Some(value) = value {
+                argv.push(flag.to_string());
+                argv.push(value);
+            }
+        }
+        argv
+    }
 }
 
 #[derive(Debug, Args)]

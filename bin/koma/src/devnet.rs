@@ -127,6 +127,7 @@ pub fn prepare(
                     "--no-discovery".into(),
                     "--exit-with-parent".into(),
                 ];
+                argv.extend(args.rpc.limit_args());
                 if !others.is_empty() {
                     argv.push("--bootnodes".into());
                     argv.push(others.join(","));

@@ -18,7 +18,7 @@ use cli::{Cli, Command};
 use eyre::WrapErr;
 use koma_node::{Node, NodeConfig};
 use koma_primitives::ChainSpec;
-use koma_rpc::{ApiConfig, ServerSettings};
+use koma_rpc::ServerSettings;
 use std::net::SocketAddr;
 
 fn init_tracing(verbosity: &str) {
@@ -156,10 +156,7 @@ async fn devnet(args: cli::DevnetArgs, log: &str) -> eyre::Result<()> {
         spec: spec.clone(),
         datadir: datadir.clone(),
         rpc: rpc_settings(&args.rpc)?,
-        api: ApiConfig {
-            admin: args.admin_rpc,
-            ..ApiConfig::default()
-        },
+        api: args.rpc.api_config(args.admin_rpc),
         producer_key: Some(key.clone()),
         staker_key: Some(key),
         equivocate: false,
@@ -248,10 +245,7 @@ async fn node(args: cli::NodeArgs) -> eyre::Result<()> {
         spec,
         datadir: args.datadir,
         rpc: rpc_settings(&args.rpc)?,
-        api: ApiConfig {
-            admin: args.admin_rpc,
-            ..ApiConfig::default()
-        },
+        api: args.rpc.api_config(args.admin_rpc),
         producer_key,
         staker_key,
         equivocate: args.equivocate_for_testing,
