@@ -8,6 +8,9 @@ so every producer's turn comes within seconds.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import time
 
@@ -303,3 +306,46 @@ def test_late_joiner_syncs_a_10000_block_chain(tmp_path):
         if joiner:
             joiner.kill9()
         server.kill9()
+
+
+def pids_with(arg: str) -> list[int]:
+    """Processes whose command line has ``node`` and the argument ``arg``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"node" in argv and arg.encode() in argv:
+            found.append(int(pid))
+    return found
+
+
+def test_devnet_stops_loudly_when_a_node_dies(tmp_path):
+    """`koma devnet` watches its node processes: when one dies (kill -9 here), the
+    devnet stops the others and exits non-zero, saying which node died."""
+    http, p2p = free_port_range(2), free_port_range(2)
+    datadir = tmp_path / "devnet"
+    log = tmp_path / "devnet.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [str(koma_bin()), "--log", "warn", "devnet", "--nodes", "2", "--datadir", str(datadir),
+             "--http-port", str(http), "--p2p-port", str(p2p)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        manifest = datadir / "devnet.json"
+        wait_until("the devnet manifest", manifest.exists, timeout=60)
+        dirs = [n["datadir"] for n in json.loads(manifest.read_text())["nodes"]]
+        pid = wait_until("node 1's process", lambda: (pids_with(dirs[1]) or [None])[0], timeout=60)
+        probe = ProcNode(tmp_path, "probe", http, [])
+        wait_until("node 0 to produce", lambda: probe.head() >= 2, timeout=60)
+        os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        text = log.read_text()
+        assert proc.returncode != 0, text
+        assert "devnet node 1 died" in text, text
+        wait_until("the devnet to stop node 0 too", lambda: not pids_with(dirs[0]), timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

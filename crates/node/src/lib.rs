@@ -102,6 +102,7 @@ pub struct Node {
     stop: watch::Sender<bool>,
     producer: Option<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
+    spawner: TaskSpawner,
     failures: mpsc::UnboundedReceiver<String>,
 }
 
@@ -264,8 +265,21 @@ impl Node {
             stop,
             producer,
             tasks,
+            spawner,
             failures,
         })
+    }
+
+    /// Runs `task` as one of the node's critical tasks: if it panics, or returns
+    /// before the node stops, [`Node::failed`] reports it and the node must stop. For
+    /// services that embed the node (and for tests of this very promise).
+    pub fn spawn_critical(
+        &mut self,
+        name: &'static str,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let handle = self.spawner.critical(name, task);
+        self.tasks.push(handle);
     }
 
     /// Resolves when a critical task has failed, with one line saying which and why.
