@@ -1,11 +1,13 @@
 use crate::db::{BlockDb, DbError};
 use crate::inspector::{Item, TransferInspector};
+use crate::meter::MeteredPrecompiles;
 use alloy::consensus::{
     Receipt, ReceiptEnvelope, ReceiptWithBloom, Transaction, TxEnvelope, TxType,
 };
 use alloy_evm::FromRecoveredTx;
 use alloy_primitives::{Address, B256, Bloom, Log, U256};
 use koma_primitives::ChainSpec;
+use koma_primitives::compute::{MIN_TX_COMPUTE_UNITS, tx_compute_units};
 use koma_primitives::transfer_log::{BURN_ADDRESS, Transfer};
 use koma_storage::{StateChanges, StateReader};
 use revm::Context;
@@ -13,8 +15,10 @@ use revm::context::result::{EVMError, ExecutionResult, ResultAndState};
 use revm::context::{BlockEnv, TxEnv};
 use revm::context_interface::ContextTr;
 use revm::database_interface::DatabaseCommit;
-use revm::handler::{MainBuilder, MainContext, MainnetContext, MainnetEvm};
+use revm::handler::instructions::EthInstructions;
+use revm::handler::{EthFrame, MainBuilder, MainContext, MainnetContext};
 use revm::inspector::InspectEvm;
+use revm::interpreter::interpreter::EthInterpreter;
 
 /// The environment a block executes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +40,11 @@ pub enum TxError {
     /// ([`ChainSpec::max_tx_gas`], EIP-7825); worded as geth words it.
     #[error("transaction gas limit too high (cap: {cap}, tx: {gas_limit})")]
     GasLimitTooHigh { cap: u64, gas_limit: u64 },
+    /// The transaction's compute units (ADR 0011) do not fit in what the block has
+    /// left; it may fit a later block. `units` is what it used, or at least needed
+    /// when it was stopped before a precompile call.
+    #[error("transaction needs {units} compute units, the block has {remaining} left")]
+    ComputeLimitExceeded { units: u64, remaining: u64 },
     #[error("invalid transaction: {0}")]
     Invalid(String),
     #[error(transparent)]
@@ -46,6 +55,10 @@ pub enum TxError {
 #[derive(Debug, Clone)]
 pub struct ExecutedTx {
     pub gas_used: u64,
+    /// Compute units (ADR 0011) the transaction used.
+    pub compute_units: u64,
+    /// Gas used by precompile calls.
+    pub precompile_gas: u64,
     pub success: bool,
     /// Return data (or revert data).
     pub output: alloy_primitives::Bytes,
@@ -59,11 +72,19 @@ pub struct ExecutedBlock {
     pub senders: Vec<Address>,
     pub receipts: Vec<ReceiptEnvelope>,
     pub gas_used: u64,
+    /// Compute units (ADR 0011) of all transactions.
+    pub compute_used: u64,
     pub logs_bloom: Bloom,
     pub changes: StateChanges,
 }
 
-type Evm<S> = MainnetEvm<MainnetContext<BlockDb<S>>, TransferInspector>;
+type Evm<S> = revm::context::Evm<
+    MainnetContext<BlockDb<S>>,
+    TransferInspector,
+    EthInstructions<EthInterpreter, MainnetContext<BlockDb<S>>>,
+    MeteredPrecompiles,
+    EthFrame<EthInterpreter>,
+>;
 
 /// Executes the transactions of one block in order.
 pub struct BlockExecutor<S: StateReader> {
@@ -71,6 +92,8 @@ pub struct BlockExecutor<S: StateReader> {
     env: BlockEnvInput,
     max_tx_gas: u64,
     cumulative_gas: u64,
+    compute_limit: u64,
+    compute_used: u64,
     logs_bloom: Bloom,
     transactions: Vec<TxEnvelope>,
     senders: Vec<Address>,
@@ -112,11 +135,21 @@ impl<S: StateReader> BlockExecutor<S> {
             })
             .with_block(block)
             .build_mainnet_with_inspector(TransferInspector::default());
+        // Ethereum's precompiles behind the compute meter's counter.
+        let evm = revm::context::Evm {
+            ctx: evm.ctx,
+            inspector: evm.inspector,
+            instruction: evm.instruction,
+            precompiles: MeteredPrecompiles::new(evm.precompiles),
+            frame_stack: evm.frame_stack,
+        };
         Self {
             evm,
             env,
             max_tx_gas,
             cumulative_gas: 0,
+            compute_limit: spec.compute_limit(),
+            compute_used: 0,
             logs_bloom: Bloom::ZERO,
             transactions: Vec::new(),
             senders: Vec::new(),
@@ -127,6 +160,16 @@ impl<S: StateReader> BlockExecutor<S> {
     /// Gas still available in the block.
     pub fn gas_remaining(&self) -> u64 {
         self.env.gas_limit.saturating_sub(self.cumulative_gas)
+    }
+
+    /// Compute units (ADR 0011) still available in the block.
+    pub fn compute_remaining(&self) -> u64 {
+        self.compute_limit.saturating_sub(self.compute_used)
+    }
+
+    /// Compute units used by the block so far.
+    pub fn compute_used(&self) -> u64 {
+        self.compute_used
     }
 
     /// Number of transactions executed so far.
@@ -146,7 +189,8 @@ impl<S: StateReader> BlockExecutor<S> {
     /// Executes `tx` from `sender` and, if it is includable, adds it to the block.
     /// A transaction that reverts is included (and pays); one that is invalid
     /// (nonce, balance, fee, gas above the block's remaining gas or the chain's
-    /// per-transaction cap) is not, and leaves the state untouched.
+    /// per-transaction cap, compute units above the block's remaining compute) is
+    /// not, and leaves the state untouched.
     pub fn execute(&mut self, tx: TxEnvelope, sender: Address) -> Result<ExecutedTx, TxError> {
         if tx.gas_limit() > self.max_tx_gas {
             return Err(TxError::GasLimitTooHigh {
@@ -164,14 +208,49 @@ impl<S: StateReader> BlockExecutor<S> {
         let base_fee = self.env.base_fee;
         let price = tx.effective_gas_price(Some(base_fee));
         let prepaid = U256::from(tx.gas_limit()).saturating_mul(U256::from(price));
+        let compute_remaining = self.compute_remaining();
+        if compute_remaining < MIN_TX_COMPUTE_UNITS {
+            return Err(TxError::ComputeLimitExceeded {
+                units: MIN_TX_COMPUTE_UNITS,
+                remaining: compute_remaining,
+            });
+        }
         let tx_env = TxEnv::from_recovered_tx(&tx, sender);
         self.evm.inspector.begin(sender, prepaid);
-        let ResultAndState { result, state } = match self.evm.inspect_tx(tx_env) {
+        // What precompiles may use: the block's remaining units less the base every
+        // transaction pays.
+        self.evm
+            .precompiles
+            .begin(Some(compute_remaining - MIN_TX_COMPUTE_UNITS));
+        let outcome = self.evm.inspect_tx(tx_env);
+        let precompile_gas = self.evm.precompiles.gas;
+        let ResultAndState { result, state } = match outcome {
             Ok(out) => out,
+            Err(_) if self.evm.precompiles.stopped => {
+                self.evm.inspector.take_items();
+                return Err(TxError::ComputeLimitExceeded {
+                    // Stopped before a precompile call that would not fit: more
+                    // than what is left, how much more is unknown.
+                    units: compute_remaining.saturating_add(1),
+                    remaining: compute_remaining,
+                });
+            }
             Err(EVMError::Database(e)) => return Err(TxError::Database(e)),
             Err(e) => return Err(TxError::Invalid(e.to_string())),
         };
         let items = self.evm.inspector.take_items();
+        let gas = result.gas();
+        // Gas spent before refunds (refunds give no time back), at least the floor.
+        let gas_spent = gas.total_gas_spent().max(gas.floor_gas());
+        let compute_units = tx_compute_units(gas_spent, precompile_gas);
+        if compute_units > compute_remaining {
+            // Not committed: the state is dropped and the block is unaffected.
+            return Err(TxError::ComputeLimitExceeded {
+                units: compute_units,
+                remaining: compute_remaining,
+            });
+        }
+        self.compute_used += compute_units;
         let gas_used = result.tx_gas_used();
         let coinbase = self.env.beneficiary;
         let balance_of = |a: &Address| state.get(a).map(|acc| acc.info.balance).unwrap_or_default();
@@ -217,6 +296,8 @@ impl<S: StateReader> BlockExecutor<S> {
         self.senders.push(sender);
         Ok(ExecutedTx {
             gas_used,
+            compute_units,
+            precompile_gas,
             success,
             output,
             contract_address,
@@ -236,6 +317,7 @@ impl<S: StateReader> BlockExecutor<S> {
             senders: self.senders,
             receipts: self.receipts,
             gas_used: self.cumulative_gas,
+            compute_used: self.compute_used,
             logs_bloom: self.logs_bloom,
             changes: db.into_changes(),
         }

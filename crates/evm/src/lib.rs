@@ -9,6 +9,10 @@
 //!   re-execute a peer's block.
 //! - Every native value movement and fee payment is logged from `0x…1010` in the
 //!   receipt ([`koma_primitives::transfer_log`]); see [`inspector`].
+//! - The compute meter (ADR 0011): each transaction's compute units (gas weighted by
+//!   its measured time, [`koma_primitives::compute`]) are counted as it executes
+//!   (precompile gas by [`meter::MeteredPrecompiles`]) and a block's are bounded by
+//!   the chain's compute limit, beside gas.
 //! - [`call`] runs `eth_call` and `eth_estimateGas` without touching the chain.
 //!
 //! Invariant: execution is a pure function of (parent state, block environment,
@@ -18,6 +22,7 @@ pub mod call;
 pub mod db;
 mod executor;
 pub mod inspector;
+pub mod meter;
 mod sender;
 
 pub use db::{BlockDb, DbError, StateDb};

@@ -111,6 +111,8 @@ pub fn pool_config(spec: &ChainSpec) -> PoolConfig {
     PoolConfig {
         chain_id: spec.chain_id,
         block_gas_limit: spec.gas_limit,
+        max_tx_gas: spec.max_tx_gas(),
+        spec: koma_evm::spec_id(spec),
         min_priority_fee: u128::from(spec.fees.min_priority_fee),
         min_base_fee: spec.fees.min_base_fee,
         ..PoolConfig::default()

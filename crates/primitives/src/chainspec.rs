@@ -130,6 +130,14 @@ pub struct ChainSpec {
     /// it. Absent: [`DEFAULT_MAX_TX_GAS`]; read it with [`ChainSpec::max_tx_gas`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tx_gas: Option<u64>,
+    /// Largest number of compute units a block may use (the compute meter, ADR 0011:
+    /// gas weighted by its measured time, see [`crate::compute`]); producers stop
+    /// filling a block at it and importers reject a block above it. Absent:
+    /// [`crate::compute::default_compute_limit`] of the per-transaction cap; read it
+    /// with [`ChainSpec::compute_limit`]. At least that much, so that any transaction
+    /// at the cap fits a block alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_limit: Option<u64>,
     #[serde(default)]
     pub fees: FeeParams,
     pub producers: ProducerParams,
@@ -229,6 +237,11 @@ impl ChainSpec {
         if self.max_tx_gas() < MIN_TX_GAS {
             return bad("maxTxGas must be at least 21000");
         }
+        if self.compute_limit() < crate::compute::max_tx_compute_units(self.max_tx_gas()) {
+            return bad(
+                "computeLimit must admit a transaction at maxTxGas spent in precompiles (36 units per gas)",
+            );
+        }
         if self.producers.producers.is_empty() {
             return bad("producers.producers must list at least one producer");
         }
@@ -267,6 +280,13 @@ impl ChainSpec {
     /// should not default above it either.
     pub fn max_tx_gas(&self) -> u64 {
         self.max_tx_gas.unwrap_or(DEFAULT_MAX_TX_GAS)
+    }
+
+    /// The block compute limit (ADR 0011): the compute units of a block's
+    /// transactions ([`crate::compute::tx_compute_units`]) add up to at most this.
+    pub fn compute_limit(&self) -> u64 {
+        self.compute_limit
+            .unwrap_or_else(|| crate::compute::default_compute_limit(self.max_tx_gas()))
     }
 
     /// The revm spec id for this chain's rules.
@@ -355,6 +375,8 @@ mod tests {
             serde_json::from_str(include_str!("../../../genesis/devnet.json")).unwrap();
         let obj = json.as_object_mut().unwrap();
         obj.remove("maxTxGas");
+        // The compute limit follows the cap when absent (the devnet's fits 2^24 only).
+        obj.remove("computeLimit");
         let absent = ChainSpec::from_json(&json.to_string()).unwrap();
         assert_eq!(absent.max_tx_gas, None);
         assert_eq!(absent.max_tx_gas(), DEFAULT_MAX_TX_GAS);
@@ -373,6 +395,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("maxTxGas"), "{err}");
+    }
+
+    #[test]
+    fn compute_limit_defaults_from_the_cap_and_is_validated() {
+        let spec = ChainSpec::devnet();
+        assert_eq!(spec.compute_limit, Some(603_979_776), "devnet sets it");
+        assert_eq!(spec.gas_limit, 600_000_000);
+        assert_eq!(spec.compute_limit(), 36 << 24);
+
+        let mut json: serde_json::Value =
+            serde_json::from_str(include_str!("../../../genesis/devnet.json")).unwrap();
+        json.as_object_mut().unwrap().remove("computeLimit");
+        let absent = ChainSpec::from_json(&json.to_string()).unwrap();
+        assert_eq!(absent.compute_limit, None);
+        assert_eq!(absent.compute_limit(), 36 << 24);
+        // An absent field stays absent, so the digest of such a spec is unchanged.
+        assert!(
+            !serde_json::to_string(&absent)
+                .unwrap()
+                .contains("computeLimit")
+        );
+
+        json["maxTxGas"] = serde_json::json!(30_000_000u64);
+        assert_eq!(
+            ChainSpec::from_json(&json.to_string())
+                .unwrap()
+                .compute_limit(),
+            36 * 30_000_000
+        );
+        json["computeLimit"] =
+            serde_json::json!(crate::compute::max_tx_compute_units(30_000_000) - 1);
+        let err = ChainSpec::from_json(&json.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("computeLimit"), "{err}");
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Protocol types shared by every KOMA component.
 //!
 //! - [`ChainSpec`]: the chain's rules and genesis (chain id, gas limit, EIP-1559
-//!   parameters, block time, hardfork, per-transaction gas cap, producer set, initial
-//!   allocation), loaded from JSON. Everything a node needs to agree with its peers
+//!   parameters, block time, hardfork, per-transaction gas cap, block compute limit,
+//!   producer set, initial allocation), loaded from JSON. Everything a node needs to agree with its peers
 //!   lives here; nothing is a hidden default.
 //! - [`Block`], [`SealedHeader`]: Ethereum-shaped blocks (alloy types) so that block
 //!   hashes and `eth_getBlockBy*` are standard. The producer's secp256k1 seal lives in
 //!   the last 65 bytes of `extra_data` (Clique/Bor style), see [`seal`].
+//! - [`compute`]: the compute meter, gas weighted by its measured time, bounded per
+//!   block beside gas (ADR 0011).
 //! - [`transfer_log`]: the synthetic `LogTransfer` / `LogFeeTransfer` events emitted
 //!   from `0x…1010` for every native value movement.
 //!
@@ -14,6 +16,7 @@
 //! it), so two honest nodes always derive the same hashes and roots.
 
 pub mod chainspec;
+pub mod compute;
 pub mod dev;
 pub mod seal;
 pub mod transfer_log;

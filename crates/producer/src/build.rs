@@ -5,6 +5,7 @@ use alloy::eips::eip4895::Withdrawals;
 use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{Address, B256};
 use koma_evm::{BlockEnvInput, BlockExecutor, TxError};
+use koma_primitives::compute::{MIN_TX_COMPUTE_UNITS, max_tx_compute_units};
 use koma_primitives::{Block, ChainSpec, EMPTY_ROOT_HASH, SealedHeader};
 use koma_storage::{Database, StorageError};
 use std::time::Instant;
@@ -48,6 +49,8 @@ pub struct BuiltBlock {
     pub receipts: Vec<alloy::consensus::ReceiptEnvelope>,
     /// Transactions the pool offered that could not be included.
     pub skipped: usize,
+    /// Compute units (ADR 0011) the block's transactions used.
+    pub compute_used: u64,
     pub execution_ms: f64,
     pub state_root_ms: f64,
     pub commit_ms: f64,
@@ -103,8 +106,12 @@ pub fn build_block_until(
     let mut executed_count = 0usize;
     // Gas executed since the clock was last read.
     let mut gas_unclocked = 0u64;
+    // Set once a transaction did not fit the compute left: from then on only those
+    // that fit whatever they execute are tried, so that at most one transaction's
+    // execution is spent on a transaction left out.
+    let mut compute_full = false;
     while let Some((tx, sender)) = pool.next_best() {
-        if exec.gas_remaining() < 21_000 {
+        if exec.gas_remaining() < 21_000 || exec.compute_remaining() < MIN_TX_COMPUTE_UNITS {
             break;
         }
         // The clock is read every 256 transactions, or sooner once they have used
@@ -134,10 +141,33 @@ pub fn build_block_until(
             skipped += 1;
             continue;
         }
+        if compute_full && max_tx_compute_units(tx.gas_limit()) > exec.compute_remaining() {
+            pool.skip_sender(sender);
+            skipped += 1;
+            continue;
+        }
         let hash = *tx.tx_hash();
+        let tx_gas = tx.gas_limit();
         match exec.execute(tx, sender) {
             Ok(done) => gas_unclocked = gas_unclocked.saturating_add(done.gas_used),
             Err(TxError::Database(e)) => return Err(BuildError::Execution(e.to_string())),
+            Err(e @ TxError::ComputeLimitExceeded { .. }) => {
+                // Executed (or stopped) without effect: its gas was spent all the same.
+                gas_unclocked = gas_unclocked.saturating_add(tx_gas);
+                skipped += 1;
+                if exec.compute_used() == 0 {
+                    // Too heavy even for an empty block: never includable. (The chain
+                    // spec's validation rules this out for any transaction within the
+                    // gas cap; this guards against any other spec.)
+                    tracing::debug!(%sender, %hash, error = %e, "transaction above the compute limit");
+                    pool.reject(hash, sender);
+                } else {
+                    // It may fit the next block: it stays in the pool.
+                    tracing::trace!(%sender, %hash, error = %e, "transaction left for the next block");
+                    pool.skip_sender(sender);
+                    compute_full = true;
+                }
+            }
             Err(e) => {
                 tracing::debug!(%sender, %hash, error = %e, "transaction not includable");
                 pool.reject(hash, sender);
@@ -210,6 +240,7 @@ pub fn build_block_until(
         senders: executed.senders,
         receipts: executed.receipts,
         skipped,
+        compute_used: executed.compute_used,
         execution_ms,
         state_root_ms,
         commit_ms,

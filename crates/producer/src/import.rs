@@ -2,7 +2,7 @@ use crate::{ProducerSchedule, next_prevrandao};
 use alloy::consensus::Transaction;
 use alloy::consensus::proofs::{calculate_receipt_root, calculate_transaction_root};
 use alloy_primitives::{Address, B256, Bloom};
-use koma_evm::{BlockEnvInput, BlockExecutor, ExecutedBlock};
+use koma_evm::{BlockEnvInput, BlockExecutor, ExecutedBlock, TxError};
 use koma_primitives::{Block, ChainSpec, SealedHeader};
 use koma_storage::{Database, StateReader, StorageError};
 
@@ -32,6 +32,19 @@ pub enum ImportError {
         index: usize,
         gas_limit: u64,
         cap: u64,
+    },
+    /// The block's transactions use more compute units than the chain's compute
+    /// limit (ADR 0011): counted while re-executing, `index` is the first that does
+    /// not fit.
+    #[error(
+        "block {number}: transaction {index} takes the block over its compute limit {limit} ({units} units with {remaining} left)"
+    )]
+    ComputeLimitExceeded {
+        number: u64,
+        index: usize,
+        units: u64,
+        remaining: u64,
+        limit: u64,
     },
     #[error("block {number}: bad seal: {reason}")]
     BadSeal { number: u64, reason: String },
@@ -169,7 +182,7 @@ pub fn verify_header(
 }
 
 /// Re-executes `block` on `state` (the parent's state) and checks every
-/// execution-derived header field. Returns the executed block for committing; the
+/// execution-derived header field and the compute limit. Returns the executed block for committing; the
 /// caller checks the state root after preparing the state write.
 pub fn execute_block<S: StateReader>(
     spec: &ChainSpec,
@@ -195,12 +208,22 @@ pub fn execute_block<S: StateReader>(
     };
     let mut exec = BlockExecutor::new(spec, state, env);
     for (index, (tx, sender)) in block.body.transactions.iter().zip(senders).enumerate() {
-        exec.execute(tx.clone(), *sender)
-            .map_err(|e| ImportError::BadTransaction {
+        exec.execute(tx.clone(), *sender).map_err(|e| match e {
+            TxError::ComputeLimitExceeded { units, remaining } => {
+                ImportError::ComputeLimitExceeded {
+                    number,
+                    index,
+                    units,
+                    remaining,
+                    limit: spec.compute_limit(),
+                }
+            }
+            e => ImportError::BadTransaction {
                 number,
                 index,
                 reason: e.to_string(),
-            })?;
+            },
+        })?;
     }
     let executed = exec.finish();
     if executed.gas_used != h.gas_used {

@@ -5,11 +5,12 @@
 //! - [`slot_delay`] / [`earliest_timestamp`]: when a producer may seal: one block
 //!   time after the parent when in turn, one more per step of distance otherwise.
 //! - [`build_block`]: fills a block from the pool's best transactions by effective
-//!   tip within the gas limit, executes it, computes the roots, seals it with the
-//!   producer's key and commits it atomically.
+//!   tip within the gas and compute limits (ADR 0011), executes it, computes the
+//!   roots, seals it with the producer's key and commits it atomically.
 //! - [`execute_block`]: re-executes a block (a peer's, or one read back from disk)
 //!   and checks that it reproduces the header's state root, receipts root, bloom and
-//!   gas used; used by import and by `koma db verify`.
+//!   gas used, and that it stays within the compute limit; used by import and by
+//!   `koma db verify`.
 
 mod build;
 mod fork_choice;

@@ -90,32 +90,44 @@ fn builder_never_includes_a_transaction_above_the_cap() {
 }
 
 #[test]
-fn a_devnet_block_holds_one_transaction_at_the_cap() {
-    // The devnet's block gas limit is the cap (ADR 0009): a looping transaction at the
-    // cap fills a block, and what comes after it waits for the next one.
+fn a_devnet_block_holds_three_opcode_loops_at_the_cap() {
+    // The devnet's gas limit is 600M again and its compute limit bounds heavy
+    // execution (ADR 0011): three looping transactions at the cap fit (10 units per
+    // gas), the fourth waits for the next block, a transfer after it still fits.
     let spec = devnet();
-    assert_eq!(spec.gas_limit, DEFAULT_MAX_TX_GAS);
+    assert_eq!(spec.gas_limit, 600_000_000);
     let (db, _dir) = open(&spec);
-    let at_cap = signed_call(2, 0, LOOP, U256::ZERO, DEFAULT_MAX_TX_GAS);
+    let loops: Vec<_> = (2..6)
+        .map(|account| signed_call(account, 0, LOOP, U256::ZERO, DEFAULT_MAX_TX_GAS))
+        .collect();
     let transfer = signed_transfer(0, 0, Address::with_last_byte(7), U256::from(5));
     let key = dev::dev_producer_key(0);
     let mut pool = Recorder {
-        txs: VecDeque::from([at_cap.clone(), transfer.clone()]),
+        txs: loops.iter().cloned().chain([transfer.clone()]).collect(),
         ..Default::default()
     };
     let built = build_block(&spec, &db, &mut pool, &key, spec.timestamp + 1).unwrap();
-    assert_eq!(built.block.body.transactions, vec![at_cap.0]);
-    assert_eq!(built.header.header.gas_used, spec.gas_limit);
+    let expected: Vec<TxEnvelope> = loops[..3]
+        .iter()
+        .map(|t| t.0.clone())
+        .chain([transfer.0])
+        .collect();
+    assert_eq!(built.block.body.transactions, expected);
+    assert_eq!(
+        built.header.header.gas_used,
+        3 * DEFAULT_MAX_TX_GAS + 21_000
+    );
     assert!(pool.rejected.is_empty(), "nothing is dropped from the pool");
+    assert_eq!(pool.skipped, vec![loops[3].1]);
     let next = build_block(
         &spec,
         &db,
-        &mut VecPool(VecDeque::from([transfer.clone()])),
+        &mut VecPool(VecDeque::from([loops[3].clone()])),
         &key,
         spec.timestamp + 2,
     )
     .unwrap();
-    assert_eq!(next.block.body.transactions, vec![transfer.0]);
+    assert_eq!(next.block.body.transactions, vec![loops[3].0.clone()]);
 }
 
 /// Replaces the transactions of `block` and re-seals it, as a dishonest producer would.
