@@ -173,7 +173,8 @@ pub struct DevnetArgs {
     /// Block time in milliseconds (default: the spec's 1000).
     #[arg(long)]
     pub block_time_ms: Option<u64>,
-    /// Block gas limit (default: the spec's 600,000,000).
+    /// Block gas limit (default: the spec's 600,000,000). The spec's compute limit
+    /// (603,979,776 units, ADR 0011) bounds heavy execution whatever the gas limit.
     #[arg(long)]
     pub gas_limit: Option<u64>,
     /// Blocks per sprint, after which the next producer is in turn (default: the

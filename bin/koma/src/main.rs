@@ -203,6 +203,7 @@ fn print_banner(spec: &ChainSpec, rpc_urls: &[String], datadir: &std::path::Path
     let _ = writeln!(s, "Producers:    {}", spec.producers.producers.len());
     let _ = writeln!(s, "Block time:   {} ms", spec.block_time_ms);
     let _ = writeln!(s, "Gas limit:    {}", spec.gas_limit);
+    let _ = writeln!(s, "Compute limit: {} units", spec.compute_limit());
     let _ = writeln!(s, "Data dir:     {}", datadir.display());
     let _ = writeln!(
         s,
