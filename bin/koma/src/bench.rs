@@ -146,7 +146,9 @@ pub enum BenchCommand {
         split_secs: u64,
     },
     /// KoMaBFT in the seeded simulator (no network, no clock): finality latency,
-    /// CPU per unit and bytes per unit with many validators of unequal stake.
+    /// CPU per unit and bytes per unit with many validators of unequal stake. Built
+    /// with the `test-tools` feature only (the simulator signs with mock keys).
+    #[cfg(feature = "test-tools")]
     Consensus(ConsensusBench),
     /// Worst-case blocks: full blocks of transactions at the per-transaction gas cap
     /// that loop over the most expensive operations per gas (cheap opcodes, state
@@ -228,6 +230,7 @@ pub async fn run(cmd: BenchCommand) -> eyre::Result<()> {
             rounds,
             split_secs,
         } => crate::bench_net::heal(rpc, rounds, split_secs).await,
+        #[cfg(feature = "test-tools")]
         BenchCommand::Consensus(args) => consensus_sim(args),
         BenchCommand::WorstCase(args) => {
             tokio::task::spawn_blocking(move || worst_case(args)).await?
@@ -908,6 +911,7 @@ mod parking_lot_free {
 }
 
 /// Options of `koma bench consensus`.
+#[cfg(feature = "test-tools")]
 #[derive(Debug, clap::Args)]
 pub struct ConsensusBench {
     /// Validators (stake 1..=100 each, at random).
@@ -934,6 +938,7 @@ pub struct ConsensusBench {
 }
 
 /// `koma bench consensus`: the KoMaBFT simulator's figures.
+#[cfg(feature = "test-tools")]
 fn consensus_sim(args: ConsensusBench) -> eyre::Result<()> {
     use koma_consensus::sim::{Scenario, run};
     let ConsensusBench {

@@ -33,11 +33,13 @@ pub enum Command {
     /// Benchmarks: executor, state root, end-to-end load over JSON-RPC.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
-    /// Tools for testing a network's defences.
+    /// Tools for testing a network's defences (built with the `test-tools` feature).
+    #[cfg(feature = "test-tools")]
     #[command(subcommand, hide = true)]
     Debug(DebugCommand),
 }
 
+#[cfg(feature = "test-tools")]
 #[derive(Debug, Subcommand)]
 pub enum DebugCommand {
     /// Join a node and gossip bad messages until it disconnects us.
@@ -251,6 +253,7 @@ pub struct NodeArgs {
     pub exit_with_parent: bool,
     /// TEST ONLY: equivocate (sign two versions of every own consensus unit), so that
     /// the network's detection and evidence can be exercised. Never on a real network.
+    #[cfg(feature = "test-tools")]
     #[arg(long, hide = true)]
     pub equivocate_for_testing: bool,
     #[command(flatten)]
@@ -369,5 +372,22 @@ pub fn keys(cmd: KeysCommand) -> eyre::Result<()> {
             println!("address: {}", signer.address());
             Ok(())
         }
+    }
+}
+
+/// Without the `test-tools` feature (a release build), the test tools do not exist.
+#[cfg(all(test, not(feature = "test-tools")))]
+mod without_test_tools {
+    use super::Cli;
+    use clap::Parser;
+
+    #[test]
+    fn the_test_tools_are_not_built_in() {
+        let refused = |args: &[&str]| Cli::try_parse_from(args).is_err();
+        assert!(refused(&["koma", "debug", "bad-peer", "--help"]));
+        assert!(refused(&["koma", "node", "--equivocate-for-testing"]));
+        assert!(refused(&["koma", "bench", "consensus"]));
+        // while the same parser takes ordinary commands
+        assert!(!refused(&["koma", "devnet", "--nodes", "2"]));
     }
 }

@@ -6,6 +6,7 @@
 //! - `koma db verify`: re-executes a stopped node's chain and checks every root.
 //! - `koma bench`: executor, state-root and end-to-end throughput benchmarks.
 
+#[cfg(feature = "test-tools")]
 mod bad_peer;
 mod bench;
 mod bench_net;
@@ -75,6 +76,7 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             }
         },
         Command::Bench(cmd) => bench::run(cmd).await,
+        #[cfg(feature = "test-tools")]
         Command::Debug(cli::DebugCommand::BadPeer(args)) => bad_peer::run(args).await,
     }
 }
@@ -249,7 +251,10 @@ async fn node(args: cli::NodeArgs) -> eyre::Result<()> {
         api: args.rpc.api_config(args.admin_rpc),
         producer_key,
         staker_key,
+        #[cfg(feature = "test-tools")]
         equivocate: args.equivocate_for_testing,
+        #[cfg(not(feature = "test-tools"))]
+        equivocate: false,
         pool: None,
         max_reorg_depth: args.max_reorg_depth,
         network: args.p2p.settings()?,

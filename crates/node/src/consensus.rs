@@ -200,6 +200,7 @@ pub(crate) struct ConsensusTask {
     /// Every time the core asked to be woken at (each request must be honoured).
     timers: std::collections::BTreeSet<u64>,
     /// Test only: the key to sign conflicting twins of own units with.
+    #[cfg_attr(not(feature = "equivocation"), allow(dead_code))]
     equivocate: Option<PrivateKeySigner>,
     /// Units asked for recently (hash -> when), so a missing unit is asked for once.
     requested: HashMap<B256, std::time::Instant>,
@@ -246,6 +247,11 @@ pub(crate) fn start(
         .map(|s| (s.address, s.stake))
         .collect();
     let staker = key.filter(|k| stakers.iter().any(|(a, _)| *a == k.address()));
+    #[cfg(not(feature = "equivocation"))]
+    eyre::ensure!(
+        !equivocate,
+        "this build cannot equivocate (built without the `equivocation` feature)"
+    );
     let twin_key = staker.clone().filter(|_| equivocate);
     if twin_key.is_some() {
         tracing::warn!(
@@ -588,6 +594,7 @@ impl ConsensusTask {
                     if unsent.contains(&unit.hash()) {
                         continue;
                     }
+                    #[cfg(feature = "equivocation")]
                     if let Some(key) = &self.equivocate {
                         // A twin with the same creator and sequence number: other value
                         // or timestamp, validly signed. Peers that see both prove it.
