@@ -113,6 +113,8 @@ pub enum PublishOutcome {
 pub struct GossipValidation {
     id: Option<(gossipsub::MessageId, PeerId)>,
     commands: mpsc::WeakSender<Command>,
+    /// The message's topic, for the verdict metrics.
+    topic: &'static str,
 }
 
 impl GossipValidation {
@@ -126,7 +128,16 @@ impl GossipValidation {
         self.send(MessageAcceptance::Ignore);
     }
     fn send(&mut self, acceptance: MessageAcceptance) {
-        let (Some((id, from)), Some(commands)) = (self.id.take(), self.commands.upgrade()) else {
+        let Some((id, from)) = self.id.take() else {
+            return;
+        };
+        let outcome = match acceptance {
+            MessageAcceptance::Accept => "accept",
+            MessageAcceptance::Reject => "reject",
+            MessageAcceptance::Ignore => "ignore",
+        };
+        koma_metrics::gossip_verdict(self.topic, outcome);
+        let Some(commands) = self.commands.upgrade() else {
             return;
         };
         let command = Command::Validate {
@@ -699,6 +710,7 @@ impl Service {
             Verdict::Penalized { score } => debug!(%peer, ?misbehaviour, score, "peer penalised"),
             Verdict::Banned { score } => {
                 warn!(%peer, ?misbehaviour, score, ban = ?self.config.ban_duration, "banning peer");
+                koma_metrics::metrics().peers_banned.inc();
                 let behaviour = self.swarm.behaviour_mut();
                 // Closes its connections and refuses new ones in both directions.
                 behaviour.block_list.block_peer(peer);
@@ -884,8 +896,10 @@ impl Service {
                 );
             return;
         };
+        koma_metrics::gossip_received(topic.name());
         let max = self.config.max_size_for(topic);
         if message.data.len() > max {
+            koma_metrics::gossip_verdict(topic.name(), "reject");
             warn!(peer = %propagation_source, %topic, size = message.data.len(), max, "oversized gossip");
             self.swarm
                 .behaviour_mut()
@@ -903,6 +917,7 @@ impl Service {
         let validation = GossipValidation {
             id: Some((message_id, propagation_source)),
             commands: self.command_tx.clone(),
+            topic: topic.name(),
         };
         self.emit(NetworkEvent::Gossip {
             topic,

@@ -87,6 +87,7 @@ impl ChainWriter {
     /// Applies fork choice to a block from a peer and announces the result.
     pub fn import(&self, block: &Block) -> Result<ImportOutcome, ImportError> {
         let known = PoolSenders(&self.pool);
+        let started = std::time::Instant::now();
         let outcome = match koma_producer::import_with(
             &self.spec,
             &self.db,
@@ -107,6 +108,11 @@ impl ChainWriter {
             }
             other => other?,
         };
+        if !matches!(outcome, ImportOutcome::AlreadyKnown) {
+            koma_metrics::metrics()
+                .block_import
+                .observe(started.elapsed().as_secs_f64());
+        }
         self.track_tips(&outcome, block.header.parent_hash)?;
         self.announce(&outcome)?;
         Ok(outcome)

@@ -633,6 +633,7 @@ impl ConsensusTask {
                 }
                 Effect::RoundExp(exp) => {
                     tracing::info!(round_exp = exp, "round length changed");
+                    crate::metrics::set_round_exp(&self.chain.spec, exp);
                 }
                 Effect::EraStarted(record) => {
                     // The same record comes again when its cap rises (a switch caught

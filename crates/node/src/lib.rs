@@ -31,6 +31,7 @@
 mod chain;
 mod consensus;
 pub use consensus::LibSecp256k1Verifier;
+mod metrics;
 mod net;
 mod produce;
 mod sync;
@@ -104,6 +105,7 @@ pub struct Node {
     tasks: Vec<JoinHandle<()>>,
     spawner: TaskSpawner,
     failures: mpsc::UnboundedReceiver<String>,
+    metrics: Arc<metrics::MetricsSource>,
 }
 
 /// The pool settings that follow from a chain spec.
@@ -207,6 +209,16 @@ impl Node {
         let consensus_api = consensus
             .as_ref()
             .map(|(view, _, _)| view.clone() as Arc<dyn koma_rpc::ConsensusApi>);
+        if let Some(c) = &spec.consensus {
+            metrics::set_round_exp(&spec, c.round_exp);
+        }
+        let metrics = Arc::new(metrics::MetricsSource {
+            db: db.clone(),
+            pool: pool.clone(),
+            consensus: consensus_api.clone(),
+            network: network.clone(),
+            sync: sync_state.clone(),
+        });
         if let Some((_, _, task)) = consensus {
             tasks.push(task);
         }
@@ -269,7 +281,20 @@ impl Node {
             tasks,
             spawner,
             failures,
+            metrics,
         })
+    }
+
+    /// Serves the Prometheus metrics (`GET /metrics`) on `addr` as a critical task;
+    /// returns the bound address.
+    pub async fn serve_metrics(&mut self, addr: SocketAddr) -> eyre::Result<SocketAddr> {
+        let source = self.metrics.clone();
+        let (bound, server) = koma_metrics::serve(addr, Arc::new(move || source.refresh()))
+            .await
+            .map_err(|e| eyre::eyre!("cannot listen on {addr} for metrics: {e}"))?;
+        tracing::info!(addr = %bound, "metrics listening (Prometheus: GET /metrics)");
+        self.spawn_critical("metrics server", server);
+        Ok(bound)
     }
 
     /// Runs `task` as one of the node's critical tasks: if it panics, or returns

@@ -127,6 +127,11 @@ pub(crate) async fn produce_loop(
         let built = build(&chain, &key, earliest).await;
         let Some(built) = built else { continue };
         own_block = Some((built.header.hash, started));
+        let metrics = koma_metrics::metrics();
+        metrics
+            .block_build
+            .observe((built.execution_ms + built.state_root_ms) / 1e3);
+        metrics.block_commit.observe(built.commit_ms / 1e3);
         tracing::info!(
             number = built.header.number(),
             hash = %built.header.hash,

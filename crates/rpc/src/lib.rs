@@ -160,8 +160,12 @@ pub async fn start(
             max_batch: settings.max_batch as usize,
         });
     let max_response_bytes = settings.max_response_bytes as usize;
-    let rpc_middleware = jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new()
-        .layer_fn(move |service| middleware::Guard::new(service, max_response_bytes));
+    let module = module(state)?;
+    let rpc_metrics = koma_metrics::RpcMetrics::new(module.method_names());
+    let rpc_middleware =
+        jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer_fn(move |service| {
+            middleware::Guard::new(service, max_response_bytes, rpc_metrics.clone())
+        });
     // An HTTP batch whose calls carry ids jsonrpsee cannot echo is forwarded with
     // numeric ids, a few bytes longer per call than the client sent (the HTTP layer
     // enforces `max_request_bytes` on what the client sent).
@@ -188,6 +192,6 @@ pub async fn start(
         addr: settings.addr,
         source,
     })?;
-    let handle = server.start(module(state)?);
+    let handle = server.start(module);
     Ok((addr, handle))
 }

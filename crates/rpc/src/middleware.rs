@@ -137,13 +137,16 @@ pub fn method_not_found(method: &str) -> ErrorObjectOwned {
 pub struct Guard<S> {
     inner: S,
     max_response_bytes: usize,
+    /// Calls and latency by method (every call, batched or not, once).
+    metrics: koma_metrics::RpcMetrics,
 }
 
 impl<S> Guard<S> {
-    pub fn new(inner: S, max_response_bytes: usize) -> Self {
+    pub fn new(inner: S, max_response_bytes: usize, metrics: koma_metrics::RpcMetrics) -> Self {
         Self {
             inner,
             max_response_bytes,
+            metrics,
         }
     }
 }
@@ -165,19 +168,30 @@ where
 
     fn call<'a>(&self, request: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
         let inner = self.inner.clone();
+        let metrics = self.metrics.clone();
         async move {
+            let started = std::time::Instant::now();
+            let method = request.method_name().to_string();
             let id = request.id();
-            if let Err(e) = check_params(
+            let response = match check_params(
                 request.method_name(),
                 request.params.as_deref().map(|p| p.get()),
             ) {
-                return MethodResponse::error(id, e);
-            }
-            let method = request.method_name().to_string();
-            let response = inner.call(request).await;
-            if response.as_error_code() == Some(METHOD_NOT_FOUND) {
-                return MethodResponse::error(id, method_not_found(&method));
-            }
+                Err(e) => MethodResponse::error(id, e),
+                Ok(()) => {
+                    let response = inner.call(request).await;
+                    if response.as_error_code() == Some(METHOD_NOT_FOUND) {
+                        MethodResponse::error(id, method_not_found(&method))
+                    } else {
+                        response
+                    }
+                }
+            };
+            metrics.record(
+                &method,
+                started.elapsed().as_secs_f64(),
+                response.is_error(),
+            );
             response
         }
     }
