@@ -196,8 +196,17 @@ pub struct DevnetArgs {
     /// Serve the `admin_*` RPC namespace on every node (peer management).
     #[arg(long)]
     pub admin_rpc: bool,
+    /// Serve Prometheus metrics: node i on 127.0.0.1:(this + i)/metrics. Off by default.
+    #[arg(long)]
+    pub metrics_port: Option<u16>,
+    /// TOML file setting any of these flags (keys are the long flag names); flags on
+    /// the command line win. See docs/config.md.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub rpc: RpcArgs,
+    #[command(flatten)]
+    pub pool: crate::config::PoolArgs,
 }
 
 #[derive(Debug, Args)]
@@ -256,10 +265,20 @@ pub struct NodeArgs {
     #[cfg(feature = "test-tools")]
     #[arg(long, hide = true)]
     pub equivocate_for_testing: bool,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address: `IP:PORT`, or a
+    /// port alone for 127.0.0.1 (e.g. `9545`). Off by default.
+    #[arg(long, value_parser = crate::config::parse_metrics_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// TOML file setting any of these flags (keys are the long flag names, e.g.
+    /// `http-port = 8545`); flags on the command line win. See docs/config.md.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub p2p: P2pArgs,
     #[command(flatten)]
     pub rpc: RpcArgs,
+    #[command(flatten)]
+    pub pool: crate::config::PoolArgs,
 }
 
 impl P2pArgs {

@@ -29,6 +29,8 @@ pub struct NodeEntry {
     pub index: u32,
     pub rpc_url: String,
     pub ws_url: String,
+    /// `http://127.0.0.1:<port>/metrics` with `--metrics-port`.
+    pub metrics_url: Option<String>,
     pub p2p_addr: String,
     pub peer_id: String,
     pub producer: String,
@@ -128,6 +130,16 @@ pub fn prepare(
                     "--exit-with-parent".into(),
                 ];
                 argv.extend(args.rpc.limit_args());
+                argv.extend(args.pool.to_args());
+                let metrics = match args.metrics_port {
+                    Some(base) => {
+                        let addr = format!("127.0.0.1:{}", port_plus(base, i)?);
+                        argv.push("--metrics".into());
+                        argv.push(addr.clone());
+                        Some(format!("http://{addr}/metrics"))
+                    }
+                    None => None,
+                };
                 if !others.is_empty() {
                     argv.push("--bootnodes".into());
                     argv.push(others.join(","));
@@ -143,6 +155,7 @@ pub fn prepare(
                     index: i,
                     rpc_url: format!("http://{}:{http_port}", args.rpc.http_addr),
                     ws_url: format!("ws://{}:{http_port}", args.rpc.http_addr),
+                    metrics_url: metrics,
                     p2p_addr: p2p[i as usize].clone(),
                     peer_id: peer_id.to_string(),
                     producer: keys[i as usize].address().to_string(),

@@ -11,10 +11,10 @@ mod bad_peer;
 mod bench;
 mod bench_net;
 mod cli;
+mod config;
 mod devnet;
 mod verify;
 
-use clap::Parser;
 use cli::{Cli, Command};
 use eyre::WrapErr;
 use koma_node::{Node, NodeConfig};
@@ -34,7 +34,7 @@ fn init_tracing(verbosity: &str) {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = config::parse();
     init_tracing(&cli.log);
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -150,7 +150,12 @@ async fn devnet(args: cli::DevnetArgs, log: &str) -> eyre::Result<()> {
             return Ok(());
         }
         let urls: Vec<String> = manifest.nodes.iter().map(|n| n.rpc_url.clone()).collect();
-        print_banner(&spec, &urls, &datadir);
+        let metrics: Vec<String> = manifest
+            .nodes
+            .iter()
+            .filter_map(|n| n.metrics_url.clone())
+            .collect();
+        print_banner(&spec, &urls, &metrics, &datadir);
         return devnet::run(&manifest).await;
     }
     let key = koma_primitives::dev::dev_producer_key(0);
@@ -162,12 +167,23 @@ async fn devnet(args: cli::DevnetArgs, log: &str) -> eyre::Result<()> {
         producer_key: Some(key.clone()),
         staker_key: Some(key),
         equivocate: false,
-        pool: None,
+        pool: Some(args.pool.apply(koma_node::pool_config(&spec))),
         max_reorg_depth: koma_node::DEFAULT_MAX_REORG_DEPTH,
         network: None,
     };
     let mut node = Node::launch(config).await?;
-    print_banner(&spec, &[format!("http://{}", node.rpc_addr)], &datadir);
+    let mut metrics = Vec::new();
+    if let Some(port) = args.metrics_port {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let bound = node.serve_metrics(addr).await?;
+        metrics.push(format!("http://{bound}/metrics"));
+    }
+    print_banner(
+        &spec,
+        &[format!("http://{}", node.rpc_addr)],
+        &metrics,
+        &datadir,
+    );
     let failure = tokio::select! {
         _ = wait_for_shutdown() => None,
         failure = node.failed() => Some(failure),
@@ -193,14 +209,27 @@ async fn stop_node(node: Node, failure: Option<String>) -> eyre::Result<()> {
     }
 }
 
-fn print_banner(spec: &ChainSpec, rpc_urls: &[String], datadir: &std::path::Path) {
+fn print_banner(
+    spec: &ChainSpec,
+    rpc_urls: &[String],
+    metrics_urls: &[String],
+    datadir: &std::path::Path,
+) {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(s, "\nKOMA devnet\n===========\n");
     let _ = writeln!(s, "Chain ID:     {}", spec.chain_id);
     for (i, url) in rpc_urls.iter().enumerate() {
         let ws = url.replacen("http://", "ws://", 1);
-        let _ = writeln!(s, "Node {i}:       RPC {url}   WebSocket {ws}");
+        let _ = write!(s, "Node {i}:       RPC {url}   WebSocket {ws}");
+        match metrics_urls.get(i) {
+            Some(metrics) => {
+                let _ = writeln!(s, "   Metrics {metrics}");
+            }
+            None => {
+                let _ = writeln!(s);
+            }
+        }
     }
     let _ = writeln!(s, "Producers:    {}", spec.producers.producers.len());
     let _ = writeln!(s, "Block time:   {} ms", spec.block_time_ms);
@@ -244,6 +273,7 @@ async fn node(args: cli::NodeArgs) -> eyre::Result<()> {
         // The producer key stakes too unless a staker key is given (devnet: both).
         (None, _) => producer_key.clone(),
     };
+    let pool = args.pool.apply(koma_node::pool_config(&spec));
     let config = NodeConfig {
         spec,
         datadir: args.datadir,
@@ -255,11 +285,14 @@ async fn node(args: cli::NodeArgs) -> eyre::Result<()> {
         equivocate: args.equivocate_for_testing,
         #[cfg(not(feature = "test-tools"))]
         equivocate: false,
-        pool: None,
+        pool: Some(pool),
         max_reorg_depth: args.max_reorg_depth,
         network: args.p2p.settings()?,
     };
     let mut node = Node::launch(config).await?;
+    if let Some(addr) = args.metrics {
+        node.serve_metrics(addr).await?;
+    }
     let parent = async {
         if args.exit_with_parent {
             parent_exit().await;
