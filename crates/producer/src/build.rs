@@ -80,7 +80,7 @@ pub fn build_block_until(
     deadline: Option<Instant>,
 ) -> Result<BuiltBlock, BuildError> {
     let parent = db.head();
-    let number = parent.number() + 1;
+    let number = parent.number().saturating_add(1);
     let schedule = ProducerSchedule::new(spec.producers.clone());
     let distance = schedule
         .distance(number, key.address())
@@ -117,7 +117,7 @@ pub fn build_block_until(
         // The clock is read every 256 transactions, or sooner once they have used
         // CLOCK_EVERY_GAS: cheap transfers keep its cost out of the loop, heavy
         // transactions cannot run long past the deadline.
-        executed_count += 1;
+        executed_count = executed_count.saturating_add(1);
         if let Some(deadline) = deadline
             && (executed_count.is_multiple_of(256) || gas_unclocked >= CLOCK_EVERY_GAS)
         {
@@ -131,19 +131,19 @@ pub fn build_block_until(
             // refuses these; this guards against any other source).
             tracing::debug!(%sender, hash = %tx.tx_hash(), gas = tx.gas_limit(), cap = max_tx_gas, "transaction above the gas cap");
             pool.reject(*tx.tx_hash(), sender);
-            skipped += 1;
+            skipped = skipped.saturating_add(1);
             continue;
         }
         if tx.gas_limit() > exec.gas_remaining() {
             // Too big for what is left; later (smaller) ones may still fit. The
             // sender's later nonces cannot run before this one.
             pool.skip_sender(sender);
-            skipped += 1;
+            skipped = skipped.saturating_add(1);
             continue;
         }
         if compute_full && max_tx_compute_units(tx.gas_limit()) > exec.compute_remaining() {
             pool.skip_sender(sender);
-            skipped += 1;
+            skipped = skipped.saturating_add(1);
             continue;
         }
         let hash = *tx.tx_hash();
@@ -154,7 +154,7 @@ pub fn build_block_until(
             Err(e @ TxError::ComputeLimitExceeded { .. }) => {
                 // Executed (or stopped) without effect: its gas was spent all the same.
                 gas_unclocked = gas_unclocked.saturating_add(tx_gas);
-                skipped += 1;
+                skipped = skipped.saturating_add(1);
                 if exec.compute_used() == 0 {
                     // Too heavy even for an empty block: never includable. (The chain
                     // spec's validation rules this out for any transaction within the
@@ -171,7 +171,7 @@ pub fn build_block_until(
             Err(e) => {
                 tracing::debug!(%sender, %hash, error = %e, "transaction not includable");
                 pool.reject(hash, sender);
-                skipped += 1;
+                skipped = skipped.saturating_add(1);
             }
         }
     }

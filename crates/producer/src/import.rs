@@ -102,7 +102,7 @@ pub fn verify_header(
     let h = &block.header;
     let number = h.number;
     let invalid = |reason: String| ImportError::Invalid { number, reason };
-    if h.parent_hash != parent.hash || number != parent.number() + 1 {
+    if h.parent_hash != parent.hash || Some(number) != parent.number().checked_add(1) {
         return Err(invalid(format!(
             "does not extend {} ({})",
             parent.hash,
@@ -317,12 +317,20 @@ pub(crate) fn recover_senders(
     let txs = &block.body.transactions;
     let mut senders: Vec<Option<Address>> =
         txs.iter().map(|tx| known.sender(tx.tx_hash())).collect();
-    let missing: Vec<usize> = (0..txs.len()).filter(|i| senders[*i].is_none()).collect();
+    let missing: Vec<usize> = senders
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_none())
+        .map(|(i, _)| i)
+        .collect();
     let recover = |indices: &[usize]| -> Result<Vec<(usize, Address)>, ImportError> {
         indices
             .iter()
             .map(|&index| {
-                koma_evm::recover_sender(&txs[index])
+                let tx = txs
+                    .get(index)
+                    .ok_or_else(|| ImportError::Internal(format!("no transaction {index}")))?;
+                koma_evm::recover_sender(tx)
                     .map(|a| (index, a))
                     .map_err(|_| ImportError::BadSignature { number, index })
             })
@@ -344,7 +352,9 @@ pub(crate) fn recover_senders(
         recover(&missing)?
     };
     for (index, sender) in recovered {
-        senders[index] = Some(sender);
+        if let Some(slot) = senders.get_mut(index) {
+            *slot = Some(sender);
+        }
     }
     senders
         .into_iter()

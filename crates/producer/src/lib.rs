@@ -12,6 +12,19 @@
 //!   gas used, and that it stays within the compute limit; used by import and by
 //!   `koma db verify`.
 
+// Blocks from peers and transactions from RPC clients must never crash the node: no
+// unwrap/expect/panic, no unchecked indexing or arithmetic outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 mod build;
 mod fork_choice;
 mod import;

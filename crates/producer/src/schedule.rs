@@ -38,7 +38,10 @@ impl ProducerSchedule {
     /// The producer in turn for block `number`.
     pub fn in_turn(&self, number: u64) -> Address {
         let n = self.params.producers.len() as u64;
-        let idx = (number / self.params.sprint) % n.max(1);
+        let idx = number
+            .checked_div(self.params.sprint)
+            .and_then(|slot| slot.checked_rem(n))
+            .unwrap_or(0);
         self.params
             .producers
             .get(idx as usize)
@@ -51,15 +54,17 @@ impl ProducerSchedule {
     pub fn distance(&self, number: u64, producer: Address) -> Option<u64> {
         let n = self.params.producers.len() as u64;
         let pos = self.params.producers.iter().position(|p| *p == producer)? as u64;
-        let in_turn = (number / self.params.sprint) % n;
-        Some((pos + n - in_turn) % n)
+        let in_turn = number.checked_div(self.params.sprint)?.checked_rem(n)?;
+        // pos and in_turn are both below n
+        pos.checked_add(n)?.checked_sub(in_turn)?.checked_rem(n)
     }
 
     /// Difficulty encodes turn priority: `n - distance`, so the in-turn block is the
     /// heaviest and fork choice prefers it.
     pub fn difficulty(&self, number: u64, producer: Address) -> Option<U256> {
         let n = self.params.producers.len() as u64;
-        self.distance(number, producer).map(|d| U256::from(n - d))
+        self.distance(number, producer)
+            .map(|d| U256::from(n.saturating_sub(d)))
     }
 }
 

@@ -50,7 +50,7 @@ pub fn signed_call(
     value: U256,
     gas_limit: u64,
 ) -> (TxEnvelope, Address) {
-    let (from, key) = dev::dev_accounts(account + 1).remove(account as usize);
+    let (from, key) = dev::dev_accounts(account.saturating_add(1)).remove(account as usize);
     let mut tx = TxEip1559 {
         chain_id: 42424,
         nonce,

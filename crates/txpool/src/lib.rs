@@ -52,6 +52,19 @@
 //! insert is a few map operations. New pending hashes are broadcast after the lock is
 //! released ([`TxPool::subscribe`]).
 
+// Blocks from peers and transactions from RPC clients must never crash the node: no
+// unwrap/expect/panic, no unchecked indexing or arithmetic outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 mod best;
 mod config;
 mod error;

@@ -627,8 +627,9 @@ impl PoolInner {
 fn is_sufficient_bump(old: &PooledTx, new: &PooledTx, bump_percent: u128) -> bool {
     let threshold = |value: u128| {
         // u128 fees times a small percentage: compute in U256 so absurd fees cannot wrap.
-        let scaled = U256::from(value) * U256::from(100u128.saturating_add(bump_percent));
-        scaled / U256::from(100u8)
+        let scaled =
+            U256::from(value).saturating_mul(U256::from(100u128.saturating_add(bump_percent)));
+        scaled.checked_div(U256::from(100u8)).unwrap_or_default()
     };
     let (old_cap, new_cap) = (old.max_fee_per_gas(), new.max_fee_per_gas());
     let (old_tip, new_tip) = (old.tip_cap(), new.tip_cap());
