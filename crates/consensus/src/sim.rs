@@ -115,6 +115,10 @@ pub struct Scenario {
     pub era_blocks: u64,
     /// Real secp256k1 keys and signatures (as in the node) instead of the cheap mock.
     pub real_keys: bool,
+    /// `(validator, at)`: the validator's storage fails at `at` ms and its host calls
+    /// `stop_signing` (as the node does when an own unit cannot be persisted). It
+    /// must create no unit after that, and the others go on finalizing.
+    pub stop_signing: Vec<(ValidatorIndex, u64)>,
 }
 
 impl Scenario {
@@ -135,6 +139,7 @@ impl Scenario {
             equal_stake: false,
             era_blocks: u64::MAX,
             real_keys: false,
+            stop_signing: Vec::new(),
         }
     }
 
@@ -277,6 +282,8 @@ enum Event {
     Deliver(usize, Msg),
     Timer(usize),
     Restart(usize),
+    /// The node's storage fails: it stops signing.
+    StopSigning(usize),
     /// L2 slot: its producer builds a block.
     Produce(u64),
     /// A node's periodic L2 sync round.
@@ -353,6 +360,8 @@ struct Sim {
     timers: HashSet<(usize, Timestamp)>,
     /// Every unit and era record each node persisted (what a restart reloads).
     persisted: Vec<Vec<SignedUnit>>,
+    /// Nodes that stopped signing.
+    signing_stopped: Vec<bool>,
     records: Vec<BTreeMap<u64, EraRecord>>,
     /// Finalized blocks per node and threshold, with the time.
     finalized: Vec<Vec<Vec<(B256, Timestamp)>>>,
@@ -483,6 +492,7 @@ impl Sim {
             next_id: 0,
             timers: HashSet::new(),
             persisted: vec![Vec::new(); n],
+            signing_stopped: vec![false; n],
             records,
             finalized: vec![vec![Vec::new(); thresholds.len()]; n],
             decided: vec![BTreeMap::new(); thresholds.len()],
@@ -517,6 +527,9 @@ impl Sim {
             for i in 0..n {
                 sim.push(1_000 + i as u64 * 7, Event::Sync(i));
             }
+        }
+        for (v, at) in sim.sc.stop_signing.clone() {
+            sim.push(at, Event::StopSigning(v as usize));
         }
         for c in sim.sc.crashes.clone() {
             if let Some(t) = c.restart {
@@ -791,7 +804,16 @@ impl Sim {
     fn apply(&mut self, node: usize, effects: Vec<Effect>) {
         for e in effects {
             match e {
-                Effect::Persist(u) => self.persisted[node].push(u),
+                Effect::Persist(u) => {
+                    if self.signing_stopped[node] {
+                        self.fail(format!(
+                            "node {node} created unit {} after it stopped signing (seed {})",
+                            u.hash(),
+                            self.seed
+                        ));
+                    }
+                    self.persisted[node].push(u)
+                }
                 // Peers' units are not kept across a simulated crash: a restarted node
                 // fetches them again (the harder case for catching up).
                 Effect::Store(_) => {}
@@ -976,7 +998,7 @@ impl Sim {
         };
         let node = match &event {
             Event::Deliver(to, _) => *to,
-            Event::Timer(n) | Event::Restart(n) | Event::Sync(n) => *n,
+            Event::Timer(n) | Event::Restart(n) | Event::Sync(n) | Event::StopSigning(n) => *n,
             Event::Produce(slot) => {
                 self.produce(*slot);
                 return true;
@@ -1014,6 +1036,11 @@ impl Sim {
             Event::Produce(_) => Vec::new(),
             Event::Sync(n) => {
                 self.sync_round(n);
+                Vec::new()
+            }
+            Event::StopSigning(n) => {
+                self.nodes[n].stop_signing();
+                self.signing_stopped[n] = true;
                 Vec::new()
             }
             Event::Deliver(to, Msg::Block(hash, block, from)) => {

@@ -381,3 +381,19 @@ fn l2_chain_with_faults_and_eras() {
         );
     }
 }
+
+/// A validator whose storage fails stops signing (the node does so when an own unit
+/// cannot be persisted): it creates no unit afterwards (the simulator fails the run
+/// if it does), follows the others across era switches, and finality goes on with
+/// the six others at every threshold.
+#[test]
+fn a_validator_that_stops_signing_creates_nothing_and_finality_goes_on() {
+    let mut sc = Scenario::new("stop-signing-7", 7, 30_000);
+    sc.equal_stake = true;
+    sc.era_blocks = 10;
+    sc.stop_signing = vec![(2, 5_000)];
+    for r in run_scenario(sc, SEEDS) {
+        assert!(r.eras >= 2, "seed {}: only reached era {}", r.seed, r.eras);
+        assert_every_threshold_progressed(&r, 5);
+    }
+}
