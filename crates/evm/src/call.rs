@@ -228,8 +228,10 @@ impl Caller<'_> {
         if price > 0 {
             let from = req.from.unwrap_or_default();
             let balance = db.basic_ref(from)?.map(|a| a.balance).unwrap_or_default();
-            let available =
-                balance.saturating_sub(req.value.unwrap_or_default()) / U256::from(price);
+            let available = balance
+                .saturating_sub(req.value.unwrap_or_default())
+                .checked_div(U256::from(price))
+                .unwrap_or_default();
             let affordable = u64::try_from(available).unwrap_or(u64::MAX);
             hi = hi.min(affordable);
         }
@@ -241,12 +243,12 @@ impl Caller<'_> {
         // Plain transfers to accounts without code cost exactly what they used.
         let mut lo = used.saturating_sub(1).max(MIN_TX_GAS - 1);
         // A good first guess: what was used plus the 1/64 the EVM withholds per call.
-        let guess = used.saturating_mul(64) / 63 + 1;
+        let guess = (used.saturating_mul(64) / 63).saturating_add(1);
         if guess < hi && matches!(self.run(&db, req, guess)?, CallResult::Success { .. }) {
             hi = guess;
         }
-        while lo + 1 < hi {
-            let mid = lo + (hi - lo) / 2;
+        while lo.saturating_add(1) < hi {
+            let mid = lo.saturating_add(hi.saturating_sub(lo) / 2);
             match self.run(&db, req, mid) {
                 Ok(CallResult::Success { .. }) => hi = mid,
                 Ok(_) | Err(CallError::Invalid(_)) => lo = mid,

@@ -221,7 +221,7 @@ impl<S: StateReader> BlockExecutor<S> {
         // transaction pays.
         self.evm
             .precompiles
-            .begin(Some(compute_remaining - MIN_TX_COMPUTE_UNITS));
+            .begin(Some(compute_remaining.saturating_sub(MIN_TX_COMPUTE_UNITS)));
         let outcome = self.evm.inspect_tx(tx_env);
         let precompile_gas = self.evm.precompiles.gas;
         let ResultAndState { result, state } = match outcome {
@@ -250,7 +250,7 @@ impl<S: StateReader> BlockExecutor<S> {
                 remaining: compute_remaining,
             });
         }
-        self.compute_used += compute_units;
+        self.compute_used = self.compute_used.saturating_add(compute_units);
         let gas_used = result.tx_gas_used();
         let coinbase = self.env.beneficiary;
         let balance_of = |a: &Address| state.get(a).map(|acc| acc.info.balance).unwrap_or_default();

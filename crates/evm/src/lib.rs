@@ -18,6 +18,19 @@
 //! Invariant: execution is a pure function of (parent state, block environment,
 //! transactions), so every honest node derives the same roots.
 
+// Data from peers and clients reaches this crate: no unwrap/expect/panic, no unchecked
+// indexing or arithmetic outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 pub mod call;
 pub mod db;
 mod executor;

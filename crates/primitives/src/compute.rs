@@ -31,8 +31,9 @@ pub const PRECOMPILE_WEIGHT: u64 = 36;
 /// refunds, at least the EIP-7623 floor), `precompile_gas` of it in precompile calls.
 pub fn tx_compute_units(gas_spent: u64, precompile_gas: u64) -> u64 {
     let base = gas_spent.min(BASE_GAS);
-    let precompile = precompile_gas.min(gas_spent - base);
-    let execution = gas_spent - base - precompile;
+    // base <= gas_spent and precompile <= gas_spent - base: neither subtraction wraps
+    let precompile = precompile_gas.min(gas_spent.saturating_sub(base));
+    let execution = gas_spent.saturating_sub(base).saturating_sub(precompile);
     base.saturating_mul(BASE_WEIGHT)
         .saturating_add(execution.saturating_mul(EXECUTION_WEIGHT))
         .saturating_add(precompile.saturating_mul(PRECOMPILE_WEIGHT))

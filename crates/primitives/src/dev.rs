@@ -30,7 +30,7 @@ pub fn dev_accounts(n: u32) -> Vec<(Address, PrivateKeySigner)> {
 
 /// The devnet producer key number `i`.
 pub fn dev_producer_key(i: u32) -> PrivateKeySigner {
-    derive(PRODUCER_INDEX_BASE + i)
+    derive(PRODUCER_INDEX_BASE.saturating_add(i))
 }
 
 #[cfg(test)]

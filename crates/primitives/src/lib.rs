@@ -15,6 +15,19 @@
 //! Invariant: every encoding here is canonical (RLP / EIP-2718 as Ethereum defines
 //! it), so two honest nodes always derive the same hashes and roots.
 
+// Data from peers and clients reaches this crate: no unwrap/expect/panic, no unchecked
+// indexing or arithmetic outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 pub mod chainspec;
 pub mod compute;
 pub mod dev;

@@ -24,11 +24,12 @@ pub enum SealError {
 /// The hash a producer signs: the header hash with the seal bytes stripped.
 pub fn seal_hash(header: &Header) -> Result<B256, SealError> {
     let len = header.extra_data.len();
-    if len != VANITY_LEN + SEAL_LEN {
-        return Err(SealError::BadExtraLength { len });
-    }
+    let vanity = match header.extra_data.split_at_checked(VANITY_LEN) {
+        Some((vanity, seal)) if seal.len() == SEAL_LEN => vanity,
+        _ => return Err(SealError::BadExtraLength { len }),
+    };
     let mut unsealed = header.clone();
-    unsealed.extra_data = Bytes::copy_from_slice(&header.extra_data[..VANITY_LEN]);
+    unsealed.extra_data = Bytes::copy_from_slice(vanity);
     Ok(unsealed.hash_slow())
 }
 
@@ -43,7 +44,8 @@ pub fn seal_header(header: &mut Header, key: &PrivateKeySigner) -> Result<(), Se
     let sig = key
         .sign_hash_sync(&hash)
         .map_err(|e| SealError::Signing(e.to_string()))?;
-    let mut extra = header.extra_data[..VANITY_LEN].to_vec();
+    let mut extra = header.extra_data.to_vec();
+    extra.truncate(VANITY_LEN);
     extra.extend_from_slice(&sig.as_bytes());
     header.extra_data = extra.into();
     Ok(())
@@ -52,7 +54,7 @@ pub fn seal_header(header: &mut Header, key: &PrivateKeySigner) -> Result<(), Se
 /// Recovers the producer address that sealed `header`.
 pub fn recover_producer(header: &Header) -> Result<Address, SealError> {
     let hash = seal_hash(header)?;
-    let raw = &header.extra_data[VANITY_LEN..];
+    let raw = header.extra_data.get(VANITY_LEN..).unwrap_or_default();
     let sig = Signature::try_from(raw).map_err(|e| SealError::BadSignature(e.to_string()))?;
     sig.recover_address_from_prehash(&hash)
         .map_err(|e| SealError::BadSignature(e.to_string()))

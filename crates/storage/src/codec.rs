@@ -132,7 +132,7 @@ pub(crate) fn decode_tx_location(v: &[u8]) -> Result<TxLocation, StorageError> {
     }
     let n = |r: std::ops::Range<usize>| v.get(r).and_then(decode_u64).unwrap_or_default();
     Ok(TxLocation {
-        block_hash: decode_b256(&v[..32])?,
+        block_hash: decode_b256(v.get(..32).unwrap_or_default())?,
         block_number: n(32..40),
         index: n(40..48),
     })

@@ -20,6 +20,19 @@
 //!   that resolves `latest` and then reads state sees one block however many are
 //!   committed meanwhile.
 
+// Data from peers and clients reaches this crate: no unwrap/expect/panic, no unchecked
+// indexing or arithmetic outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 mod changeset;
 mod codec;
 mod error;
