@@ -1,5 +1,5 @@
 //! Records every native value transfer of a transaction, in execution order and
-//! interleaved with the contract logs, for the transfer log (DESIGN.md 3.6).
+//! interleaved with the contract logs, for the transfer log (docs/protocol.md).
 //!
 //! Each call/create frame keeps its own list of items (transfers and placeholders for
 //! contract logs). A frame that succeeds hands its items to its parent; a frame that

@@ -66,7 +66,7 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// The producer schedule parameters (see DESIGN.md 3.2).
+/// The producer schedule parameters (docs/protocol.md, "Producer schedule").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProducerParams {

@@ -1,4 +1,4 @@
-//! The UTXO-like transfer log (DESIGN.md 3.6).
+//! The UTXO-like transfer log (docs/protocol.md, "The transfer log").
 //!
 //! Every native value movement gets a synthetic log from [`TRANSFER_LOG_ADDRESS`]
 //! carrying the balances of both sides before (`input1`, `input2`) and after

@@ -1,7 +1,7 @@
 //! Block production and import.
 //!
 //! - [`ProducerSchedule`]: who is in turn for a block (spans and sprints,
-//!   DESIGN.md 3.2) and the difficulty that encodes turn priority.
+//!   docs/protocol.md) and the difficulty that encodes turn priority.
 //! - [`slot_delay`] / [`earliest_timestamp`]: when a producer may seal: one block
 //!   time after the parent when in turn, one more per step of distance otherwise.
 //! - [`build_block`]: fills a block from the pool's best transactions by effective
