@@ -13,10 +13,12 @@ use koma_network::{
     SyncError, SyncRequest, SyncResponder, SyncResponse, Topic,
 };
 use koma_primitives::Block;
+use koma_primitives::SyncProgress;
 use koma_producer::block_from;
 use koma_producer::{ImportError, ImportOutcome};
-use koma_rpc::{NetworkApi, NodeInfo, PoolStateView, SyncProgress};
+use koma_rpc::{NetworkApi, NodeInfo};
 use koma_storage::Database;
+use koma_txpool::PoolStateView;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};

@@ -12,8 +12,8 @@ use koma_network::{
     SyncResponse,
 };
 use koma_primitives::Block;
+use koma_primitives::SyncProgress;
 use koma_producer::ImportError;
-use koma_rpc::SyncProgress;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -62,6 +62,14 @@ impl SealedHeader {
     }
 }
 
+/// How far a syncing node is (`eth_syncing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncProgress {
+    pub starting_block: u64,
+    pub current_block: u64,
+    pub highest_block: u64,
+}
+
 /// Root of an empty Merkle-Patricia trie.
 pub const EMPTY_ROOT_HASH: B256 = alloy_trie::EMPTY_ROOT_HASH;
 /// keccak256 of empty bytes (the code hash of an account without code).

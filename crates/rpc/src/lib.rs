@@ -4,7 +4,7 @@
 //! subscriptions, fees, calls), `net_*`, `web3_*`, `txpool_*`, and `admin_*` when the
 //! operator enables it — see `docs/rpc.md`.
 //! Handlers read storage directly (RocksDB is safe to share) and hand transactions to
-//! the pool; new blocks arrive as [`ChainEvent`]s on a broadcast channel and feed the
+//! the pool; new blocks arrive as [`ChainEvent`](koma_storage::ChainEvent)s on a broadcast channel and feed the
 //! `newHeads` / `logs` subscriptions.
 //!
 //! Errors carry the codes and texts Ethereum clients expect (geth's): -32700 parse
@@ -58,8 +58,8 @@ pub use finality::{
     ConsensusApi, FinalBlock, KomaConsensus, KomaConsensusApiServer, ThresholdStatus,
     ValidatorStatus,
 };
-pub use p2p::{Admin, AdminApiServer, NetworkApi, NodeInfo, SyncProgress};
-pub use state::{ApiConfig, ChainEvent, PoolStateView, RpcState, StateAt};
+pub use p2p::{Admin, AdminApiServer, NetworkApi, NodeInfo};
+pub use state::{ApiConfig, RpcState, StateAt};
 
 use jsonrpsee::RpcModule;
 use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};

@@ -7,16 +7,9 @@ use alloy_primitives::{Bytes, U64};
 use futures::future::BoxFuture;
 use jsonrpsee::core::{RpcResult, async_trait};
 use jsonrpsee::proc_macros::rpc;
+use koma_primitives::SyncProgress;
 use serde::Serialize;
 use std::sync::Arc;
-
-/// How far a syncing node is (`eth_syncing`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SyncProgress {
-    pub starting_block: u64,
-    pub current_block: u64,
-    pub highest_block: u64,
-}
 
 /// `admin_nodeInfo`.
 #[derive(Debug, Clone, Serialize)]

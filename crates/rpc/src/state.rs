@@ -1,24 +1,13 @@
-//! Shared state of the RPC handlers and the chain events they serve.
+//! Shared state of the RPC handlers.
 
 use crate::filters::FilterStore;
-use alloy::consensus::ReceiptEnvelope;
 use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_trie::TrieAccount;
 use koma_primitives::{ChainSpec, SealedHeader};
-use koma_storage::{Database, HistoricalState, LatestState, StateReader, StorageError, StoredBody};
-use koma_txpool::{AccountInfoLite, AccountReader, TxPool};
+use koma_storage::{ChainEvent, Database, HistoricalState, LatestState, StateReader, StorageError};
+use koma_txpool::TxPool;
 use std::sync::Arc;
 use tokio::sync::broadcast;
-
-/// A block that became canonical (`removed == false`) or left the canonical chain in
-/// a reorg (`removed == true`).
-#[derive(Debug, Clone)]
-pub struct ChainEvent {
-    pub header: SealedHeader,
-    pub body: StoredBody,
-    pub receipts: Vec<ReceiptEnvelope>,
-    pub removed: bool,
-}
 
 /// Limits and defaults of the RPC API.
 ///
@@ -111,32 +100,6 @@ pub struct RpcState {
     pub consensus: Option<Arc<dyn crate::finality::ConsensusApi>>,
     /// Blocks as they become final at the node's threshold (`eth_subscribe("finalized")`).
     pub finalized: broadcast::Sender<crate::finality::FinalBlock>,
-}
-
-/// The pool's view of the latest state.
-#[derive(Debug, Clone)]
-pub struct PoolStateView(pub Database);
-
-impl AccountReader for PoolStateView {
-    fn account(&self, address: Address) -> AccountInfoLite {
-        match self.0.account(address) {
-            Ok(Some(a)) => AccountInfoLite {
-                nonce: a.nonce,
-                balance: a.balance,
-            },
-            Ok(None) => AccountInfoLite {
-                nonce: 0,
-                balance: U256::ZERO,
-            },
-            Err(e) => {
-                tracing::error!(%address, error = %e, "state read failed in pool validation");
-                AccountInfoLite {
-                    nonce: u64::MAX,
-                    balance: U256::ZERO,
-                }
-            }
-        }
-    }
 }
 
 /// Either the latest state or the state at an older block.

@@ -36,6 +36,7 @@
 mod changeset;
 mod codec;
 mod error;
+mod event;
 mod snapshot;
 mod state;
 pub mod tables;
@@ -52,6 +53,7 @@ pub fn changeset_info(nonce: u64, balance: U256, code_hash: B256) -> AccountInfo
     }
 }
 pub use error::StorageError;
+pub use event::ChainEvent;
 pub use snapshot::Snapshot;
 pub use state::{HistoricalState, LatestState, PreparedState, StateReader};
 

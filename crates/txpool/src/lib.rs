@@ -1,8 +1,9 @@
 //! KOMA's transaction pool: validation, anti-spam rules, per-sender nonce queues,
 //! replacement, eviction, and the best-first order block producers consume.
 //!
-//! Pure logic: no I/O, no clock. Account state comes in through [`AccountReader`], block
-//! outcomes through [`TxPool::on_canonical_block`]. [`TxPool`] is `Send + Sync` and meant
+//! Pure logic: no I/O, no clock. Account state comes in through [`AccountReader`] (over
+//! the chain database: [`PoolStateView`]), block outcomes through
+//! [`TxPool::on_canonical_block`]. [`TxPool`] is `Send + Sync` and meant
 //! to be shared behind an `Arc` by the RPC server, the network and the producer.
 //!
 //! # Admission
@@ -69,6 +70,7 @@ mod best;
 mod config;
 mod error;
 mod pool;
+mod state_view;
 mod tx;
 mod validate;
 
@@ -92,6 +94,7 @@ use tokio::sync::broadcast;
 pub use best::BestTransactions;
 pub use config::{GWEI, PoolConfig};
 pub use error::{PoolError, RPC_CODE_INVALID_PARAMS, RPC_CODE_POOL};
+pub use state_view::PoolStateView;
 pub use tx::{AccountInfoLite, AccountReader, PooledTx};
 pub use validate::recover_sender;
 

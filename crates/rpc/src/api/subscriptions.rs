@@ -8,10 +8,10 @@ use super::KomaApi;
 use crate::convert::{rpc_header, rpc_receipts, rpc_transaction};
 use crate::error::invalid_params;
 use crate::params::LogFilter;
-use crate::state::ChainEvent;
 use alloy::rpc::types::{Filter, Header as RpcHeader, Log};
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::{PendingSubscriptionSink, SubscriptionMessage};
+use koma_storage::ChainEvent;
 use serde_json::value::RawValue;
 use tokio::sync::broadcast::error::RecvError;
 

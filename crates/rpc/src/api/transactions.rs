@@ -3,12 +3,12 @@
 use super::KomaApi;
 use super::state::storage_err;
 use crate::convert::{RpcReceipt, rpc_transaction};
-use crate::state::PoolStateView;
 use alloy::rpc::types::Transaction;
 use alloy_primitives::{B256, Bytes};
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::types::ErrorObjectOwned;
 use koma_txpool::PoolError;
+use koma_txpool::PoolStateView;
 
 impl KomaApi {
     /// `eth_sendRawTransaction`: bounded work (the pool refuses more than 128 KiB before
