@@ -337,14 +337,24 @@ impl Node {
         }
         // Wait for an import in progress to commit before anything else stops.
         drop(self.chain.write.lock().await);
-        for task in self.tasks.drain(..) {
-            task.abort();
-        }
+        let _ = self.rpc.stop();
+        self.rpc.stopped().await;
         if let Some(network) = &self.network {
             let _ = network.shutdown().await;
         }
-        let _ = self.rpc.stop();
-        self.rpc.stopped().await;
+        // Every task saw the stop signal: each gets a moment to finish what it is
+        // doing (a storage write in flight, say) and is aborted after that. Either
+        // way it is awaited, so its state (its database handle among it) is gone
+        // before shutdown returns and the data directory can be reopened at once.
+        let deadline = tokio::time::Instant::now()
+            .checked_add(std::time::Duration::from_secs(3))
+            .unwrap_or_else(tokio::time::Instant::now);
+        for mut task in self.tasks.drain(..) {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+                let _ = task.await;
+            }
+        }
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || db.flush()).await??;
         tracing::info!("node stopped");
