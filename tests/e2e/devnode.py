@@ -272,3 +272,12 @@ def run(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
     """Run a command to completion with a time bound, capturing its output."""
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL, **kw)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of process ``pid`` in MB (from /proc)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")

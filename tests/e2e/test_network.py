@@ -18,7 +18,7 @@ import pytest
 from eth_account import Account
 
 from cluster import Cluster, ProcNode, WsCollector, agreed_height, free_port_range, wait_until
-from devnode import CHAIN_ID, DEV_KEYS, koma_bin
+from devnode import CHAIN_ID, DEV_KEYS, koma_bin, rss_mb
 from ethutil import TRANSFER_LOG_ADDRESS, Chain, http_web3
 
 pytestmark = pytest.mark.koma_only
@@ -226,14 +226,6 @@ def test_finality_resumes_after_every_heal(cluster):
         for n in nodes:
             assert n.hash_at(number) in hashes, \
                 f"{n.name}: final block #{number} ({threshold}) is not on its chain"
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for {pid}")
 
 
 @pytest.mark.parametrize("mode", ["garbage", "oversized", "invalid-block", "extreme-header"])

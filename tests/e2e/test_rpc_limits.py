@@ -19,7 +19,7 @@ import pytest
 import requests
 import websockets
 
-from devnode import CHAIN_ID, IS_KOMA
+from devnode import CHAIN_ID, IS_KOMA, rss_mb
 from ethutil import RawRpc
 
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
@@ -242,14 +242,6 @@ def test_websocket_envelope(node):
 FLOOD_THREADS = 16
 FLOOD_SECONDS = float(os.environ.get("E2E_RPC_FLOOD_SECONDS", "10"))
 RSS_GROWTH_LIMIT_MB = 400
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for {pid}")
 
 
 @pytest.mark.koma_only  # watches the node process's memory
