@@ -15,7 +15,6 @@ from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3 import AsyncWeb3, Web3, WebSocketProvider
 from web3.exceptions import TimeExhausted
-from web3.middleware import ExtraDataToPOAMiddleware
 
 from devnode import CHAIN_ID, DEV_KEYS
 
@@ -64,19 +63,15 @@ def hexint(x) -> int:
 
 
 def http_web3(url: str, timeout: float = 60) -> Web3:
-    """A web3 HTTP client set up like a DApp's for a Clique/Bor-style chain: KOMA's
-    extraData (32-byte vanity + 65-byte producer seal) is longer than the 32 bytes
-    web3.py accepts by default, so, as on Polygon, the POA middleware is needed."""
-    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
-    w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
-    return w3
+    """A plain web3 HTTP client, as a DApp makes one: no middleware (KOMA headers are
+    Ethereum headers, extraData within 32 bytes; the producer's seal travels beside
+    them and is read with koma_getBlockSeal)."""
+    return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
 
 
 def ws_web3(url: str) -> AsyncWeb3:
     """An async WebSocket client (use as `async with ws_web3(url) as w3`)."""
-    w3 = AsyncWeb3(WebSocketProvider(url))
-    w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
-    return w3
+    return AsyncWeb3(WebSocketProvider(url))
 
 
 class Chain:

@@ -221,17 +221,10 @@ async fn bad_block(
         Lie::GasUsed => header.gas_used = u64::MAX,
         Lie::Number => header.number = u64::MAX,
         Lie::Timestamp => header.timestamp = u64::MAX,
-        Lie::ExtraData => {}
-    }
-    koma_primitives::seal::seal_header(&mut header, &key)?;
-    if let Lie::ExtraData = lie {
-        // After the seal, which would cut it to its fixed length.
-        let mut extra = vec![0xab; 64 * 1024];
-        extra.extend_from_slice(&header.extra_data);
-        header.extra_data = extra.into();
+        Lie::ExtraData => header.extra_data = vec![0xab; 64 * 1024].into(),
     }
     let block = Block {
-        header,
+        header: koma_primitives::SignedHeader::sign(header, spec.chain_id, &key)?,
         body: alloy::consensus::BlockBody {
             transactions: Vec::new(),
             ommers: Vec::new(),

@@ -511,7 +511,10 @@ fn state_root(sizes: &[u64], touched: u64, blocks: u64) -> eyre::Result<()> {
                 ..Default::default()
             };
             let block = koma_primitives::Block {
-                header,
+                header: koma_primitives::SignedHeader {
+                    header,
+                    seal: Default::default(),
+                },
                 body: Default::default(),
             };
             let t = Instant::now();

@@ -1,6 +1,6 @@
 //! `koma db verify`: replays a chain from genesis in a scratch database.
 
-use koma_primitives::{Block, ChainSpec};
+use koma_primitives::ChainSpec;
 use koma_producer::import_block;
 use koma_storage::Database;
 use std::path::Path;
@@ -30,14 +30,10 @@ pub fn verify(spec: &ChainSpec, datadir: &Path) -> eyre::Result<()> {
         let body = source
             .body(header.hash)?
             .ok_or_else(|| eyre::eyre!("body of block {number} missing"))?;
-        let block = Block {
-            header: header.header.clone(),
-            body: alloy::consensus::BlockBody {
-                transactions: body.transactions.clone(),
-                ommers: Vec::new(),
-                withdrawals: Some(Default::default()),
-            },
-        };
+        let seal = source
+            .seal(header.hash)?
+            .ok_or_else(|| eyre::eyre!("seal of block {number} missing"))?;
+        let block = koma_producer::block_from(&header, seal, &body);
         // Full import: header rules, seal, sender recovery, re-execution, every root.
         let committed = import_block(spec, &replay, &block)?;
         if committed.hash != header.hash {

@@ -422,8 +422,9 @@ fn answer(db: &Database, request: &SyncRequest) -> SyncResponse {
                     let Some(body) = db.body(header.hash)? else {
                         break;
                     };
+                    let seal = db.seal(header.hash)?.unwrap_or_default();
                     let mut out = Vec::new();
-                    block_from(&header, &body).encode(&mut out);
+                    block_from(&header, seal, &body).encode(&mut out);
                     bytes = bytes.saturating_add(out.len());
                     items.push(out);
                     if bytes >= MAX_SERVE_BYTES {
@@ -438,8 +439,9 @@ fn answer(db: &Database, request: &SyncRequest) -> SyncResponse {
                 let mut items = Vec::new();
                 if let (Some(header), Some(body)) = (db.header(hash)?, db.body(hash)?) {
                     let sealed = koma_primitives::SealedHeader { hash, header };
+                    let seal = db.seal(hash)?.unwrap_or_default();
                     let mut out = Vec::new();
-                    block_from(&sealed, &body).encode(&mut out);
+                    block_from(&sealed, seal, &body).encode(&mut out);
                     items.push(out);
                 }
                 SyncResponse::Blocks(items)

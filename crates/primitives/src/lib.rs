@@ -5,8 +5,9 @@
 //!   producer set, initial allocation), loaded from JSON. Everything a node needs to agree with its peers
 //!   lives here; nothing is a hidden default.
 //! - [`Block`], [`SealedHeader`]: Ethereum-shaped blocks (alloy types) so that block
-//!   hashes and `eth_getBlockBy*` are standard. The producer's secp256k1 seal lives in
-//!   the last 65 bytes of `extra_data` (Clique/Bor style), see [`seal`].
+//!   hashes and `eth_getBlockBy*` are standard. The header is unsigned (`extra_data`
+//!   at most 32 bytes); the producer's secp256k1 seal over the block hash travels
+//!   beside it in [`SignedHeader`], see [`seal`].
 //! - [`compute`]: the compute meter, gas weighted by its measured time, bounded per
 //!   block beside gas (ADR 0011).
 //! - [`transfer_log`]: the synthetic `LogTransfer` / `LogFeeTransfer` events emitted
@@ -38,8 +39,11 @@ pub use alloy::consensus::{Header, ReceiptEnvelope, TxEnvelope};
 pub use alloy_primitives::{Address, B256, Bloom, Bytes, U256, address, b256};
 pub use chainspec::{ChainSpec, ChainSpecError, DEFAULT_MAX_TX_GAS, GenesisAccount};
 
-/// A block as stored and gossiped: standard header plus EIP-2718 transactions.
-pub type Block = alloy::consensus::Block<TxEnvelope>;
+pub use seal::{Seal, SignedHeader};
+
+/// A block as gossiped and synced: a standard header with its producer's seal beside
+/// it, plus EIP-2718 transactions. `block.header` dereferences to the [`Header`].
+pub type Block = alloy::consensus::Block<TxEnvelope, SignedHeader>;
 
 /// A header together with its (cached) hash.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,92 +1,176 @@
-//! Producer seals (Clique/Bor style): `extra_data` = 32-byte vanity ‖ 65-byte
-//! secp256k1 signature over the hash of the header with the signature removed.
+//! Producer seals, carried beside the header as Ethereum has carried the proposer's
+//! signature since the merge (the execution header is unsigned; the beacon block that
+//! carries it is signed).
+//!
+//! The header is a plain Ethereum header: `extra_data` holds at most 32 bytes, so every
+//! client's schema accepts it, and the block hash is the hash of that header. The
+//! producer signs [`seal_digest`]: `keccak256("KOMA block seal v1" ‖ chain id (8 bytes,
+//! big-endian) ‖ block hash)`, a secp256k1 signature of 65 bytes (r ‖ s ‖ v, v = 27 or
+//! 28 as `ecrecover` takes it). The domain tag and the chain id keep a seal from being
+//! replayed as any other signature of the same key or on another KOMA chain; the digest
+//! is one `keccak256(abi.encodePacked(...))` on L1, where seals will serve as slashing
+//! evidence. Blocks travel and are stored as [`SignedHeader`] + body.
 
 use alloy::consensus::Header;
 use alloy::signers::{SignerSync, local::PrivateKeySigner};
-use alloy_primitives::{Address, B256, Bytes, Signature};
+use alloy_primitives::{Address, B256, FixedBytes, Signature};
+use alloy_rlp::{RlpDecodable, RlpEncodable};
 
-/// Length of the vanity prefix of `extra_data`.
-pub const VANITY_LEN: usize = 32;
-/// Length of the seal suffix of `extra_data`.
+/// Domain tag of the seal digest.
+pub const SEAL_DOMAIN: &[u8] = b"KOMA block seal v1";
+/// Length of a seal: r ‖ s ‖ v.
 pub const SEAL_LEN: usize = 65;
+/// Ethereum's bound on `extra_data` (execution-API schema and yellow paper).
+pub const MAX_EXTRA_DATA: usize = 32;
 
-/// Why a header's seal is unusable.
+/// A producer's secp256k1 signature over [`seal_digest`].
+pub type Seal = FixedBytes<SEAL_LEN>;
+
+/// Why a seal is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SealError {
-    #[error("extra data is {len} bytes, a sealed header needs {} ", VANITY_LEN + SEAL_LEN)]
-    BadExtraLength { len: usize },
     #[error("invalid seal signature: {0}")]
     BadSignature(String),
     #[error("signing failed: {0}")]
     Signing(String),
 }
 
-/// The hash a producer signs: the header hash with the seal bytes stripped.
-pub fn seal_hash(header: &Header) -> Result<B256, SealError> {
-    let len = header.extra_data.len();
-    let vanity = match header.extra_data.split_at_checked(VANITY_LEN) {
-        Some((vanity, seal)) if seal.len() == SEAL_LEN => vanity,
-        _ => return Err(SealError::BadExtraLength { len }),
-    };
-    let mut unsealed = header.clone();
-    unsealed.extra_data = Bytes::copy_from_slice(vanity);
-    Ok(unsealed.hash_slow())
+/// A header with its producer's seal: what blocks carry on the wire and in storage.
+/// It dereferences to the [`Header`], whose hash is the block hash.
+#[derive(Debug, Clone, Default, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct SignedHeader {
+    pub header: Header,
+    /// Zero for the genesis block, which nobody seals.
+    pub seal: Seal,
 }
 
-/// Seals `header` in place with `key`. `extra_data` may hold up to 32 vanity bytes
-/// before the call; it is padded to 32 and the seal appended.
-pub fn seal_header(header: &mut Header, key: &PrivateKeySigner) -> Result<(), SealError> {
-    let mut extra = header.extra_data.to_vec();
-    extra.resize(VANITY_LEN, 0);
-    extra.extend_from_slice(&[0u8; SEAL_LEN]);
-    header.extra_data = extra.into();
-    let hash = seal_hash(header)?;
-    let sig = key
-        .sign_hash_sync(&hash)
-        .map_err(|e| SealError::Signing(e.to_string()))?;
-    let mut extra = header.extra_data.to_vec();
-    extra.truncate(VANITY_LEN);
-    extra.extend_from_slice(&sig.as_bytes());
-    header.extra_data = extra.into();
-    Ok(())
+impl std::ops::Deref for SignedHeader {
+    type Target = Header;
+
+    fn deref(&self) -> &Header {
+        &self.header
+    }
 }
 
-/// Recovers the producer address that sealed `header`.
-pub fn recover_producer(header: &Header) -> Result<Address, SealError> {
-    let hash = seal_hash(header)?;
-    let raw = header.extra_data.get(VANITY_LEN..).unwrap_or_default();
-    let sig = Signature::try_from(raw).map_err(|e| SealError::BadSignature(e.to_string()))?;
-    sig.recover_address_from_prehash(&hash)
+impl SignedHeader {
+    /// Signs `header` as `key` on chain `chain_id`.
+    pub fn sign(header: Header, chain_id: u64, key: &PrivateKeySigner) -> Result<Self, SealError> {
+        let digest = seal_digest(chain_id, header.hash_slow());
+        let sig = key
+            .sign_hash_sync(&digest)
+            .map_err(|e| SealError::Signing(e.to_string()))?;
+        Ok(Self {
+            header,
+            seal: Seal::from(sig.as_bytes()),
+        })
+    }
+
+    /// The producer that sealed this header of block `hash` (the header's hash, passed
+    /// in because callers have it already).
+    pub fn recover_producer(&self, chain_id: u64, hash: B256) -> Result<Address, SealError> {
+        recover_producer(chain_id, hash, &self.seal)
+    }
+}
+
+/// What a producer signs for block `hash` on chain `chain_id`.
+pub fn seal_digest(chain_id: u64, hash: B256) -> B256 {
+    let mut hasher = alloy_primitives::Keccak256::new();
+    hasher.update(SEAL_DOMAIN);
+    hasher.update(chain_id.to_be_bytes());
+    hasher.update(hash);
+    hasher.finalize()
+}
+
+/// Recovers the address that sealed block `hash` with `seal`.
+pub fn recover_producer(chain_id: u64, hash: B256, seal: &Seal) -> Result<Address, SealError> {
+    let sig =
+        Signature::try_from(seal.as_slice()).map_err(|e| SealError::BadSignature(e.to_string()))?;
+    sig.recover_address_from_prehash(&seal_digest(chain_id, hash))
         .map_err(|e| SealError::BadSignature(e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloy_primitives::Bytes;
+
+    const CHAIN: u64 = 7_207;
 
     #[test]
     fn seal_roundtrip_and_tamper_detection() {
         let key = crate::dev::dev_producer_key(0);
-        let mut h = Header {
+        let h = Header {
             number: 7,
             gas_limit: 30_000_000,
+            extra_data: Bytes::from_static(b"koma"),
             ..Default::default()
         };
-        seal_header(&mut h, &key).unwrap();
-        assert_eq!(h.extra_data.len(), VANITY_LEN + SEAL_LEN);
-        assert_eq!(recover_producer(&h).unwrap(), key.address());
-        h.number = 8;
-        assert_ne!(recover_producer(&h).unwrap(), key.address());
-        h.extra_data = Bytes::from_static(b"short");
+        let signed = SignedHeader::sign(h, CHAIN, &key).unwrap();
+        assert_eq!(signed.extra_data.len(), 4, "the seal is not in extra_data");
+        let hash = signed.hash_slow();
+        assert_eq!(signed.recover_producer(CHAIN, hash).unwrap(), key.address());
+        // Another chain, another block: not this producer.
+        assert_ne!(
+            signed.recover_producer(CHAIN + 1, hash).unwrap(),
+            key.address()
+        );
+        let mut other = signed.header.clone();
+        other.number = 8;
+        assert_ne!(
+            signed.recover_producer(CHAIN, other.hash_slow()).unwrap(),
+            key.address()
+        );
+        // A seal that is not a signature at all.
+        let junk = SignedHeader {
+            seal: Seal::repeat_byte(0xff),
+            ..signed
+        };
         assert!(matches!(
-            recover_producer(&h),
-            Err(SealError::BadExtraLength { len: 5 })
+            junk.recover_producer(CHAIN, hash),
+            Err(SealError::BadSignature(_))
         ));
+    }
+
+    #[test]
+    fn signed_header_rlp_roundtrip() {
+        let key = crate::dev::dev_producer_key(1);
+        let signed = SignedHeader::sign(
+            Header {
+                number: 3,
+                ..Default::default()
+            },
+            CHAIN,
+            &key,
+        )
+        .unwrap();
+        let raw = alloy_rlp::encode(&signed);
+        let back: SignedHeader = alloy_rlp::Decodable::decode(&mut raw.as_slice()).unwrap();
+        assert_eq!(back, signed);
+    }
+
+    /// The digest is `keccak256(abi.encodePacked("KOMA block seal v1", uint64(chainId),
+    /// blockHash))`; the vector is in tests/vectors/block-seal.json, checked here and by
+    /// anything else that verifies seals.
+    #[test]
+    fn seal_digest_matches_the_vector() {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/vectors/block-seal.json")).unwrap();
+        let chain_id = v["chainId"].as_u64().unwrap();
+        let hash: B256 = v["blockHash"].as_str().unwrap().parse().unwrap();
+        let digest: B256 = v["digest"].as_str().unwrap().parse().unwrap();
+        assert_eq!(seal_digest(chain_id, hash), digest);
+        let seal: Seal = v["seal"].as_str().unwrap().parse().unwrap();
+        let producer: Address = v["producer"].as_str().unwrap().parse().unwrap();
+        assert_eq!(recover_producer(chain_id, hash, &seal).unwrap(), producer);
+        // Signing is deterministic (RFC 6979) on both sides, so the seal itself matches.
+        let key: PrivateKeySigner = v["privateKey"].as_str().unwrap().parse().unwrap();
+        let sig = key.sign_hash_sync(&digest).unwrap();
+        assert_eq!(Seal::from(sig.as_bytes()), seal);
     }
 
     proptest::proptest! {
         /// Any header sealed by any producer key recovers to that producer, and any
-        /// change to a sealed field breaks the seal.
+        /// change to a hashed field breaks the seal.
         #[test]
         fn seal_roundtrip_for_arbitrary_headers(
             number in proptest::prelude::any::<u64>(),
@@ -96,12 +180,13 @@ mod tests {
             key_index in 0u32..4,
         ) {
             let key = crate::dev::dev_producer_key(key_index);
-            let mut h = Header { number, gas_limit, timestamp, extra_data: vanity.clone().into(), ..Default::default() };
-            seal_header(&mut h, &key).unwrap();
-            proptest::prop_assert_eq!(&h.extra_data[..vanity.len()], &vanity[..]);
-            proptest::prop_assert_eq!(recover_producer(&h).unwrap(), key.address());
-            h.timestamp = timestamp.wrapping_add(1);
-            proptest::prop_assert_ne!(recover_producer(&h).ok(), Some(key.address()));
+            let h = Header { number, gas_limit, timestamp, extra_data: vanity.clone().into(), ..Default::default() };
+            let signed = SignedHeader::sign(h, CHAIN, &key).unwrap();
+            proptest::prop_assert_eq!(&signed.extra_data[..], &vanity[..]);
+            proptest::prop_assert_eq!(signed.recover_producer(CHAIN, signed.hash_slow()).unwrap(), key.address());
+            let mut changed = signed.header.clone();
+            changed.timestamp = timestamp.wrapping_add(1);
+            proptest::prop_assert_ne!(signed.recover_producer(CHAIN, changed.hash_slow()).ok(), Some(key.address()));
         }
     }
 }

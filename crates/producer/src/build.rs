@@ -6,7 +6,7 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{Address, B256};
 use koma_evm::{BlockEnvInput, BlockExecutor, TxError};
 use koma_primitives::compute::{MIN_TX_COMPUTE_UNITS, max_tx_compute_units};
-use koma_primitives::{Block, ChainSpec, EMPTY_ROOT_HASH, SealedHeader};
+use koma_primitives::{Block, ChainSpec, EMPTY_ROOT_HASH, SealedHeader, SignedHeader};
 use koma_storage::{Database, StorageError};
 use std::time::Instant;
 
@@ -198,7 +198,7 @@ pub fn build_block_until(
     let (transactions_root, receipts_root) = roots?;
     let state_root_ms = started.elapsed().as_secs_f64() * 1e3;
 
-    let mut header = Header {
+    let header = Header {
         parent_hash: parent.hash,
         ommers_hash: EMPTY_OMMER_ROOT_HASH,
         beneficiary: key.address(),
@@ -222,9 +222,8 @@ pub fn build_block_until(
         requests_hash: Some(alloy::eips::eip7685::EMPTY_REQUESTS_HASH),
         ..Default::default()
     };
-    koma_primitives::seal::seal_header(&mut header, key)?;
     let block = Block {
-        header,
+        header: SignedHeader::sign(header, spec.chain_id, key)?,
         body: BlockBody {
             transactions: executed.transactions,
             ommers: Vec::new(),

@@ -11,7 +11,7 @@
 
 use crate::import::{ImportError, KnownSenders, NoKnownSenders, import_block_with, verify_header};
 use alloy_primitives::{B256, U256};
-use koma_primitives::{Block, ChainSpec, SealedHeader};
+use koma_primitives::{Block, ChainSpec, Seal, SealedHeader, SignedHeader};
 use koma_storage::{Database, StoredBody};
 
 /// What importing a block did.
@@ -34,10 +34,13 @@ pub enum ImportOutcome {
     },
 }
 
-/// Rebuilds a block from its stored header and body.
-pub fn block_from(header: &SealedHeader, body: &StoredBody) -> Block {
+/// Rebuilds a block from its stored header, seal and body.
+pub fn block_from(header: &SealedHeader, seal: Seal, body: &StoredBody) -> Block {
     Block {
-        header: header.header.clone(),
+        header: SignedHeader {
+            header: header.header.clone(),
+            seal,
+        },
         body: alloy::consensus::BlockBody {
             transactions: body.transactions.clone(),
             ommers: Vec::new(),
@@ -101,7 +104,7 @@ pub fn import_with(
         db,
         SealedHeader {
             hash,
-            header: block.header.clone(),
+            header: block.header.header.clone(),
         },
         max_reorg_depth,
     )
@@ -154,13 +157,15 @@ pub fn reorg_to(
             number: header.number(),
             reason: "side block body missing".into(),
         })?;
-        match import_block_with(spec, db, &block_from(header, &body), &NoKnownSenders) {
+        let seal = stored_seal(db, header)?;
+        match import_block_with(spec, db, &block_from(header, seal, &body), &NoKnownSenders) {
             Ok(h) => applied.push(h),
             Err(e) => {
                 tracing::warn!(number = header.number(), error = %e, "invalid block on the heavier branch; restoring the old chain");
                 db.unwind_to(ancestor.number())?;
                 for (h, b) in unwound.iter().rev() {
-                    import_block_with(spec, db, &block_from(h, b), &NoKnownSenders)?;
+                    let seal = stored_seal(db, h)?;
+                    import_block_with(spec, db, &block_from(h, seal, b), &NoKnownSenders)?;
                 }
                 return Err(e);
             }
@@ -171,5 +176,13 @@ pub fn reorg_to(
         new_head,
         unwound,
         applied,
+    })
+}
+
+/// The stored seal of block `header`, which every stored block but genesis has.
+fn stored_seal(db: &Database, header: &SealedHeader) -> Result<Seal, ImportError> {
+    db.seal(header.hash)?.ok_or_else(|| ImportError::Invalid {
+        number: header.number(),
+        reason: "stored block has no seal".into(),
     })
 }

@@ -3,6 +3,7 @@ use alloy::consensus::Transaction;
 use alloy::consensus::proofs::{calculate_receipt_root, calculate_transaction_root};
 use alloy_primitives::{Address, B256, Bloom};
 use koma_evm::{BlockEnvInput, BlockExecutor, ExecutedBlock, TxError};
+use koma_primitives::seal::MAX_EXTRA_DATA;
 use koma_primitives::{Block, ChainSpec, SealedHeader};
 use koma_storage::{Database, StateReader, StorageError};
 
@@ -109,8 +110,15 @@ pub fn verify_header(
             parent.number()
         )));
     }
-    let producer =
-        koma_primitives::seal::recover_producer(h).map_err(|e| ImportError::BadSeal {
+    if h.extra_data.len() > MAX_EXTRA_DATA {
+        return Err(invalid(format!(
+            "extra data is {} bytes, at most {MAX_EXTRA_DATA} are allowed",
+            h.extra_data.len()
+        )));
+    }
+    let producer = h
+        .recover_producer(spec.chain_id, h.hash_slow())
+        .map_err(|e| ImportError::BadSeal {
             number,
             reason: e.to_string(),
         })?;

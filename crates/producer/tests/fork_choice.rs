@@ -149,8 +149,13 @@ fn invalid_heavier_branch_restores_the_old_chain() {
     let s = setup();
     let a_head = s.a.head();
     let mut bad = s.chain_b[2].clone();
-    bad.header.state_root = B256::repeat_byte(9);
-    koma_primitives::seal::seal_header(&mut bad.header, &dev::dev_producer_key(1)).unwrap();
+    bad.header.header.state_root = B256::repeat_byte(9);
+    bad.header = koma_primitives::SignedHeader::sign(
+        bad.header.header.clone(),
+        s.spec.chain_id,
+        &dev::dev_producer_key(1),
+    )
+    .unwrap();
     import(&s.spec, &s.a, &s.chain_b[0], 64).unwrap();
     import(&s.spec, &s.a, &s.chain_b[1], 64).unwrap();
     let err = import(&s.spec, &s.a, &bad, 64).unwrap_err();

@@ -3,7 +3,7 @@
 
 use alloy::consensus::TxEnvelope;
 use alloy_primitives::{Address, U256};
-use koma_primitives::seal::seal_header;
+use koma_primitives::SignedHeader;
 use koma_primitives::{Block, ChainSpec, dev};
 use koma_producer::test_utils::{VecPool, signed_transfer};
 use koma_producer::{ImportError, build_block, import_block};
@@ -82,8 +82,13 @@ fn imported_blocks_reproduce_the_producers_chain() {
 fn tampered(block: &Block, tamper: impl FnOnce(&mut Block)) -> Block {
     let mut b = block.clone();
     tamper(&mut b);
-    seal_header(&mut b.header, &dev::dev_producer_key(0)).unwrap();
+    reseal(&mut b, &dev::dev_producer_key(0));
     b
+}
+
+fn reseal(b: &mut Block, key: &alloy::signers::local::PrivateKeySigner) {
+    let chain_id = ChainSpec::devnet().chain_id;
+    b.header = SignedHeader::sign(b.header.header.clone(), chain_id, key).unwrap();
 }
 
 fn assert_rejected(p: &Pair, block: &Block, expect: &str) {
@@ -142,15 +147,15 @@ fn blocks_breaking_a_rule_are_rejected_without_side_effects() {
     let good = produce(&p, 3);
 
     let b = tampered(&good, |b| {
-        b.header.state_root = alloy_primitives::B256::repeat_byte(1)
+        b.header.header.state_root = alloy_primitives::B256::repeat_byte(1)
     });
     assert_rejected(&p, &b, "state root mismatch");
 
-    let b = tampered(&good, |b| b.header.gas_used += 1);
+    let b = tampered(&good, |b| b.header.header.gas_used += 1);
     assert_rejected(&p, &b, "gas used mismatch");
 
     let b = tampered(&good, |b| {
-        b.header.receipts_root = alloy_primitives::B256::repeat_byte(2)
+        b.header.header.receipts_root = alloy_primitives::B256::repeat_byte(2)
     });
     assert_rejected(&p, &b, "receipts root mismatch");
 
@@ -159,26 +164,38 @@ fn blocks_breaking_a_rule_are_rejected_without_side_effects() {
     });
     assert_rejected(&p, &b, "transactions root mismatch");
 
-    let b = tampered(&good, |b| b.header.base_fee_per_gas = Some(1));
+    let b = tampered(&good, |b| b.header.header.base_fee_per_gas = Some(1));
     assert_rejected(&p, &b, "base fee mismatch");
 
-    let b = tampered(&good, |b| b.header.number += 1);
+    let b = tampered(&good, |b| b.header.header.number += 1);
     assert_rejected(&p, &b, "does not extend");
 
     // Sealed by a key that is not a producer.
     let mut b = good.clone();
-    seal_header(&mut b.header, &dev::dev_producer_key(7)).unwrap();
+    reseal(&mut b, &dev::dev_producer_key(7));
+    assert_rejected(&p, &b, "is not a producer");
+
+    // More extra data than Ethereum's 32 bytes, even when sealed by the right key.
+    let b = tampered(&good, |b| b.header.header.extra_data = vec![7; 33].into());
+    assert_rejected(&p, &b, "extra data is 33 bytes");
+
+    // The right producer's seal, but over another chain's digest.
+    let mut b = good.clone();
+    b.header = SignedHeader::sign(
+        b.header.header.clone(),
+        p.spec.chain_id + 1,
+        &dev::dev_producer_key(0),
+    )
+    .unwrap();
     assert_rejected(&p, &b, "is not a producer");
 
     // Stamped before its slot opens (one block time after the parent).
-    let b = tampered(&good, |b| b.header.timestamp = p.spec.timestamp);
+    let b = tampered(&good, |b| b.header.header.timestamp = p.spec.timestamp);
     assert_rejected(&p, &b, "too early");
 
     // Seal bytes altered.
     let mut b = good.clone();
-    let mut extra = b.header.extra_data.to_vec();
-    extra[40] ^= 0xff;
-    b.header.extra_data = extra.into();
+    b.header.seal[40] ^= 0xff;
     let err = import_block(&p.spec, &p.importer, &b).unwrap_err();
     assert!(
         matches!(

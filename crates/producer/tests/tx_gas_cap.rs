@@ -4,8 +4,8 @@
 use alloy::consensus::proofs::calculate_transaction_root;
 use alloy::consensus::{Transaction, TxEnvelope};
 use alloy_primitives::{Address, B256, Bytes, U256};
+use koma_primitives::SignedHeader;
 use koma_primitives::chainspec::GenesisAccount;
-use koma_primitives::seal::seal_header;
 use koma_primitives::{Block, ChainSpec, DEFAULT_MAX_TX_GAS, dev};
 use koma_producer::test_utils::{VecPool, signed_call, signed_transfer};
 use koma_producer::{ImportError, PoolAccess, build_block, execute_block, import_block};
@@ -134,8 +134,13 @@ fn a_devnet_block_holds_three_opcode_loops_at_the_cap() {
 fn with_transactions(block: &Block, txs: Vec<TxEnvelope>) -> Block {
     let mut b = block.clone();
     b.body.transactions = txs;
-    b.header.transactions_root = calculate_transaction_root(&b.body.transactions);
-    seal_header(&mut b.header, &dev::dev_producer_key(0)).unwrap();
+    b.header.header.transactions_root = calculate_transaction_root(&b.body.transactions);
+    b.header = SignedHeader::sign(
+        b.header.header.clone(),
+        devnet().chain_id,
+        &dev::dev_producer_key(0),
+    )
+    .unwrap();
     b
 }
 

@@ -51,7 +51,10 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use api::{EthApiServer, KomaApi, NetApiServer, TxpoolApiServer, Web3ApiServer, event_logs};
+pub use api::{
+    BlockSeal, EthApiServer, KomaApi, KomaChainApiServer, NetApiServer, TxpoolApiServer,
+    Web3ApiServer, event_logs,
+};
 pub use convert::{RpcReceipt, rpc_block, rpc_header, rpc_receipts, rpc_transaction};
 pub use filters::FilterStore;
 pub use finality::{
@@ -129,6 +132,8 @@ pub fn module(state: Arc<RpcState>) -> Result<RpcModule<()>, RpcServerError> {
         m.merge(AdminApiServer::into_rpc(admin)).map_err(err)?;
     }
     m.merge(EthApiServer::into_rpc(api.clone())).map_err(err)?;
+    m.merge(KomaChainApiServer::into_rpc(api.clone()))
+        .map_err(err)?;
     m.merge(NetApiServer::into_rpc(api.clone())).map_err(err)?;
     m.merge(Web3ApiServer::into_rpc(api.clone())).map_err(err)?;
     m.merge(TxpoolApiServer::into_rpc(api)).map_err(err)?;

@@ -62,6 +62,7 @@ pub fn max_params(method: &str) -> Option<usize> {
         | "eth_unsubscribe"
         | "web3_sha3"
         | "koma_getFinality"
+        | "koma_getBlockSeal"
         | "admin_addPeer"
         | "admin_blockPeer"
         | "admin_unblockPeer" => 1,

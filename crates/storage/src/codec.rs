@@ -20,6 +20,11 @@ pub(crate) fn decode_b256(v: &[u8]) -> Result<B256, StorageError> {
         .map_err(|_| StorageError::Corrupt(format!("expected 32 bytes, found {}", v.len())))
 }
 
+pub(crate) fn decode_seal(hash: B256, v: &[u8]) -> Result<koma_primitives::Seal, StorageError> {
+    koma_primitives::Seal::try_from(v)
+        .map_err(|_| corrupt(&format!("seal of {hash}"), format!("{} bytes", v.len())))
+}
+
 pub(crate) fn storage_key(address: Address, slot: U256) -> [u8; 52] {
     let mut k = [0u8; 52];
     k[..20].copy_from_slice(address.as_slice());

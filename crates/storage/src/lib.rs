@@ -60,7 +60,7 @@ pub use state::{HistoricalState, LatestState, PreparedState, StateReader};
 use alloy::consensus::{Header, ReceiptEnvelope, TxEnvelope};
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_trie::TrieAccount;
-use koma_primitives::{Block, ChainSpec, EMPTY_ROOT_HASH, SealedHeader};
+use koma_primitives::{Block, ChainSpec, EMPTY_ROOT_HASH, Seal, SealedHeader, SignedHeader};
 use parking_lot::RwLock;
 use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 use std::path::Path;
@@ -68,7 +68,7 @@ use std::sync::Arc;
 use tables::Table;
 
 /// Database schema version; bumped on any incompatible layout change.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// Where a transaction sits in the canonical chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,7 +239,10 @@ impl Database {
             &spec_json(spec)?,
         );
         let block = Block {
-            header: sealed.header.clone(),
+            header: SignedHeader {
+                header: sealed.header.clone(),
+                seal: Seal::ZERO,
+            },
             body: Default::default(),
         };
         this.write_block(batch, &sealed, &block, &[], &[], prepared)?;
@@ -277,10 +280,13 @@ impl Database {
         unit: &[u8],
         durable: bool,
     ) -> Result<(), StorageError> {
-        let cf = tables::cf(&self.db, Table::Consensus);
         let mut batch = rocksdb::WriteBatch::default();
-        batch.put_cf(cf, hash, unit);
-        batch.put_cf(cf, era_index_key(&instance, &hash), []);
+        batch.put_cf(tables::cf(&self.db, Table::ConsensusUnits), hash, unit);
+        batch.put_cf(
+            tables::cf(&self.db, Table::ConsensusEraUnits),
+            era_unit_key(&instance, &hash),
+            [],
+        );
         let mut wo = WriteOptions::default();
         wo.set_sync(durable);
         self.db
@@ -290,29 +296,26 @@ impl Database {
 
     /// A stored KoMaBFT unit by hash.
     pub fn consensus_unit(&self, hash: B256) -> Result<Option<Vec<u8>>, StorageError> {
-        get_raw(&self.db, Table::Consensus, hash.as_slice())
+        get_raw(&self.db, Table::ConsensusUnits, hash.as_slice())
     }
 
     /// Every stored unit of the era instance `instance` (in no particular order; the
     /// caller re-adds them by dependency).
     pub fn consensus_units(&self, instance: B256) -> Result<Vec<Vec<u8>>, StorageError> {
-        let cf = tables::cf(&self.db, Table::Consensus);
-        let mut prefix = vec![tables::CONSENSUS_ERA_INDEX];
-        prefix.extend_from_slice(instance.as_slice());
+        let index = tables::cf(&self.db, Table::ConsensusEraUnits);
         let mut hashes = Vec::new();
-        for item in self.db.prefix_iterator_cf(cf, &prefix) {
+        for item in self.db.prefix_iterator_cf(index, instance) {
             let (key, _) = item.map_err(|e| StorageError::Read(e.to_string()))?;
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            if let Some(h) = key.get(prefix.len()..) {
-                hashes.push(h.to_vec());
+            match key.split_at_checked(32) {
+                Some((prefix, hash)) if prefix == instance.as_slice() => hashes.push(hash.to_vec()),
+                _ => break,
             }
         }
+        let units = tables::cf(&self.db, Table::ConsensusUnits);
         let mut out = Vec::with_capacity(hashes.len());
         for value in self
             .db
-            .multi_get_cf(hashes.iter().map(|h| (cf, h.as_slice())))
+            .multi_get_cf(hashes.iter().map(|h| (units, h.as_slice())))
         {
             if let Some(v) = value.map_err(|e| StorageError::Read(e.to_string()))? {
                 out.push(v);
@@ -327,8 +330,8 @@ impl Database {
         wo.set_sync(true);
         self.db
             .put_cf_opt(
-                tables::cf(&self.db, Table::Consensus),
-                era_record_key(era),
+                tables::cf(&self.db, Table::ConsensusEras),
+                era.to_be_bytes(),
                 record,
                 &wo,
             )
@@ -337,40 +340,33 @@ impl Database {
 
     /// Stores the latest unit hashes of a closed era (to serve peers catching up).
     pub fn put_era_tips(&self, instance: B256, tips: &[B256]) -> Result<(), StorageError> {
-        let mut key = vec![tables::CONSENSUS_ERA_TIPS];
-        key.extend_from_slice(instance.as_slice());
         let value: Vec<u8> = tips.iter().flat_map(|h| h.0).collect();
         self.db
-            .put_cf(tables::cf(&self.db, Table::Consensus), key, value)
+            .put_cf(
+                tables::cf(&self.db, Table::ConsensusEraTips),
+                instance,
+                value,
+            )
             .map_err(|e| StorageError::Write(e.to_string()))
     }
 
     /// The latest unit hashes of a closed era, if stored.
     pub fn era_tips(&self, instance: B256) -> Result<Vec<B256>, StorageError> {
-        let mut key = vec![tables::CONSENSUS_ERA_TIPS];
-        key.extend_from_slice(instance.as_slice());
-        Ok(get_raw(&self.db, Table::Consensus, &key)?
-            .unwrap_or_default()
-            .chunks_exact(32)
-            .map(B256::from_slice)
-            .collect())
+        Ok(
+            get_raw(&self.db, Table::ConsensusEraTips, instance.as_slice())?
+                .unwrap_or_default()
+                .chunks_exact(32)
+                .map(B256::from_slice)
+                .collect(),
+        )
     }
 
-    /// Every stored era record, oldest era first.
+    /// Every stored era record, oldest era first (keys are big-endian era numbers).
     pub fn era_records(&self) -> Result<Vec<Vec<u8>>, StorageError> {
-        let cf = tables::cf(&self.db, Table::Consensus);
-        let prefix = [tables::CONSENSUS_ERA_RECORD];
+        let cf = tables::cf(&self.db, Table::ConsensusEras);
         let mut out = Vec::new();
-        for item in self.db.prefix_iterator_cf(cf, prefix) {
-            let (key, value) = item.map_err(|e| StorageError::Read(e.to_string()))?;
-            if key.len() != 9 || key.first() != Some(&tables::CONSENSUS_ERA_RECORD) {
-                // Unit hashes share the key space: skip a 32-byte key that happens to
-                // start with the prefix byte.
-                if !key.starts_with(&prefix) {
-                    break;
-                }
-                continue;
-            }
+        for item in self.db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
+            let (_, value) = item.map_err(|e| StorageError::Read(e.to_string()))?;
             out.push(value.to_vec());
         }
         Ok(out)
@@ -426,6 +422,22 @@ impl Database {
     /// Header by hash (canonical or not).
     pub fn header(&self, hash: B256) -> Result<Option<Header>, StorageError> {
         read_header(&self.db, hash)
+    }
+
+    /// The producer's seal over block `hash` (`None` for genesis and unknown blocks).
+    pub fn seal(&self, hash: B256) -> Result<Option<Seal>, StorageError> {
+        self.get(Table::Seals, hash.as_slice())?
+            .map(|v| codec::decode_seal(hash, &v))
+            .transpose()
+    }
+
+    /// Header by hash with its seal (genesis with a zero seal).
+    pub fn signed_header(&self, hash: B256) -> Result<Option<SignedHeader>, StorageError> {
+        let Some(header) = self.header(hash)? else {
+            return Ok(None);
+        };
+        let seal = self.seal(hash)?.unwrap_or(Seal::ZERO);
+        Ok(Some(SignedHeader { header, seal }))
     }
 
     /// Canonical header at `number`.
@@ -518,7 +530,7 @@ impl Database {
         receipts: &[ReceiptEnvelope],
         prepared: PreparedState,
     ) -> Result<SealedHeader, StorageError> {
-        let sealed = SealedHeader::seal(block.header.clone());
+        let sealed = SealedHeader::seal(block.header.header.clone());
         let head = self.head();
         if sealed.header.parent_hash != head.hash || prepared.parent != head.hash {
             return Err(StorageError::NotOnHead {
@@ -572,6 +584,14 @@ impl Database {
             hash.as_slice(),
             &alloy_rlp::encode(&sealed.header),
         );
+        if number != 0 {
+            self.put(
+                &mut batch,
+                Table::Seals,
+                hash.as_slice(),
+                block.header.seal.as_slice(),
+            );
+        }
         self.put(
             &mut batch,
             Table::Bodies,
@@ -650,7 +670,13 @@ impl Database {
             &mut batch,
             Table::Headers,
             hash.as_slice(),
-            &alloy_rlp::encode(&block.header),
+            &alloy_rlp::encode(&block.header.header),
+        );
+        self.put(
+            &mut batch,
+            Table::Seals,
+            hash.as_slice(),
+            block.header.seal.as_slice(),
         );
         self.put(
             &mut batch,
@@ -743,17 +769,10 @@ fn read_header(db: &DB, hash: B256) -> Result<Option<Header>, StorageError> {
         .transpose()
 }
 
-fn era_index_key(instance: &B256, hash: &B256) -> Vec<u8> {
-    let mut key = Vec::with_capacity(65);
-    key.push(tables::CONSENSUS_ERA_INDEX);
-    key.extend_from_slice(instance.as_slice());
-    key.extend_from_slice(hash.as_slice());
-    key
-}
-
-fn era_record_key(era: u64) -> [u8; 9] {
-    let mut key = [0u8; 9];
-    key[0] = tables::CONSENSUS_ERA_RECORD;
-    key[1..].copy_from_slice(&era.to_be_bytes());
+fn era_unit_key(instance: &B256, hash: &B256) -> [u8; 64] {
+    let mut key = [0u8; 64];
+    let (front, back) = key.split_at_mut(32);
+    front.copy_from_slice(instance.as_slice());
+    back.copy_from_slice(hash.as_slice());
     key
 }

@@ -100,6 +100,13 @@ impl Snapshot<'_> {
         decode_header(hash, self.get(Table::Headers, hash.as_slice())?)
     }
 
+    /// The producer's seal over block `hash` (`None` for genesis and unknown blocks).
+    pub fn seal(&self, hash: B256) -> Result<Option<koma_primitives::Seal>, StorageError> {
+        self.get(Table::Seals, hash.as_slice())?
+            .map(|v| codec::decode_seal(hash, &v))
+            .transpose()
+    }
+
     /// Canonical header at `number`.
     pub fn header_by_number(&self, number: u64) -> Result<Option<SealedHeader>, StorageError> {
         let Some(hash) = self.canonical_hash(number)? else {

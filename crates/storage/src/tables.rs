@@ -8,8 +8,10 @@ use std::sync::OnceLock;
 pub enum Table {
     /// Metadata: head pointer, chain spec digest, schema version.
     Meta,
-    /// block hash -> RLP header
+    /// block hash -> RLP header (unsigned, as Ethereum hashes it)
     Headers,
+    /// block hash -> the producer's 65-byte seal over it (none for genesis)
+    Seals,
     /// block number (big-endian) -> canonical block hash
     Canonical,
     /// block hash -> transactions (EIP-2718) and senders
@@ -30,16 +32,22 @@ pub enum Table {
     ChangeSets,
     /// block hash -> total difficulty (sum of difficulties from genesis), for fork choice
     TotalDifficulty,
-    /// KoMaBFT: unit hash -> signed unit; `0xEE ‖ instance ‖ unit hash` -> empty (the
-    /// units of one era, reloaded at restart); `0xE0 ‖ era` -> era record;
-    /// `0xE1 ‖ instance` -> the latest unit hashes of a closed era
-    Consensus,
+    /// KoMaBFT: unit hash -> signed unit
+    ConsensusUnits,
+    /// KoMaBFT: era instance ‖ unit hash -> empty (the units of one era, reloaded at
+    /// restart)
+    ConsensusEraUnits,
+    /// KoMaBFT: era (big-endian) -> era record
+    ConsensusEras,
+    /// KoMaBFT: era instance -> the latest unit hashes of a closed era
+    ConsensusEraTips,
 }
 
 impl Table {
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 17] = [
         Table::Meta,
         Table::Headers,
+        Table::Seals,
         Table::Canonical,
         Table::Bodies,
         Table::Receipts,
@@ -50,13 +58,17 @@ impl Table {
         Table::Trie,
         Table::ChangeSets,
         Table::TotalDifficulty,
-        Table::Consensus,
+        Table::ConsensusUnits,
+        Table::ConsensusEraUnits,
+        Table::ConsensusEras,
+        Table::ConsensusEraTips,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
             Table::Meta => "meta",
             Table::Headers => "headers",
+            Table::Seals => "seals",
             Table::Canonical => "canonical",
             Table::Bodies => "bodies",
             Table::Receipts => "receipts",
@@ -67,7 +79,10 @@ impl Table {
             Table::Trie => "trie",
             Table::ChangeSets => "changesets",
             Table::TotalDifficulty => "total_difficulty",
-            Table::Consensus => "consensus",
+            Table::ConsensusUnits => "consensus_units",
+            Table::ConsensusEraUnits => "consensus_era_units",
+            Table::ConsensusEras => "consensus_eras",
+            Table::ConsensusEraTips => "consensus_era_tips",
         }
     }
 
@@ -104,9 +119,3 @@ pub(crate) const META_SCHEMA: &[u8] = b"schema_version";
 pub(crate) const META_SPEC_JSON: &[u8] = b"chain_spec";
 /// The finality record of KoMaBFT (last final milestone per threshold).
 pub(crate) const META_FINALITY: &[u8] = b"finality";
-/// Prefix of the per-era unit index in the consensus table.
-pub(crate) const CONSENSUS_ERA_INDEX: u8 = 0xEE;
-/// Prefix of era records in the consensus table.
-pub(crate) const CONSENSUS_ERA_RECORD: u8 = 0xE0;
-/// Prefix of a closed era's latest units (by instance) in the consensus table.
-pub(crate) const CONSENSUS_ERA_TIPS: u8 = 0xE1;

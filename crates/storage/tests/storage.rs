@@ -4,7 +4,7 @@
 use alloy::consensus::{BlockBody, Header};
 use alloy_primitives::{Address, B256, U256, keccak256};
 use alloy_trie::{HashBuilder, Nibbles, TrieAccount};
-use koma_primitives::{Block, ChainSpec, EMPTY_ROOT_HASH, KECCAK_EMPTY};
+use koma_primitives::{Block, ChainSpec, EMPTY_ROOT_HASH, KECCAK_EMPTY, Seal, SignedHeader};
 use koma_storage::{AccountChange, Database, StateChanges, StateReader, changeset_info};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -60,13 +60,38 @@ fn commit(db: &Database, changes: &StateChanges) -> B256 {
         ..Default::default()
     };
     let block = Block {
-        header,
+        header: SignedHeader {
+            header,
+            seal: Seal::repeat_byte(0xab),
+        },
         body: BlockBody::default(),
     };
     db.commit_block(&block, &[], &[], prepared)
         .unwrap()
         .header
         .state_root
+}
+
+#[test]
+fn seal_is_stored_beside_the_unsigned_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec();
+    let db = Database::open(dir.path(), &spec).unwrap();
+    assert_eq!(
+        db.seal(db.genesis_hash()).unwrap(),
+        None,
+        "nobody seals genesis"
+    );
+    commit(&db, &StateChanges::default());
+    let head = db.head();
+    assert_eq!(db.seal(head.hash).unwrap(), Some(Seal::repeat_byte(0xab)));
+    let signed = db.signed_header(head.hash).unwrap().unwrap();
+    assert_eq!(signed.header, head.header);
+    assert_eq!(
+        signed.hash_slow(),
+        head.hash,
+        "the hash is the unsigned header's"
+    );
 }
 
 #[test]

@@ -10,12 +10,49 @@ use crate::convert::{RpcReceipt, rpc_block, rpc_receipts, rpc_transaction};
 use crate::error::internal;
 use alloy::eips::BlockId;
 use alloy::rpc::types::{Block, Index, Transaction};
-use alloy_primitives::{B256, U64};
+use alloy_primitives::{Address, B256, U64};
 use jsonrpsee::core::RpcResult;
-use koma_primitives::SealedHeader;
+use koma_primitives::{Seal, SealedHeader};
 use koma_storage::{Snapshot, StoredBody};
+use serde::Serialize;
+
+/// `koma_getBlockSeal`: who sealed a block, and the seal itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockSeal {
+    pub block_hash: B256,
+    #[serde(with = "alloy::serde::quantity")]
+    pub block_number: u64,
+    /// The address the seal recovers to (`null` for genesis, which nobody seals).
+    pub producer: Option<Address>,
+    /// r ‖ s ‖ v (65 bytes) over `digest` (`null` for genesis).
+    pub seal: Option<Seal>,
+    /// `keccak256("KOMA block seal v1" ‖ chain id as 8 big-endian bytes ‖ block hash)`.
+    pub digest: B256,
+}
 
 impl KomaApi {
+    pub(super) fn block_seal_at(&self, id: BlockId) -> RpcResult<Option<BlockSeal>> {
+        let snap = self.snapshot()?;
+        let Some(header) = self.header_by_id(&snap, id)? else {
+            return Ok(None);
+        };
+        let chain_id = self.state.spec.chain_id;
+        let seal = snap.seal(header.hash).map_err(storage_err)?;
+        let producer = seal
+            .as_ref()
+            .map(|s| koma_primitives::seal::recover_producer(chain_id, header.hash, s))
+            .transpose()
+            .map_err(|e| internal(format!("stored seal of {}: {e}", header.hash)))?;
+        Ok(Some(BlockSeal {
+            block_hash: header.hash,
+            block_number: header.number(),
+            producer,
+            seal,
+            digest: koma_primitives::seal::seal_digest(chain_id, header.hash),
+        }))
+    }
+
     pub(super) fn body(&self, snap: &Snapshot<'_>, hash: B256) -> RpcResult<StoredBody> {
         snap.body(hash)
             .map_err(storage_err)?

@@ -27,6 +27,7 @@ mod state;
 mod subscriptions;
 mod transactions;
 
+pub use blocks::BlockSeal;
 pub use pool::{TxpoolContent, TxpoolStatus};
 pub use subscriptions::event_logs;
 
@@ -152,6 +153,15 @@ pub trait EthApi {
     fn uninstall_filter(&self, id: U256) -> RpcResult<bool>;
     #[subscription(name = "subscribe" => "subscription", unsubscribe = "unsubscribe", item = serde_json::Value)]
     async fn subscribe(&self, kind: String, params: Option<Box<RawValue>>) -> SubscriptionResult;
+}
+
+/// The chain's own block data, beside Ethereum's shapes.
+#[rpc(server, namespace = "koma")]
+pub trait KomaChainApi {
+    /// The producer's seal over a block (by hash, number or tag): the signature that
+    /// travels beside the unsigned Ethereum header, with the address it recovers to.
+    #[method(name = "getBlockSeal")]
+    async fn block_seal(&self, block: BlockId) -> RpcResult<Option<BlockSeal>>;
 }
 
 #[rpc(server, namespace = "net")]
@@ -417,6 +427,13 @@ impl EthApiServer for KomaApi {
         params: Option<Box<RawValue>>,
     ) -> SubscriptionResult {
         self.subscribe_to(pending, &kind, params).await
+    }
+}
+
+#[async_trait]
+impl KomaChainApiServer for KomaApi {
+    async fn block_seal(&self, block: BlockId) -> RpcResult<Option<BlockSeal>> {
+        self.io(move |api| api.block_seal_at(block)).await
     }
 }
 
