@@ -850,7 +850,7 @@ async fn load(args: LoadArgs) -> eyre::Result<()> {
         })
         .collect();
     latencies.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| percentile(&latencies, p);
+    let pct = |p: f64| crate::stats::percentile(&latencies, p);
     let last = included.values().max().copied().unwrap_or_default();
     let blocks_used: Vec<_> = per_block.iter().filter(|(_, n)| *n > 0).collect();
     println!(
@@ -878,14 +878,6 @@ async fn load(args: LoadArgs) -> eyre::Result<()> {
         eyre::bail!("not all transfers were included");
     }
     Ok(())
-}
-
-/// The `p`-quantile (0..=1) of sorted figures, nearest rank; 0 for none.
-pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted
-        .get(((sorted.len() as f64 - 1.0).max(0.0) * p).round() as usize)
-        .copied()
-        .unwrap_or(0.0)
 }
 
 /// A small concurrent map for send timestamps (std only).

@@ -246,7 +246,7 @@ pub async fn propagation(urls: Vec<String>, blocks: usize) -> eyre::Result<()> {
         }
     }
     delays.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| crate::bench::percentile(&delays, p);
+    let pct = |p: f64| crate::stats::percentile(&delays, p);
     println!(
         "{} blocks reached all {} nodes; propagation after the first node (producer commit -> peer import committed): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         complete.len(),
@@ -413,7 +413,7 @@ pub async fn finality(urls: Vec<String>, blocks: usize, flood: usize) -> eyre::R
     }
     let _ = stop_flood.send(true);
     latencies.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| crate::bench::percentile(&latencies, p);
+    let pct = |p: f64| crate::stats::percentile(&latencies, p);
     println!(
         "{} blocks final at the node's threshold: latency from first announcement p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         latencies.len(),
@@ -530,7 +530,7 @@ pub async fn heal(urls: Vec<String>, rounds: usize, split_secs: u64) -> eyre::Re
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
     times.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| crate::bench::percentile(&times, p);
+    let pct = |p: f64| crate::stats::percentile(&times, p);
     println!(
         "{rounds} heals after {split_secs} s splits: heal -> new final block on every node p50 {:.0} ms, max {:.0} ms",
         pct(0.5),

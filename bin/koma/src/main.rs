@@ -13,6 +13,7 @@ mod bench_net;
 mod cli;
 mod config;
 mod devnet;
+mod stats;
 mod verify;
 
 use cli::{Cli, Command};

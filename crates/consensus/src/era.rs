@@ -23,11 +23,10 @@
 
 use crate::highway::{Config, Effect, Highway};
 use crate::state::{Block, EraBase, ValueCheck};
-use crate::types::{Params, Threshold, Timestamp, Validators};
+use crate::types::{EraRecord, Params, Threshold, Timestamp, Validators};
 use crate::unit::{Evidence, SignedUnit, UnitSigner, UnitVerifier};
 use alloy_primitives::map::B256Map;
 use alloy_primitives::{Address, B256, keccak256};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -45,27 +44,6 @@ const MAX_ORPHANS: usize = 4096;
 const LATEST_REQUEST_INTERVAL: u64 = 1_000;
 /// Closed eras whose latest units are kept (to help peers that fell behind).
 const CLOSED_TIPS: usize = 64;
-
-/// What a node must store to restart an era: everything that defines the instance.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EraRecord {
-    pub era: u64,
-    pub instance_id: B256,
-    /// No unit of the era is older.
-    pub start: Timestamp,
-    /// The value the era's first block extends.
-    pub base_value: B256,
-    /// The previous era's terminal block (zero for era 0).
-    pub key_block: B256,
-    /// The era's validators and weights.
-    pub validators: Vec<(Address, u64)>,
-    /// Addresses banned for equivocating in earlier eras.
-    pub banned: Vec<Address>,
-    /// Highest threshold (index into [`Eras::thresholds`]) a block of this era may be
-    /// reported final at: the weakest switch on the way here.
-    pub cap: usize,
-}
 
 /// How the eras of a chain are set up.
 pub struct ErasConfig {

@@ -71,7 +71,7 @@ pub enum Effect {
     /// This validator's round exponent changed (the round meter's verdict).
     RoundExp(u8),
     /// An era started (or its record changed): store the record, to restart it.
-    EraStarted(crate::era::EraRecord),
+    EraStarted(crate::types::EraRecord),
     /// An era closed: its units may be dropped from memory. `tips` are its
     /// validators' latest units: keep them to answer peers that fall behind.
     EraClosed {

@@ -34,7 +34,8 @@
     clippy::arithmetic_side_effects
 )]
 
-use crate::era::{EraRecord, Eras, ErasConfig};
+use crate::era::{Eras, ErasConfig};
+use crate::types::EraRecord;
 use crate::unit::Secp256k1Verifier;
 use crate::{
     AnyValue, Effect, Evidence, SignedUnit, Threshold, Timestamp, UnitSigner, UnitVerifier,

@@ -1,6 +1,7 @@
 //! Validators, weights and the parameters of one protocol instance (an era).
 
 use alloy_primitives::{Address, B256, keccak256};
+use serde::{Deserialize, Serialize};
 
 /// Position of a validator in the era's validator list.
 pub type ValidatorIndex = u32;
@@ -202,6 +203,27 @@ pub fn quorum(total: u64, ftt: u64, k: u32) -> u64 {
     let den = pow.saturating_sub(1).saturating_mul(2);
     let q = num.checked_div(den).unwrap_or(0).saturating_add(1);
     u64::try_from(q).unwrap_or(u64::MAX)
+}
+
+/// What a node must store to restart an era: everything that defines the instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EraRecord {
+    pub era: u64,
+    pub instance_id: B256,
+    /// No unit of the era is older.
+    pub start: Timestamp,
+    /// The value the era's first block extends.
+    pub base_value: B256,
+    /// The previous era's terminal block (zero for era 0).
+    pub key_block: B256,
+    /// The era's validators and weights.
+    pub validators: Vec<(Address, u64)>,
+    /// Addresses banned for equivocating in earlier eras.
+    pub banned: Vec<Address>,
+    /// Highest threshold (index into [`crate::Eras::thresholds`]) a block of this era may be
+    /// reported final at: the weakest switch on the way here.
+    pub cap: usize,
 }
 
 #[cfg(test)]

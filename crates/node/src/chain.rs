@@ -1,16 +1,19 @@
-//! The single writer of the chain: block production, gossip import and sync all go
-//! through [`ChainWriter`], one at a time, and it announces what changed to the pool,
-//! the RPC subscriptions and the head watchers.
+//! The single writer of the chain: block production ([`ChainWriter::produce`]), gossip
+//! import, sync and KoMaBFT's fork choice all go through [`ChainWriter`], one at a
+//! time, and it announces what changed to the pool, the RPC subscriptions and the head
+//! watchers.
 
-use alloy::consensus::ReceiptEnvelope;
-use alloy_primitives::{B256, U256};
+use alloy::consensus::{ReceiptEnvelope, TxEnvelope};
+use alloy::signers::local::PrivateKeySigner;
+use alloy_primitives::{Address, B256, U256};
+use alloy_rlp::Encodable;
 use koma_primitives::{Block, ChainSpec, SealedHeader};
-use koma_producer::{ImportError, ImportOutcome};
+use koma_producer::{BuildError, ImportError, ImportOutcome, PoolAccess, build_block_until};
 use koma_storage::ChainEvent;
 use koma_storage::{Database, StoredBody};
-use koma_txpool::PoolStateView;
-use koma_txpool::TxPool;
+use koma_txpool::{BestTransactions, PoolStateView, TxPool};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
 
 #[derive(Debug)]
@@ -21,8 +24,8 @@ pub(crate) struct ChainWriter {
     pub events: broadcast::Sender<Arc<ChainEvent>>,
     /// The canonical head; producers and sync wait on it.
     pub head: watch::Sender<SealedHeader>,
-    /// Held while a block is built or imported.
-    pub write: tokio::sync::Mutex<()>,
+    /// Held while a block is built or imported: one writer at a time.
+    write: tokio::sync::Mutex<()>,
     pub max_reorg_depth: u64,
     /// Number of the last block final at the node's threshold: no reorg goes below it.
     pub finalized: std::sync::atomic::AtomicU64,
@@ -32,6 +35,39 @@ pub(crate) struct ChainWriter {
     /// Tips of the stored side branches (hash -> number, total difficulty), to find
     /// the heaviest known descendant of a block fork choice must switch to.
     pub side_tips: parking_lot::Mutex<std::collections::HashMap<B256, (u64, U256)>>,
+}
+
+/// A block this node produced, committed and announced, for the producer loop to report
+/// and gossip.
+#[derive(Debug)]
+pub(crate) struct Produced {
+    pub header: SealedHeader,
+    pub txs: usize,
+    pub execution_ms: f64,
+    pub state_root_ms: f64,
+    pub commit_ms: f64,
+    /// The block as gossiped (RLP, seal included).
+    pub encoded: Vec<u8>,
+}
+
+/// The pool's best transactions as the block builder takes them; transactions that
+/// fail at execution are collected to be dropped from the pool.
+struct BestAdapter {
+    best: BestTransactions,
+    rejected: Vec<B256>,
+}
+
+impl PoolAccess for BestAdapter {
+    fn next_best(&mut self) -> Option<(TxEnvelope, Address)> {
+        self.best.next().map(|p| (p.tx.clone(), p.sender))
+    }
+    fn skip_sender(&mut self, sender: Address) {
+        self.best.mark_invalid(sender);
+    }
+    fn reject(&mut self, tx: B256, sender: Address) {
+        self.best.mark_invalid(sender);
+        self.rejected.push(tx);
+    }
 }
 
 /// Side tips kept at most; beyond it, the lowest go first.
@@ -47,6 +83,33 @@ impl koma_producer::KnownSenders for PoolSenders<'_> {
 }
 
 impl ChainWriter {
+    pub fn new(
+        spec: Arc<ChainSpec>,
+        db: Database,
+        pool: Arc<TxPool>,
+        events: broadcast::Sender<Arc<ChainEvent>>,
+        max_reorg_depth: u64,
+    ) -> Self {
+        let head = db.head();
+        Self {
+            spec,
+            db,
+            pool,
+            events,
+            head: watch::Sender::new(head),
+            write: tokio::sync::Mutex::new(()),
+            max_reorg_depth,
+            finalized: std::sync::atomic::AtomicU64::new(0),
+            estimate: Default::default(),
+            side_tips: Default::default(),
+        }
+    }
+
+    /// Waits until a write in progress (a block being built or imported) is committed.
+    pub async fn quiesce(&self) {
+        drop(self.write.lock().await);
+    }
+
     /// A block joined the canonical chain: the pool forgets its transactions, the
     /// subscriptions hear about it.
     pub fn canonical(
@@ -70,6 +133,71 @@ impl ChainWriter {
             receipts,
             removed: false,
         }));
+    }
+
+    /// Builds the next block on `parent` as the producer `key` with the pool's best
+    /// transactions (adding them for at most `budget` once the write lock is held),
+    /// stamped now but not before `earliest`, commits it and announces it: the only way
+    /// an own block enters the chain. `None` if `parent` is no longer the head once the
+    /// write lock is held (a block arrived meanwhile).
+    pub async fn produce(
+        self: &Arc<Self>,
+        parent: B256,
+        key: &PrivateKeySigner,
+        earliest: u64,
+        budget: Duration,
+    ) -> Result<Option<Produced>, BuildError> {
+        let _guard = self.write.lock().await;
+        if self.db.head().hash != parent {
+            return Ok(None);
+        }
+        let timestamp = (crate::clock::unix_now_ms() / 1000).max(earliest);
+        let deadline = Instant::now()
+            .checked_add(budget)
+            .unwrap_or_else(Instant::now);
+        let (this, key) = (self.clone(), key.clone());
+        let produced = tokio::task::spawn_blocking(move || -> Result<Produced, BuildError> {
+            let base_fee = this.spec.base_fee_after(&this.db.head().header);
+            let mut best = BestAdapter {
+                best: this.pool.best_transactions(base_fee),
+                rejected: Vec::new(),
+            };
+            let built = build_block_until(
+                &this.spec,
+                &this.db,
+                &mut best,
+                &key,
+                timestamp,
+                Some(deadline),
+            );
+            if !best.rejected.is_empty() {
+                tracing::debug!(
+                    count = best.rejected.len(),
+                    "dropping transactions that failed at execution"
+                );
+                this.pool.remove_transactions(&best.rejected);
+            }
+            let built = built?;
+            let mut encoded = Vec::with_capacity(built.block.length());
+            built.block.encode(&mut encoded);
+            let produced = Produced {
+                header: built.header.clone(),
+                txs: built.block.body.transactions.len(),
+                execution_ms: built.execution_ms,
+                state_root_ms: built.state_root_ms,
+                commit_ms: built.commit_ms,
+                encoded,
+            };
+            let body = StoredBody {
+                transactions: built.block.body.transactions,
+                senders: built.senders,
+            };
+            this.canonical(built.header, body, built.receipts);
+            Ok(produced)
+        })
+        .await
+        .map_err(|e| BuildError::Execution(format!("block production task failed: {e}")))??;
+        Ok(Some(produced))
     }
 
     /// Reads a stored block back for announcing it.

@@ -29,6 +29,7 @@
 )]
 
 mod chain;
+mod clock;
 mod consensus;
 pub use consensus::LibSecp256k1Verifier;
 mod metrics;
@@ -137,18 +138,13 @@ impl Node {
         let (events, _) = broadcast::channel(1024);
         let (stop, stop_rx) = watch::channel(false);
         let (spawner, failures) = TaskSpawner::new(stop_rx.clone());
-        let chain = Arc::new(ChainWriter {
-            spec: spec.clone(),
-            db: db.clone(),
-            pool: pool.clone(),
-            events: events.clone(),
-            head: watch::Sender::new(head),
-            write: tokio::sync::Mutex::new(()),
-            max_reorg_depth: config.max_reorg_depth,
-            finalized: std::sync::atomic::AtomicU64::new(0),
-            estimate: Default::default(),
-            side_tips: Default::default(),
-        });
+        let chain = Arc::new(ChainWriter::new(
+            spec.clone(),
+            db.clone(),
+            pool.clone(),
+            events.clone(),
+            config.max_reorg_depth,
+        ));
         let sync_state = Arc::new(SyncState::default());
         let mut tasks = Vec::new();
 
@@ -336,7 +332,7 @@ impl Node {
             let _ = p.await;
         }
         // Wait for an import in progress to commit before anything else stops.
-        drop(self.chain.write.lock().await);
+        self.chain.quiesce().await;
         let _ = self.rpc.stop();
         self.rpc.stopped().await;
         if let Some(network) = &self.network {

@@ -39,7 +39,7 @@ const MAX_SERVE_BYTES: usize = 16 * 1024 * 1024;
 /// Whether a header is stamped further ahead of the local clock than the allowed drift.
 pub(crate) fn is_from_future(header: &alloy::consensus::Header) -> bool {
     header.timestamp.saturating_mul(1000)
-        > crate::produce::unix_now_ms().saturating_add(MAX_FUTURE_DRIFT_MS)
+        > crate::clock::unix_now_ms().saturating_add(MAX_FUTURE_DRIFT_MS)
 }
 
 /// The RPC server's view of the network.

@@ -1,5 +1,6 @@
-//! The block production loop: wait for this producer's slot on the current head, build,
-//! commit, announce, gossip.
+//! The block production loop: wait for this producer's slot on the current head, have
+//! the chain writer build, commit and announce the block ([`ChainWriter::produce`]),
+//! gossip it.
 //!
 //! The slot of a producer at distance `d` from the in-turn position opens
 //! `(d + 1)` block times after the node learned of the head (after it started
@@ -9,55 +10,15 @@
 //! before it in succession stayed silent.
 
 use crate::chain::ChainWriter;
+use crate::clock::instant_at_unix;
 use crate::sync::SyncState;
-use alloy::consensus::TxEnvelope;
 use alloy::signers::local::PrivateKeySigner;
-use alloy_primitives::{Address, B256};
-use alloy_rlp::Encodable;
+use alloy_primitives::B256;
 use koma_network::{NetworkHandle, Topic};
-use koma_producer::{
-    BuildError, BuiltBlock, PoolAccess, ProducerSchedule, build_block_until, earliest_timestamp,
-    slot_delay,
-};
-use koma_storage::StoredBody;
-use koma_txpool::BestTransactions;
+use koma_producer::{ProducerSchedule, earliest_timestamp, slot_delay};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
-
-struct BestAdapter {
-    best: BestTransactions,
-    rejected: Vec<B256>,
-}
-
-impl PoolAccess for BestAdapter {
-    fn next_best(&mut self) -> Option<(TxEnvelope, Address)> {
-        self.best.next().map(|p| (p.tx.clone(), p.sender))
-    }
-    fn skip_sender(&mut self, sender: Address) {
-        self.best.mark_invalid(sender);
-    }
-    fn reject(&mut self, tx: B256, sender: Address) {
-        self.best.mark_invalid(sender);
-        self.rejected.push(tx);
-    }
-}
-
-pub(crate) fn unix_now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or_default()
-}
-
-/// The local instant at which wall-clock second `unix_secs` begins.
-fn instant_at_unix(unix_secs: u64) -> Instant {
-    let target_ms = unix_secs.saturating_mul(1000);
-    let now_ms = unix_now_ms();
-    Instant::now()
-        .checked_add(Duration::from_millis(target_ms.saturating_sub(now_ms)))
-        .unwrap_or_else(Instant::now)
-}
 
 pub(crate) async fn produce_loop(
     chain: Arc<ChainWriter>,
@@ -112,11 +73,6 @@ pub(crate) async fn produce_loop(
             continue;
         }
         let started = Instant::now();
-        let _guard = chain.write.lock().await;
-        if chain.db.head().hash != head.hash {
-            // A block arrived while waiting for the lock.
-            continue;
-        }
         if distance > 0 {
             tracing::info!(
                 number,
@@ -124,36 +80,34 @@ pub(crate) async fn produce_loop(
                 "in-turn producer silent; producing as backup"
             );
         }
-        let built = build(&chain, &key, earliest).await;
-        let Some(built) = built else { continue };
-        own_block = Some((built.header.hash, started));
+        let budget = Duration::from_millis(chain.spec.block_time_ms).mul_f64(EXECUTION_BUDGET);
+        let produced = match chain.produce(head.hash, &key, earliest, budget).await {
+            Ok(Some(produced)) => produced,
+            // A block arrived while waiting for the write lock.
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "block production failed");
+                continue;
+            }
+        };
+        own_block = Some((produced.header.hash, started));
         let metrics = koma_metrics::metrics();
         metrics
             .block_build
-            .observe((built.execution_ms + built.state_root_ms) / 1e3);
-        metrics.block_commit.observe(built.commit_ms / 1e3);
+            .observe((produced.execution_ms + produced.state_root_ms) / 1e3);
+        metrics.block_commit.observe(produced.commit_ms / 1e3);
         tracing::info!(
-            number = built.header.number(),
-            hash = %built.header.hash,
-            txs = built.block.body.transactions.len(),
-            gas_used = built.header.header.gas_used,
-            exec_ms = format_args!("{:.1}", built.execution_ms),
-            root_ms = format_args!("{:.1}", built.state_root_ms),
-            commit_ms = format_args!("{:.1}", built.commit_ms),
+            number = produced.header.number(),
+            hash = %produced.header.hash,
+            txs = produced.txs,
+            gas_used = produced.header.header.gas_used,
+            exec_ms = format_args!("{:.1}", produced.execution_ms),
+            root_ms = format_args!("{:.1}", produced.state_root_ms),
+            commit_ms = format_args!("{:.1}", produced.commit_ms),
             "produced block"
         );
-        let mut encoded = Vec::with_capacity(built.block.length());
-        built.block.encode(&mut encoded);
-        let body = StoredBody {
-            transactions: built.block.body.transactions,
-            senders: built.senders,
-        };
-        let c = chain.clone();
-        let (header, receipts) = (built.header, built.receipts);
-        let _ = tokio::task::spawn_blocking(move || c.canonical(header, body, receipts)).await;
-        drop(_guard);
         if let Some(net) = &network {
-            match net.publish(Topic::Blocks, encoded).await {
+            match net.publish(Topic::Blocks, produced.encoded).await {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(number, error = %e, "cannot gossip block"),
             }
@@ -164,44 +118,3 @@ pub(crate) async fn produce_loop(
 /// Share of the block time spent executing transactions; the rest is left for the
 /// state root, the commit and propagation, so the block is on time even under load.
 const EXECUTION_BUDGET: f64 = 0.4;
-
-async fn build(
-    chain: &Arc<ChainWriter>,
-    key: &PrivateKeySigner,
-    earliest: u64,
-) -> Option<BuiltBlock> {
-    let (c, key) = (chain.clone(), key.clone());
-    let now = (unix_now_ms() / 1000).max(earliest);
-    let budget = Duration::from_millis(chain.spec.block_time_ms).mul_f64(EXECUTION_BUDGET);
-    let deadline = Instant::now()
-        .checked_add(budget)
-        .unwrap_or_else(Instant::now);
-    let built = tokio::task::spawn_blocking(move || -> Result<BuiltBlock, BuildError> {
-        let base_fee = c.spec.base_fee_after(&c.db.head().header);
-        let mut best = BestAdapter {
-            best: c.pool.best_transactions(base_fee),
-            rejected: Vec::new(),
-        };
-        let built = build_block_until(&c.spec, &c.db, &mut best, &key, now, Some(deadline));
-        if !best.rejected.is_empty() {
-            tracing::debug!(
-                count = best.rejected.len(),
-                "dropping transactions that failed at execution"
-            );
-            c.pool.remove_transactions(&best.rejected);
-        }
-        built
-    })
-    .await;
-    match built {
-        Ok(Ok(b)) => Some(b),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "block production failed");
-            None
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "block production task failed");
-            None
-        }
-    }
-}

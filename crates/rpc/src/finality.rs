@@ -1,62 +1,14 @@
-//! What the RPC server needs from KoMaBFT, and the `koma_*` namespace:
-//! `koma_getFinality`, `koma_getMilestone`, `koma_validators`.
+//! The `koma_*` namespace over KoMaBFT: `koma_getFinality`, `koma_getMilestone`,
+//! `koma_validators`.
 
+use crate::backend::{ConsensusApi, FinalBlock, ThresholdStatus, ValidatorStatus};
 use crate::error::invalid_params;
 use crate::state::RpcState;
-use alloy_primitives::{Address, B256};
+use alloy_primitives::B256;
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::proc_macros::rpc;
 use serde::Serialize;
 use std::sync::Arc;
-
-/// A block final at some threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FinalBlock {
-    #[serde(with = "alloy::serde::quantity")]
-    pub number: u64,
-    pub hash: B256,
-}
-
-/// One configured threshold and how far the chain is final at it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ThresholdStatus {
-    /// Fraction of stake that would have to equivocate to revert, e.g. `1/3`.
-    pub threshold: String,
-    /// The same as a number, for sorting and display.
-    pub fraction: f64,
-    /// Last final block at this threshold.
-    pub last_final: Option<FinalBlock>,
-}
-
-/// A staker and its latest unit.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ValidatorStatus {
-    pub index: u32,
-    pub address: Address,
-    pub stake: u64,
-    /// Proven to have equivocated.
-    pub faulty: bool,
-    /// The KoMaBFT era this entry belongs to (the node's current one).
-    pub era: u64,
-    pub latest_unit: Option<B256>,
-    pub latest_seq: Option<u64>,
-    /// Timestamp (ms) of the latest unit.
-    pub latest_timestamp: Option<u64>,
-    /// The round length the staker's latest unit was made with (adaptive).
-    pub round_length_ms: Option<u64>,
-}
-
-/// KoMaBFT as the RPC handlers see it. Implemented by the node.
-pub trait ConsensusApi: Send + Sync + std::fmt::Debug {
-    /// Thresholds in ascending order.
-    fn thresholds(&self) -> Vec<ThresholdStatus>;
-    /// Index (into [`ConsensusApi::thresholds`]) that `safe`/`finalized` follow.
-    fn node_threshold(&self) -> usize;
-    fn validators(&self) -> Vec<ValidatorStatus>;
-}
 
 /// `koma_getFinality`.
 #[derive(Debug, Clone, Serialize)]

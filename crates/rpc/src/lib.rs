@@ -37,6 +37,7 @@
 )]
 
 mod api;
+mod backend;
 mod blocking;
 mod convert;
 mod envelope;
@@ -55,13 +56,13 @@ pub use api::{
     BlockSeal, EthApiServer, KomaApi, KomaChainApiServer, NetApiServer, TxpoolApiServer,
     Web3ApiServer, event_logs,
 };
+pub use backend::{
+    ConsensusApi, FinalBlock, NetworkApi, NodeInfo, ThresholdStatus, ValidatorStatus,
+};
 pub use convert::{RpcReceipt, rpc_block, rpc_header, rpc_receipts, rpc_transaction};
 pub use filters::FilterStore;
-pub use finality::{
-    ConsensusApi, FinalBlock, KomaConsensus, KomaConsensusApiServer, ThresholdStatus,
-    ValidatorStatus,
-};
-pub use p2p::{Admin, AdminApiServer, NetworkApi, NodeInfo};
+pub use finality::{KomaConsensus, KomaConsensusApiServer};
+pub use p2p::{Admin, AdminApiServer};
 pub use state::{ApiConfig, RpcState, StateAt};
 
 use jsonrpsee::RpcModule;

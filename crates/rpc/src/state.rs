@@ -95,11 +95,11 @@ pub struct RpcState {
     pub filters: FilterStore,
     pub config: ApiConfig,
     /// The peer-to-peer side; `None` for a node without networking.
-    pub network: Option<Arc<dyn crate::p2p::NetworkApi>>,
+    pub network: Option<Arc<dyn crate::backend::NetworkApi>>,
     /// KoMaBFT finality; `None`: no finality layer (`safe`/`finalized` = head).
-    pub consensus: Option<Arc<dyn crate::finality::ConsensusApi>>,
+    pub consensus: Option<Arc<dyn crate::backend::ConsensusApi>>,
     /// Blocks as they become final at the node's threshold (`eth_subscribe("finalized")`).
-    pub finalized: broadcast::Sender<crate::finality::FinalBlock>,
+    pub finalized: broadcast::Sender<crate::backend::FinalBlock>,
 }
 
 /// Either the latest state or the state at an older block.

@@ -61,7 +61,7 @@ fn thresholds() -> (Vec<Threshold>, Threshold) {
 }
 
 fn now_ms() -> u64 {
-    crate::produce::unix_now_ms()
+    crate::clock::unix_now_ms()
 }
 
 /// Builds the consensus task for `spec`, reloading the stored eras and DAGs. `None` if

@@ -1,0 +1,83 @@
+//! What the RPC server needs from the rest of the node: KoMaBFT's finality and the
+//! peer-to-peer side, as traits the node implements, and the types they return. The
+//! server state ([`crate::state::RpcState`]) holds them; the `koma_*` and `admin_*`
+//! handlers serve them.
+
+use alloy_primitives::{Address, B256, Bytes};
+use futures::future::BoxFuture;
+use koma_primitives::SyncProgress;
+use serde::Serialize;
+
+/// A block final at some threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinalBlock {
+    #[serde(with = "alloy::serde::quantity")]
+    pub number: u64,
+    pub hash: B256,
+}
+
+/// One configured threshold and how far the chain is final at it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThresholdStatus {
+    /// Fraction of stake that would have to equivocate to revert, e.g. `1/3`.
+    pub threshold: String,
+    /// The same as a number, for sorting and display.
+    pub fraction: f64,
+    /// Last final block at this threshold.
+    pub last_final: Option<FinalBlock>,
+}
+
+/// A staker and its latest unit.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidatorStatus {
+    pub index: u32,
+    pub address: Address,
+    pub stake: u64,
+    /// Proven to have equivocated.
+    pub faulty: bool,
+    /// The KoMaBFT era this entry belongs to (the node's current one).
+    pub era: u64,
+    pub latest_unit: Option<B256>,
+    pub latest_seq: Option<u64>,
+    /// Timestamp (ms) of the latest unit.
+    pub latest_timestamp: Option<u64>,
+    /// The round length the staker's latest unit was made with (adaptive).
+    pub round_length_ms: Option<u64>,
+}
+
+/// KoMaBFT as the RPC handlers see it. Implemented by the node.
+pub trait ConsensusApi: Send + Sync + std::fmt::Debug {
+    /// Thresholds in ascending order.
+    fn thresholds(&self) -> Vec<ThresholdStatus>;
+    /// Index (into [`ConsensusApi::thresholds`]) that `safe`/`finalized` follow.
+    fn node_threshold(&self) -> usize;
+    fn validators(&self) -> Vec<ValidatorStatus>;
+}
+
+/// `admin_nodeInfo`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeInfo {
+    /// libp2p peer id.
+    pub id: String,
+    /// Addresses other nodes can put in `--bootnodes` (`.../p2p/<id>`).
+    pub listen_addrs: Vec<String>,
+}
+
+/// The network as the RPC handlers see it. Implemented by the node.
+pub trait NetworkApi: Send + Sync + std::fmt::Debug {
+    fn peer_count(&self) -> usize;
+    /// `None` when the node is at the head of its peers' chain.
+    fn sync_progress(&self) -> Option<SyncProgress>;
+    /// A transaction the pool accepted over RPC: announce it to peers.
+    fn broadcast_transaction(&self, raw: Bytes);
+    fn node_info(&self) -> NodeInfo;
+    fn peers(&self) -> Vec<String>;
+    /// Dials `addr` (a multiaddr, ideally ending in `/p2p/<id>`).
+    fn add_peer(&self, addr: String) -> BoxFuture<'static, Result<(), String>>;
+    /// Disconnects and refuses `peer` (or lifts that) until told otherwise.
+    fn set_blocked(&self, peer: String, blocked: bool) -> BoxFuture<'static, Result<(), String>>;
+}
