@@ -9,7 +9,6 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/koma/target}"
 VENV="$KOMA_CACHE/venv"
 NPM_CACHE_DIR="$KOMA_CACHE/npm"
 export E2E_VIEM_NODE_MODULES="$NPM_CACHE_DIR/viem/node_modules"
-export E2E_SOLC_NODE_MODULES="$NPM_CACHE_DIR/solc/node_modules"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
 
@@ -94,10 +93,21 @@ ensure_npm() {
   echo "$sum" >"$dest/.lock.sha256"
 }
 
+# The contracts' npm packages (solc, OpenZeppelin, forge, noble), installed in the cache
+# and linked as contracts/node_modules, where contracts/build.js and forge look.
+ensure_contracts_prereqs() {
+  ensure_npm contracts contracts
+  local link="$REPO/contracts/node_modules"
+  if [ -L "$link" ] || [ ! -e "$link" ]; then
+    ln -sfn "$NPM_CACHE_DIR/contracts/node_modules" "$link"
+  fi
+  export FORGE_BIN="$REPO/contracts/node_modules/@foundry-rs/forge-linux-amd64/bin/forge"
+}
+
 # Everything the end-to-end suite needs besides the koma binary.
 ensure_e2e_prereqs() {
   ensure_venv
-  ensure_npm contracts/test solc
+  ensure_contracts_prereqs
   ensure_npm tests/e2e/viem viem
   if [ "${E2E_TARGET:-koma}" = anvil ] && [ -z "${ANVIL_BIN:-}" ]; then
     ensure_npm tests/e2e/anvil anvil

@@ -113,6 +113,4 @@ def node_modules():
     return {
         "viem": os.environ.get("E2E_VIEM_NODE_MODULES",
                                str(devnode.KOMA_CACHE / "npm/viem/node_modules")),
-        "solc": os.environ.get("E2E_SOLC_NODE_MODULES",
-                               str(devnode.KOMA_CACHE / "npm/solc/node_modules")),
     }
