@@ -28,6 +28,11 @@ abstract contract Test {
         if (keccak256(left) != keccak256(right)) revert(string.concat(what, ": bytes differ"));
     }
 
+    /// `x` mapped into [lo, hi] (for fuzz inputs).
+    function bound(uint256 x, uint256 lo, uint256 hi) internal pure returns (uint256) {
+        return lo + x % (hi - lo + 1);
+    }
+
     /// The text of a file under the repository's tests/vectors.
     function readVector(string memory name) internal view returns (string memory) {
         return vm.readFile(string.concat(vm.projectRoot(), "/../tests/vectors/", name));
