@@ -119,6 +119,9 @@ contract RootChain is StakeManager {
 
     /// The aggregate key of the active set less the keys at the `absent` slots, and the
     /// absent weight.
+    /// @dev Per absent staker: one storage read (its slot entry) and one code copy (its key)
+    /// into a G2ADD accumulator. The loop is assembly because it is the part of a checkpoint's
+    /// cost that grows with absence.
     function _withoutAbsent(bytes calldata aggregateKey, bytes calldata absent, uint256 setId)
         private
         view
@@ -127,22 +130,56 @@ contract RootChain is StakeManager {
         key = aggregateKey;
         if (absent.length == 0) return (key, 0);
         if (absent.length % 2 != 0) revert BadAbsentList(absent.length);
-        bytes memory buffer = new bytes(2 * BLS.G2_LENGTH);
-        uint256 previous;
-        for (uint256 i; i < absent.length; i += 2) {
-            uint256 slot = uint16(bytes2(absent[i:i + 2]));
-            if (i > 0 && slot <= previous) revert AbsentNotAscending(slot);
-            previous = slot;
-            uint256 entry = _entryAt(slot, setId);
-            address keyContract = address(uint160(entry));
-            if (keyContract == address(0)) revert AbsentNotInSet(slot);
-            absentWeight += uint64(entry >> 160);
-            BLS.accumulateFromCode(buffer, keyContract);
-        }
         bytes memory absentKey = new bytes(BLS.G2_LENGTH);
+        uint256 latestSlot;
+        uint256 previousSlot;
         assembly ("memory-safe") {
-            mcopy(add(absentKey, 32), add(buffer, 32), 256)
+            latestSlot := _slotLatest.slot
+            previousSlot := _slotPrevious.slot
         }
+        uint256 failedSlot = type(uint256).max;
+        uint256 failure; // 1: not ascending, 2: not in the set, 3: G2ADD refused
+        assembly ("memory-safe") {
+            // accumulator ‖ next key, as G2ADD's input; the sum is written over the accumulator
+            let acc := mload(0x40)
+            mstore(0x40, add(acc, 512))
+            calldatacopy(acc, calldatasize(), 256) // zero: the point at infinity
+            let end := add(absent.offset, absent.length)
+            let last := 0
+            for { let p := absent.offset } lt(p, end) { p := add(p, 2) } {
+                let slot := shr(240, calldataload(p))
+                if and(gt(p, absent.offset), iszero(gt(slot, last))) {
+                    failure := 1
+                    failedSlot := slot
+                    break
+                }
+                last := slot
+                // the entry holding for setId: the latest version unless it is newer
+                mstore(0x00, slot)
+                mstore(0x20, latestSlot)
+                let entry := sload(keccak256(0x00, 0x40))
+                if gt(shr(224, entry), setId) {
+                    mstore(0x20, previousSlot)
+                    entry := sload(keccak256(0x00, 0x40))
+                }
+                let keyContract := and(entry, 0xffffffffffffffffffffffffffffffffffffffff)
+                if iszero(keyContract) {
+                    failure := 2
+                    failedSlot := slot
+                    break
+                }
+                absentWeight := add(absentWeight, and(shr(160, entry), 0xffffffffffffffff))
+                extcodecopy(keyContract, add(acc, 256), 1, 256)
+                if iszero(staticcall(3000, 0x0d, acc, 512, acc, 256)) {
+                    failure := 3
+                    break
+                }
+            }
+            mcopy(add(absentKey, 32), acc, 256)
+        }
+        if (failure == 1) revert AbsentNotAscending(failedSlot);
+        if (failure == 2) revert AbsentNotInSet(failedSlot);
+        if (failure == 3) revert BLS.MalformedPoint();
         key = BLS.g2Add(key, BLS.g2Negate(absentKey));
     }
 }

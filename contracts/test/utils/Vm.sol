@@ -24,6 +24,7 @@ interface Vm {
     function snapshotValue(string calldata group, string calldata name, uint256 value) external;
     function snapshotGasLastCall(string calldata group, string calldata name) external returns (uint256);
     function toString(uint256 value) external pure returns (string memory);
+    function cool(address target) external;
     function addr(uint256 privateKey) external pure returns (address);
 }
 

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+pragma solidity ^0.8.30;
+
+import {RootChain} from "../src/RootChain.sol";
+import {Fixture} from "./utils/Fixture.sol";
+import {vm} from "./utils/Vm.sol";
+
+/// The gas benchmark: what a transaction pays for a checkpoint at several set sizes, with
+/// every staker signing and with a tenth absent, and for the staking operations. Figures
+/// are written to contracts/snapshots/*.json (forge's gas snapshots; the test command
+/// checks them, so a change in gas shows up in review).
+///
+/// A figure is the transaction's gasUsed: the call's execution gas (measured by forge)
+/// plus the intrinsic 21,000 and the calldata (4 gas per zero byte, 16 per other byte),
+/// or the EIP-7623 calldata floor when that is higher. Everything a submitter prepares
+/// (keys, signatures) is made in setUp, a separate transaction, so the measured call finds
+/// the contract's storage cold, as a real submission does.
+abstract contract CheckpointGas is Fixture {
+    uint256 internal n;
+    bytes internal allSign;
+    bytes internal someAbsent;
+
+    function stakers() internal pure virtual returns (uint256);
+
+    function setUp() public {
+        n = stakers();
+        deploy(n);
+        for (uint256 i; i < n; ++i) join(i, 1000 ether + (37 * i % 500) * 1 ether);
+        root.activateGenesisSet();
+        RootChain.Checkpoint memory cp = checkpoint(1, 0, 31);
+        bytes memory apk = activeKey();
+        (bytes memory sig, bytes memory absent) = signCheckpoint(cp, 1, none());
+        allSign = abi.encodeCall(RootChain.submitCheckpoint, (cp, apk, absent, sig));
+        // a tenth absent, rounded up, spread evenly
+        uint256 k = (n + 9) / 10;
+        uint256[] memory slots = new uint256[](k);
+        for (uint256 j; j < k; ++j) slots[j] = j * n / k;
+        (sig, absent) = signCheckpoint(cp, 1, slots);
+        someAbsent = abi.encodeCall(RootChain.submitCheckpoint, (cp, apk, absent, sig));
+    }
+
+    function test_gas_allSign() public {
+        record(string.concat("submitCheckpoint_", vm.toString(n), "_all_sign"), allSign);
+    }
+
+    function test_gas_tenthAbsent() public {
+        record(
+            string.concat("submitCheckpoint_", vm.toString(n), "_", vm.toString((n + 9) / 10), "_absent"), someAbsent
+        );
+    }
+
+    function record(string memory name, bytes memory data) internal {
+        (bool ok,) = address(root).call(data);
+        assertTrue(ok, "the submission is accepted");
+        uint256 execution = vm.snapshotGasLastCall("checkpoint_execution", name);
+        vm.snapshotValue("checkpoint", name, txGas(execution, data));
+    }
+}
+
+contract CheckpointGas4 is CheckpointGas {
+    function stakers() internal pure override returns (uint256) {
+        return 4;
+    }
+}
+
+contract CheckpointGas32 is CheckpointGas {
+    function stakers() internal pure override returns (uint256) {
+        return 32;
+    }
+}
+
+contract CheckpointGas128 is CheckpointGas {
+    function stakers() internal pure override returns (uint256) {
+        return 128;
+    }
+}
+
+contract CheckpointGas512 is CheckpointGas {
+    function stakers() internal pure override returns (uint256) {
+        return 512;
+    }
+}
+
+/// Staking operations on a set of 16 (stake: the 17th joins).
+contract StakingGas is Fixture {
+    bytes internal joinData;
+    bytes internal activationData;
+
+    function setUp() public {
+        deploy(64);
+        genesis(16, 100 ether);
+        bytes memory pk = keyOf(16);
+        bytes memory pop = popOf(16);
+        fund(ownerOf(16), 100 ether);
+        joinData = abi.encodeCall(root.stake, (100 ether, signerOf(16), pk, pop));
+        fund(ownerOf(0), 100 ether);
+    }
+
+    function test_gas_stake() public {
+        vm.prank(ownerOf(16));
+        (bool ok,) = address(root).call(joinData);
+        assertTrue(ok, "stake");
+        recordLast("stake", joinData);
+    }
+
+    function test_gas_restake() public {
+        bytes memory data = abi.encodeCall(root.restake, (50 ether));
+        vm.prank(ownerOf(0));
+        (bool ok,) = address(root).call(data);
+        assertTrue(ok, "restake");
+        recordLast("restake", data);
+    }
+
+    function test_gas_unstake() public {
+        bytes memory data = abi.encodeCall(root.unstake, ());
+        vm.prank(ownerOf(3));
+        (bool ok,) = address(root).call(data);
+        assertTrue(ok, "unstake");
+        recordLast("unstake", data);
+    }
+
+    /// A checkpoint that also activates a pending set change, against one that does not.
+    function test_gas_checkpointActivatingASetChange() public {
+        vm.prank(ownerOf(3));
+        root.unstake();
+        RootChain.Checkpoint memory cp = checkpoint(1, 0, 31);
+        (bytes memory sig, bytes memory absent) = signCheckpoint(cp, 1, none());
+        bytes memory data = abi.encodeCall(RootChain.submitCheckpoint, (cp, activeKey(), absent, sig));
+        vm.cool(address(root));
+        (bool ok,) = address(root).call(data);
+        assertTrue(ok, "checkpoint");
+        recordLast("submitCheckpoint_16_all_sign_with_set_change", data);
+    }
+
+    function test_gas_withdraw() public {
+        vm.prank(ownerOf(3));
+        root.unstake();
+        submit(checkpoint(1, 0, 31), none());
+        vm.warp(block.timestamp + DELAY);
+        bytes memory data = abi.encodeCall(root.withdraw, ());
+        vm.cool(address(root));
+        vm.cool(address(token));
+        vm.prank(ownerOf(3));
+        (bool ok,) = address(root).call(data);
+        assertTrue(ok, "withdraw");
+        recordLast("withdraw", data);
+    }
+
+    function recordLast(string memory name, bytes memory data) internal {
+        uint256 execution = vm.snapshotGasLastCall("staking_execution", name);
+        vm.snapshotValue("staking", name, txGas(execution, data));
+    }
+}
+
+/// The gasUsed of a transaction whose call executed `execution` gas with `data` as
+/// calldata: intrinsic and calldata cost (EIP-2028), or the EIP-7623 floor if higher.
+function txGas(uint256 execution, bytes memory data) pure returns (uint256) {
+    uint256 tokens;
+    for (uint256 i; i < data.length; ++i) tokens += data[i] == 0 ? 1 : 4;
+    uint256 standard = 21_000 + 4 * tokens + execution;
+    uint256 floor = 21_000 + 10 * tokens;
+    return standard > floor ? standard : floor;
+}

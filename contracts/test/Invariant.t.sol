@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+pragma solidity ^0.8.30;
+
+import {BLS} from "../src/lib/BLS.sol";
+import {RootChain} from "../src/RootChain.sol";
+import {StakingToken} from "../src/StakingToken.sol";
+import {BlsKeys} from "./utils/BlsKeys.sol";
+import {Test} from "./utils/Test.sol";
+import {vm} from "./utils/Vm.sol";
+
+/// Drives a RootChain with random joins, top-ups, exits, withdrawals, time and
+/// checkpoints (signed by random subsets), and keeps a model of what must hold.
+contract Handler is Test {
+    uint256 internal constant STAKERS = 12;
+    uint256 internal constant L2_CHAIN_ID = 42424;
+
+    StakingToken public immutable token;
+    RootChain public immutable root;
+
+    // the model
+    uint256 public locked; // tokens the stakers have locked and not withdrawn
+    uint256 public accepted; // checkpoints accepted
+    uint256 public nextStart; // first block of the next checkpoint
+    bool public thresholdBroken; // a checkpoint was accepted at or below 2/3, or refused above it
+    mapping(uint256 => bool) public joined; // staker i has a record (staking or leaving)
+    mapping(uint256 => bool) public pending; // staker i is in the pending set
+    mapping(uint256 => uint256) public amountOf;
+    uint256[STAKERS] internal sk;
+
+    constructor(StakingToken token_, RootChain root_) {
+        token = token_;
+        root = root_;
+        for (uint256 i; i < STAKERS; ++i) sk[i] = BlsKeys.secretKey(1000 + i);
+    }
+
+    function owner(uint256 i) public pure returns (address) {
+        return address(uint160(0xA0000 + i));
+    }
+
+    function signer(uint256 i) public pure returns (address) {
+        return address(uint160(0xB0000 + i));
+    }
+
+    function keyOf(uint256 i) public view returns (bytes memory) {
+        return BlsKeys.publicKey(sk[i]);
+    }
+
+    // ---- actions ----
+
+    function join(uint256 seed, uint256 amount) external {
+        uint256 i = seed % STAKERS;
+        if (joined[i]) return;
+        amount = bound(amount, 1 ether, 1000 ether);
+        bytes memory pk = keyOf(i);
+        bytes memory pop = BlsKeys.sign(sk[i], root.popMessage(owner(i), signer(i), pk), BLS.POP_DST);
+        token.transfer(owner(i), amount);
+        vm.startPrank(owner(i));
+        token.approve(address(root), amount);
+        (bool ok,) = address(root).call(abi.encodeCall(root.stake, (amount, signer(i), pk, pop)));
+        vm.stopPrank();
+        if (!ok) return; // the set is full
+        joined[i] = true;
+        pending[i] = true;
+        amountOf[i] = amount;
+        locked += amount;
+    }
+
+    function restake(uint256 seed, uint256 amount) external {
+        uint256 i = seed % STAKERS;
+        if (!pending[i]) return;
+        amount = bound(amount, 1 gwei, 100 ether);
+        token.transfer(owner(i), amount);
+        vm.startPrank(owner(i));
+        token.approve(address(root), amount);
+        root.restake(amount);
+        vm.stopPrank();
+        amountOf[i] += amount;
+        locked += amount;
+    }
+
+    function unstake(uint256 seed) external {
+        uint256 i = seed % STAKERS;
+        if (!pending[i]) return;
+        vm.prank(owner(i));
+        root.unstake();
+        pending[i] = false;
+    }
+
+    function withdraw(uint256 seed) external {
+        uint256 i = seed % STAKERS;
+        if (!joined[i] || pending[i]) return;
+        vm.prank(owner(i));
+        (bool ok,) = address(root).call(abi.encodeCall(root.withdraw, ()));
+        if (!ok) return; // exit not active yet, or delay not over
+        joined[i] = false;
+        locked -= amountOf[i];
+        amountOf[i] = 0;
+    }
+
+    function passTime(uint256 secondsLater) external {
+        vm.warp(block.timestamp + bound(secondsLater, 1, 2 hours));
+    }
+
+    function activateGenesis() external {
+        (, uint256 total,,,) = root.head();
+        if (total != 0) return;
+        (bool ok,) = address(root).call(abi.encodeCall(root.activateGenesisSet, ()));
+        ok; // refused when nothing is pending
+    }
+
+    /// Signs checkpoint `accepted + 1` with the active set less the stakers in `absentMask`
+    /// and submits it; it must be accepted exactly when more than 2/3 of the weight signed.
+    function checkpoint(uint256 length, uint256 absentMask) external {
+        (uint256 setId, address[] memory signers, bytes[] memory keys, uint256[] memory weights) = root.activeSet();
+        uint256 total;
+        for (uint256 s; s < weights.length; ++s) total += weights[s];
+        if (total == 0) return;
+        length = bound(length, 1, 64);
+        RootChain.Checkpoint memory cp = RootChain.Checkpoint({
+            number: accepted + 1,
+            start: nextStart,
+            end: nextStart + length - 1,
+            root: keccak256(abi.encode(accepted + 1, nextStart))
+        });
+        bytes32 message = root.checkpointDigest(cp, setId);
+        bytes[] memory sigs = new bytes[](signers.length);
+        bytes memory absent;
+        uint256 signedWeight;
+        for (uint256 s; s < signers.length; ++s) {
+            if (signers[s] == address(0)) continue;
+            if (absentMask & (1 << s) != 0) {
+                absent = bytes.concat(absent, bytes2(uint16(s)));
+                continue;
+            }
+            sigs[s] = BlsKeys.sign(sk[uint160(signers[s]) - 0xB0000], message, BLS.SIG_DST);
+            signedWeight += weights[s];
+        }
+        if (signedWeight == 0) return; // the zero signature: refused for its own reason
+        (bool ok,) = address(root).call(
+            abi.encodeCall(root.submitCheckpoint, (cp, BlsKeys.aggregateKeys(keys), absent, BlsKeys.aggregateSignatures(sigs)))
+        );
+        if (ok != (3 * signedWeight > 2 * total)) thresholdBroken = true;
+        if (ok) {
+            accepted += 1;
+            nextStart = cp.end + 1;
+        }
+    }
+}
+
+/// The invariants of staking and checkpoints under the handler's random sequences.
+contract InvariantTest is Test {
+    StakingToken internal token;
+    RootChain internal root;
+    Handler internal handler;
+
+    function setUp() public {
+        token = new StakingToken(address(this), 1e9 ether);
+        root = new RootChain(token, 42424, 1024, 0, 1 ether, 8, 1 hours);
+        handler = new Handler(token, root);
+        token.transfer(address(handler), 1e8 ether);
+    }
+
+    function targetContracts() public view returns (address[] memory targets) {
+        targets = new address[](1);
+        targets[0] = address(handler);
+    }
+
+    /// Tokens are neither created nor lost: the contract holds exactly what the stakers
+    /// locked and have not withdrawn.
+    function invariant_lockedTokensAreAccountedFor() public view {
+        assertEq(token.balanceOf(address(root)), handler.locked(), "locked");
+    }
+
+    /// The pending set's weight and aggregate key are the sums over its members.
+    function invariant_pendingSetMatchesItsMembers() public view {
+        (, , bytes[] memory keys, uint256[] memory weights) = root.pendingSet();
+        uint256 total;
+        for (uint256 s; s < weights.length; ++s) total += weights[s];
+        assertEq(uint256(root.pendingTotalWeight()), total, "pending weight");
+        assertEq(root.pendingAggregateKey(), BlsKeys.aggregateKeys(keys), "pending key");
+        uint256 members;
+        for (uint256 i; i < 12; ++i) if (handler.pending(i)) ++members;
+        assertEq(uint256(root.pendingStakerCount()), members, "pending members");
+    }
+
+    /// The active set read slot by slot is the one the commitment names.
+    function invariant_activeSetMatchesItsCommitment() public view {
+        (uint256 setId, , bytes[] memory keys, uint256[] memory weights) = root.activeSet();
+        if (setId == 0) return;
+        uint256 total;
+        for (uint256 s; s < weights.length; ++s) total += weights[s];
+        (, uint256 headTotal,,,) = root.head();
+        assertEq(headTotal, total, "active weight");
+        bytes32 commit = keccak256(abi.encodePacked(setId, total, BlsKeys.aggregateKeys(keys)));
+        assertEq(root.setCommit(), commit, "active commitment");
+    }
+
+    /// Checkpoints are numbered without gaps over contiguous ranges, each root is kept,
+    /// and acceptance follows the 2/3 rule exactly.
+    function invariant_checkpointsAreContiguous() public view {
+        (, , uint256 number, uint256 nextStart,) = root.head();
+        assertEq(number, handler.accepted(), "number");
+        assertEq(nextStart, handler.nextStart(), "next start");
+        if (number > 0) assertTrue(root.checkpointRoot(number) != bytes32(0), "last root kept");
+        assertTrue(root.checkpointRoot(number + 1) == bytes32(0), "nothing beyond the head");
+        assertTrue(!handler.thresholdBroken(), "accepted exactly above 2/3");
+    }
+}
