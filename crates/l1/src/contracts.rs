@@ -1,0 +1,98 @@
+//! `l1-contracts.json`: where a deployment lives and how it was made. `koma l1 deploy`
+//! writes it; `koma node --l1-contracts FILE` reads it.
+
+use alloy_primitives::{Address, U256};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// A deployment of the root contracts on one L1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct L1Contracts {
+    /// The L1's chain id (signed into every checkpoint).
+    pub l1_chain_id: u64,
+    /// The L2 chain the checkpoints cover.
+    pub l2_chain_id: u64,
+    /// `RootChain` (checkpoints and the staker set).
+    pub root_chain: Address,
+    /// `StakingToken` (KMC on L1).
+    pub staking_token: Address,
+    /// The L1 block of the deployment: watchers start reading events here.
+    pub deploy_block: u64,
+    /// The first L2 block of checkpoint 1.
+    pub first_block: u64,
+    /// The most blocks one checkpoint covers.
+    pub max_range: u64,
+    pub min_stake: U256,
+    pub max_stakers: u64,
+    /// Seconds between leaving and withdrawing.
+    pub withdrawal_delay: u64,
+}
+
+/// Why the contracts file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ContractsFileError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path} is not a contracts file: {source}")]
+    Parse { path: String, source: serde_json::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: String, source: std::io::Error },
+}
+
+impl L1Contracts {
+    pub fn from_file(path: &Path) -> Result<Self, ContractsFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ContractsFileError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| ContractsFileError::Parse {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Writes the file (through a temporary file and a rename, so a reader never sees
+    /// half of it).
+    pub fn write(&self, path: &Path) -> Result<(), ContractsFileError> {
+        let fail = |source| ContractsFileError::Write {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut json = serde_json::to_string_pretty(self).map_err(|e| fail(e.into()))?;
+        json.push('\n');
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json).map_err(fail)?;
+        std::fs::rename(&tmp, path).map_err(fail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_unknown_fields() {
+        let c = L1Contracts {
+            l1_chain_id: 1337,
+            l2_chain_id: 42424,
+            root_chain: Address::repeat_byte(1),
+            staking_token: Address::repeat_byte(2),
+            deploy_block: 7,
+            first_block: 0,
+            max_range: 1024,
+            min_stake: U256::from(10).pow(U256::from(18)),
+            max_stakers: 128,
+            withdrawal_delay: 3600,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l1-contracts.json");
+        c.write(&path).unwrap();
+        assert_eq!(L1Contracts::from_file(&path).unwrap(), c);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"rootChain\""), "{text}");
+        std::fs::write(&path, text.replace("\"maxRange\"", "\"maxRang\"")).unwrap();
+        let err = L1Contracts::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("not a contracts file"), "{err}");
+    }
+}

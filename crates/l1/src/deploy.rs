@@ -1,0 +1,224 @@
+//! Deploying the root contracts to an L1 and registering stakers.
+
+use crate::bindings::{RootChain, StakingToken, artifacts, creation_code};
+use crate::contracts::L1Contracts;
+use alloy::network::{ReceiptResponse, TransactionBuilder};
+use alloy::providers::Provider;
+use alloy::rpc::types::TransactionRequest;
+use alloy::sol_types::SolConstructor;
+use alloy_primitives::{Address, U256};
+use eyre::{WrapErr, bail, eyre};
+use koma_checkpoint::{SecretKey, pop_message};
+
+/// The parameters of a deployment.
+#[derive(Debug, Clone)]
+pub struct DeployParams {
+    /// The L2's chain id (signed into every checkpoint).
+    pub l2_chain_id: u64,
+    /// The first L2 block of checkpoint 1 (0: from genesis).
+    pub first_block: u64,
+    /// The most blocks one checkpoint may cover.
+    pub max_range: u64,
+    pub min_stake: U256,
+    pub max_stakers: u64,
+    /// Seconds between leaving the set and withdrawing.
+    pub withdrawal_delay: u64,
+    /// KMC minted at deployment, to the deployer.
+    pub token_supply: U256,
+}
+
+impl DeployParams {
+    /// The devnet's parameters for L2 chain `l2_chain_id`.
+    pub fn devnet(l2_chain_id: u64) -> Self {
+        let kmc = U256::from(10u64).pow(U256::from(18u64));
+        Self {
+            l2_chain_id,
+            first_block: 0,
+            max_range: 1024,
+            min_stake: kmc,
+            max_stakers: 128,
+            withdrawal_delay: 3600,
+            token_supply: U256::from(1_000_000_000u64) * kmc,
+        }
+    }
+}
+
+/// Sends a contract creation and returns the new contract's address.
+async fn create<P: Provider>(provider: &P, what: &str, init: Vec<u8>) -> eyre::Result<(Address, u64)> {
+    let tx = TransactionRequest::default().with_deploy_code(init);
+    let receipt = provider
+        .send_transaction(tx)
+        .await
+        .wrap_err_with(|| format!("cannot send the {what} deployment"))?
+        .get_receipt()
+        .await
+        .wrap_err_with(|| format!("no receipt for the {what} deployment"))?;
+    if !receipt.status() {
+        bail!("the {what} deployment reverted (tx {})", receipt.transaction_hash());
+    }
+    let address = receipt
+        .contract_address()
+        .ok_or_else(|| eyre!("the {what} deployment created no contract"))?;
+    let block = receipt
+        .block_number()
+        .ok_or_else(|| eyre!("the {what} deployment receipt has no block"))?;
+    Ok((address, block))
+}
+
+/// Deploys `StakingToken` (the whole supply to the provider's sender) and `RootChain`.
+/// `provider` must sign with a funded account.
+pub async fn deploy<P: Provider>(provider: &P, params: &DeployParams) -> eyre::Result<L1Contracts> {
+    let l1_chain_id = provider.get_chain_id().await.wrap_err("cannot read the L1 chain id")?;
+    let deployer = provider
+        .get_accounts()
+        .await
+        .ok()
+        .and_then(|a| a.first().copied());
+    let holder = match deployer {
+        Some(a) => a,
+        None => bail!("the L1 provider has no signing account"),
+    };
+    let mut init = creation_code("StakingToken", artifacts::STAKING_TOKEN)?.to_vec();
+    init.extend(
+        StakingToken::constructorCall {
+            holder,
+            supply: params.token_supply,
+        }
+        .abi_encode(),
+    );
+    let (token, first) = create(provider, "StakingToken", init).await?;
+
+    let mut init = creation_code("RootChain", artifacts::ROOT_CHAIN)?.to_vec();
+    init.extend(
+        RootChain::constructorCall {
+            token,
+            l2ChainId_: U256::from(params.l2_chain_id),
+            maxRange_: U256::from(params.max_range),
+            firstBlock: U256::from(params.first_block),
+            minStake_: params.min_stake,
+            maxStakers_: U256::from(params.max_stakers),
+            withdrawalDelay_: U256::from(params.withdrawal_delay),
+        }
+        .abi_encode(),
+    );
+    let (root_chain, _) = create(provider, "RootChain", init).await?;
+    tracing::info!(%token, %root_chain, l1_chain_id, "deployed the root contracts");
+    Ok(L1Contracts {
+        l1_chain_id,
+        l2_chain_id: params.l2_chain_id,
+        root_chain,
+        staking_token: token,
+        deploy_block: first,
+        first_block: params.first_block,
+        max_range: params.max_range,
+        min_stake: params.min_stake,
+        max_stakers: params.max_stakers,
+        withdrawal_delay: params.withdrawal_delay,
+    })
+}
+
+/// What a staker registers.
+#[derive(Debug)]
+pub struct StakerRegistration<'a> {
+    /// The address of its KoMaBFT key.
+    pub signer: Address,
+    pub bls_key: &'a SecretKey,
+    /// KMC to lock (the owner must hold it).
+    pub amount: U256,
+}
+
+/// Registers the provider's sender as a staker: approves the tokens, proves possession of
+/// the BLS key, and stakes. Returns the L1 block of the stake.
+pub async fn register_staker<P: Provider>(
+    provider: &P,
+    contracts: &L1Contracts,
+    staker: &StakerRegistration<'_>,
+) -> eyre::Result<u64> {
+    let owner = provider
+        .get_accounts()
+        .await
+        .ok()
+        .and_then(|a| a.first().copied())
+        .ok_or_else(|| eyre!("the L1 provider has no signing account"))?;
+    let token = StakingToken::new(contracts.staking_token, provider);
+    let receipt = token
+        .approve(contracts.root_chain, staker.amount)
+        .send()
+        .await
+        .wrap_err("cannot send the approval")?
+        .get_receipt()
+        .await?;
+    if !receipt.status() {
+        bail!("the approval reverted");
+    }
+    let pk = staker.bls_key.public_key().to_eip2537();
+    let message = pop_message(
+        contracts.l1_chain_id,
+        contracts.root_chain,
+        owner,
+        staker.signer,
+        &pk,
+    );
+    let pop = staker.bls_key.sign_pop(&message).to_eip2537();
+    let root = RootChain::new(contracts.root_chain, provider);
+    let receipt = root
+        .stake(staker.amount, staker.signer, pk.to_vec().into(), pop.to_vec().into())
+        .send()
+        .await
+        .map_err(|e| eyre!("stake refused: {}", revert_reason(&e)))?
+        .get_receipt()
+        .await?;
+    if !receipt.status() {
+        bail!("the stake reverted (tx {})", receipt.transaction_hash());
+    }
+    receipt
+        .block_number()
+        .ok_or_else(|| eyre!("the stake receipt has no block"))
+}
+
+/// A contract error's name and arguments if the L1 gave revert data we know, else the
+/// error as it came.
+pub fn revert_reason(e: &alloy::contract::Error) -> String {
+    if let Some(decoded) = e.as_decoded_interface_error::<RootChain::RootChainErrors>() {
+        return format!("{decoded:?}");
+    }
+    e.to_string()
+}
+
+/// Transfers `amount` KMC from the provider's sender to `to`.
+pub async fn transfer_tokens<P: Provider>(
+    provider: &P,
+    contracts: &L1Contracts,
+    to: Address,
+    amount: U256,
+) -> eyre::Result<()> {
+    let token = StakingToken::new(contracts.staking_token, provider);
+    let receipt = token
+        .transfer(to, amount)
+        .send()
+        .await
+        .wrap_err("cannot send the token transfer")?
+        .get_receipt()
+        .await?;
+    if !receipt.status() {
+        bail!("the token transfer to {to} reverted");
+    }
+    Ok(())
+}
+
+/// Makes the pending staker set active; the contract allows it only while the active set
+/// is empty (right after deployment).
+pub async fn activate_genesis_set<P: Provider>(provider: &P, contracts: &L1Contracts) -> eyre::Result<()> {
+    let root = RootChain::new(contracts.root_chain, provider);
+    let receipt = root
+        .activateGenesisSet()
+        .send()
+        .await
+        .map_err(|e| eyre!("cannot activate the first staker set: {}", revert_reason(&e)))?
+        .get_receipt()
+        .await?;
+    if !receipt.status() {
+        bail!("activating the first staker set reverted");
+    }
+    Ok(())
+}
