@@ -27,6 +27,9 @@ pub enum Command {
     /// Manage producer keys (encrypted keystore files).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The L1 side: deploy the root contracts to an L1.
+    #[command(subcommand)]
+    L1(crate::l1::L1Command),
     /// Inspect or check a node's database (the node must be stopped).
     #[command(subcommand)]
     Db(DbCommand),
@@ -196,6 +199,17 @@ pub struct DevnetArgs {
     /// Serve the `admin_*` RPC namespace on every node (peer management).
     #[arg(long)]
     pub admin_rpc: bool,
+    /// Run without an L1 (no root contracts, no checkpoints).
+    #[arg(long, conflicts_with = "l1_rpc")]
+    pub no_l1: bool,
+    /// Use this Ethereum node as the L1 instead of starting the development L1 (a
+    /// development chain, 1337 or 31337, such as anvil: the contracts are deployed and
+    /// the devnet stakers registered with the public development keys).
+    #[arg(long)]
+    pub l1_rpc: Option<String>,
+    /// Port of the development L1's JSON-RPC (on --http-addr).
+    #[arg(long, default_value_t = 8645)]
+    pub l1_http_port: u16,
     /// Serve Prometheus metrics: node i on 127.0.0.1:(this + i)/metrics. Off by default.
     #[arg(long)]
     pub metrics_port: Option<u16>,

@@ -39,12 +39,25 @@ pub struct NodeEntry {
     pub args: Vec<String>,
 }
 
+/// The devnet's L1: the development L1 this process starts, or an external one.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct L1Entry {
+    pub rpc_url: String,
+    /// Arguments of `koma` that start the development L1; empty for an external L1.
+    pub args: Vec<String>,
+    /// Where the L1 deployment is recorded (written once the contracts are deployed).
+    pub contracts_file: PathBuf,
+}
+
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Manifest {
     pub chain_id: u64,
     pub genesis: PathBuf,
     pub nodes: Vec<NodeEntry>,
+    /// None with `--no-l1`.
+    pub l1: Option<L1Entry>,
 }
 
 /// Writes spec, keystores and identities into `base` and describes the nodes.
@@ -165,10 +178,22 @@ pub fn prepare(
             },
         )
         .collect::<eyre::Result<Vec<_>>>()?;
+    let l1 = if args.no_l1 {
+        None
+    } else if let Some(url) = &args.l1_rpc {
+        Some(L1Entry {
+            rpc_url: url.clone(),
+            args: Vec::new(),
+            contracts_file: base.join("l1-contracts.json"),
+        })
+    } else {
+        Some(prepare_l1(args, base, &password, log)?)
+    };
     let manifest = Manifest {
         chain_id: spec.chain_id,
         genesis,
         nodes,
+        l1,
     };
     std::fs::write(
         base.join("devnet.json"),
@@ -176,6 +201,67 @@ pub fn prepare(
     )?;
     Ok(manifest)
 }
+
+/// The development L1: its chain spec (the devnet stakers funded, so they pay their own
+/// L1 gas), its producer's keystore and how to start it.
+fn prepare_l1(args: &DevnetArgs, base: &Path, password: &Path, log: &str) -> eyre::Result<L1Entry> {
+    let dir = base.join("l1");
+    std::fs::create_dir_all(&dir)?;
+    let producer = koma_primitives::dev::dev_producer_key(L1_PRODUCER_INDEX);
+    let stakers: Vec<_> = (0..args.nodes)
+        .map(|i| koma_primitives::dev::dev_producer_key(i).address())
+        .collect();
+    let spec = koma_l1::dev::dev_l1_spec(producer.address(), &stakers);
+    let genesis = dir.join("genesis.json");
+    let json = serde_json::to_string_pretty(&spec)?;
+    match std::fs::read_to_string(&genesis) {
+        Ok(existing) if existing != json => eyre::bail!(
+            "{} holds a different development L1 (other --nodes); use another --datadir",
+            base.display()
+        ),
+        Ok(_) => {}
+        Err(_) => std::fs::write(&genesis, &json)?,
+    }
+    let keystore = dir.join("producer.json");
+    if !keystore.exists() {
+        let mut rng = alloy::signers::k256::elliptic_curve::rand_core::OsRng;
+        alloy::signers::local::LocalSigner::encrypt_keystore(
+            &dir,
+            &mut rng,
+            producer.to_bytes(),
+            DEVNET_PASSWORD,
+            Some("producer.json"),
+        )
+        .map_err(|e| eyre::eyre!("cannot write the L1 keystore: {e}"))?;
+    }
+    let argv = vec![
+        "--log".to_string(),
+        log.to_string(),
+        "node".into(),
+        "--genesis".into(),
+        genesis.display().to_string(),
+        "--datadir".into(),
+        dir.display().to_string(),
+        "--producer-keystore".into(),
+        keystore.display().to_string(),
+        "--password-file".into(),
+        password.display().to_string(),
+        "--http-addr".into(),
+        args.rpc.http_addr.clone(),
+        "--http-port".into(),
+        args.l1_http_port.to_string(),
+        "--no-p2p".into(),
+        "--exit-with-parent".into(),
+    ];
+    Ok(L1Entry {
+        rpc_url: format!("http://{}:{}", args.rpc.http_addr, args.l1_http_port),
+        args: argv,
+        contracts_file: base.join("l1-contracts.json"),
+    })
+}
+
+/// Derivation index (above the devnet producers') of the development L1's producer key.
+const L1_PRODUCER_INDEX: u32 = 90;
 
 fn port_plus(base: u16, i: u32) -> eyre::Result<u16> {
     u16::try_from(u32::from(base) + i).map_err(|_| eyre::eyre!("port {base} + {i} is out of range"))
@@ -196,19 +282,19 @@ fn write_private(path: &Path, content: &str) -> eyre::Result<()> {
     Ok(())
 }
 
-fn spawn(entry: &NodeEntry) -> eyre::Result<Child> {
+fn spawn(label: &str, args: &[String]) -> eyre::Result<Child> {
     let exe = std::env::current_exe().wrap_err("cannot find the koma binary")?;
     let mut cmd = Command::new(exe);
-    cmd.args(&entry.args)
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let mut child = cmd
         .spawn()
-        .wrap_err_with(|| format!("cannot start node {}", entry.index))?;
+        .wrap_err_with(|| format!("cannot start {label}"))?;
     if let Some(stderr) = child.stderr.take() {
-        let prefix = format!("[node-{}]", entry.index);
+        let prefix = format!("[{label}]");
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
@@ -219,27 +305,57 @@ fn spawn(entry: &NodeEntry) -> eyre::Result<Child> {
     Ok(child)
 }
 
-/// Starts the nodes and supervises them until Ctrl-C / SIGTERM.
+/// Starts the L1 (unless external), deploys the root contracts and registers the stakers
+/// on it (unless a former run did), then starts the nodes, and supervises them all until
+/// Ctrl-C / SIGTERM.
 pub async fn run(manifest: &Manifest) -> eyre::Result<()> {
-    let mut children = Vec::new();
+    let mut children: Vec<(String, Child)> = Vec::new();
+    if let Some(l1) = &manifest.l1 {
+        if !l1.args.is_empty() {
+            children.push(("l1".into(), spawn("l1", &l1.args)?));
+        }
+        let contracts = match koma_l1::L1Contracts::from_file(&l1.contracts_file) {
+            Ok(contracts) => contracts,
+            Err(_) if !l1.contracts_file.exists() => {
+                let params = koma_l1::DeployParams::devnet(manifest.chain_id);
+                let stakers = u32::try_from(manifest.nodes.len())?;
+                let contracts = crate::l1::deploy_and_register(
+                    &l1.rpc_url,
+                    None,
+                    &params,
+                    stakers,
+                    std::time::Duration::from_secs(60),
+                )
+                .await
+                .wrap_err("cannot set up the devnet's L1")?;
+                contracts.write(&l1.contracts_file)?;
+                contracts
+            }
+            Err(e) => return Err(e.into()),
+        };
+        println!("\nL1 (root contracts, {} stakers)\n==============================", manifest.nodes.len());
+        crate::l1::print_contracts(&l1.rpc_url, &contracts, Some(&l1.contracts_file));
+        println!();
+    }
     for entry in &manifest.nodes {
-        children.push((entry.index, spawn(entry)?));
+        let label = format!("node-{}", entry.index);
+        children.push((label.clone(), spawn(&label, &entry.args)?));
     }
     let mut waits = futures::future::select_all(
         children
             .iter_mut()
-            .map(|(i, c)| Box::pin(async move { (*i, c.wait().await) }))
+            .map(|(label, c)| Box::pin(async move { (label.clone(), c.wait().await) }))
             .collect::<Vec<_>>(),
     );
     let died = tokio::select! {
         _ = crate::wait_for_shutdown() => None,
-        ((index, status), _, _) = &mut waits => {
+        ((label, status), _, _) = &mut waits => {
             let how = match &status {
                 Ok(s) => s.to_string(),
                 Err(e) => format!("cannot be watched: {e}"),
             };
-            tracing::error!(node = index, "devnet node {index} died ({how}); stopping the devnet");
-            Some((index, how))
+            tracing::error!("devnet {label} died ({how}); stopping the devnet");
+            Some((label, how))
         }
     };
     drop(waits);
@@ -249,18 +365,18 @@ pub async fn run(manifest: &Manifest) -> eyre::Result<()> {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         }
     }
-    for (index, child) in &mut children {
+    for (label, child) in &mut children {
         match tokio::time::timeout(std::time::Duration::from_secs(20), child.wait()).await {
             Ok(_) => {}
             Err(_) => {
-                tracing::warn!(node = *index, "node did not stop in time; killing it");
+                tracing::warn!("{label} did not stop in time; killing it");
                 let _ = child.kill().await;
             }
         }
     }
     match died {
-        Some((index, how)) => Err(eyre::eyre!(
-            "devnet node {index} died ({how}); its log lines above, prefixed [node-{index}], say why"
+        Some((label, how)) => Err(eyre::eyre!(
+            "devnet {label} died ({how}); its log lines above, prefixed [{label}], say why"
         )),
         None => Ok(()),
     }

@@ -3,6 +3,7 @@
 //! - `koma devnet`: a local network (4 nodes by default) with embedded defaults.
 //! - `koma node`: a node from a chain spec file.
 //! - `koma keys`: producer keys in encrypted keystores (Web3 Secret Storage).
+//! - `koma l1 deploy`: the root contracts on an L1.
 //! - `koma db verify`: re-executes a stopped node's chain and checks every root.
 //! - `koma bench`: executor, state-root and end-to-end throughput benchmarks.
 
@@ -13,6 +14,7 @@ mod bench_net;
 mod cli;
 mod config;
 mod devnet;
+mod l1;
 mod stats;
 mod verify;
 
@@ -66,6 +68,7 @@ async fn run(cli: Cli) -> eyre::Result<()> {
         Command::Devnet(args) => devnet(args, &cli.log).await,
         Command::Node(args) => node(args).await,
         Command::Keys(cmd) => cli::keys(cmd),
+        Command::L1(cmd) => l1::run(cmd).await,
         Command::Db(cmd) => match cmd {
             cli::DbCommand::Verify { datadir, genesis } => {
                 let spec = match genesis {

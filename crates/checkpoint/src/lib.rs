@@ -14,11 +14,14 @@
 //! - [`bls`]: min_sig BLS over `blst` (signatures in G1, keys in G2) with the IETF
 //!   proof-of-possession ciphersuite, in the compressed ZCash encoding and in the EIP-2537
 //!   encoding the contracts use.
+//! - [`keystore`]: EIP-2335 keystores ([`Keystore`]) holding a [`SecretKey`] under a
+//!   password, with scrypt or PBKDF2 ([`Kdf`]); `pubkey` is the 96-byte G2 key.
 //!
 //! Invariants: a [`PublicKey`] or [`Signature`] is always a point of the prime-order
 //! subgroup other than the point at infinity (every constructor checks it), so verifying
 //! never needs to re-check. Nothing here does I/O, reads a clock or spawns a thread; the
-//! only randomness is the RNG a caller passes to [`SecretKey::random`].
+//! only randomness is the RNG a caller passes to [`SecretKey::random`] or
+//! [`keystore::encrypt`].
 //!
 //! The shared vectors in `tests/vectors/` (made with JS noble, independent of this crate
 //! and of the contracts) hold all three implementations to the same bytes.
@@ -38,6 +41,7 @@
 
 pub mod bls;
 pub mod format;
+pub mod keystore;
 
 pub use bls::{
     BlsError, POP_DST, PointKind, PublicKey, SIG_DST, SecretKey, Signature, aggregate_signatures,
@@ -47,3 +51,4 @@ pub use format::{
     BlockLeaf, CheckpointHeader, Domain, FormatError, MerkleTree, absent_list, next_range,
     parse_absent_list, pop_message, process_proof, set_commit, verify_proof, weight_of,
 };
+pub use keystore::{Kdf, Keystore, KeystoreError};

@@ -14,8 +14,10 @@ pub struct L1Contracts {
     /// The L2 chain the checkpoints cover.
     pub l2_chain_id: u64,
     /// `RootChain` (checkpoints and the staker set).
+    #[serde(serialize_with = "checksummed")]
     pub root_chain: Address,
     /// `StakingToken` (KMC on L1).
+    #[serde(serialize_with = "checksummed")]
     pub staking_token: Address,
     /// The L1 block of the deployment: watchers start reading events here.
     pub deploy_block: u64,
@@ -27,6 +29,11 @@ pub struct L1Contracts {
     pub max_stakers: u64,
     /// Seconds between leaving and withdrawing.
     pub withdrawal_delay: u64,
+}
+
+/// Addresses are written with their EIP-55 checksum, which clients such as web3.py insist on.
+fn checksummed<S: serde::Serializer>(address: &Address, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&address.to_checksum(None))
 }
 
 /// Why the contracts file cannot be used.
@@ -77,7 +84,7 @@ mod tests {
             l1_chain_id: 1337,
             l2_chain_id: 42424,
             root_chain: Address::repeat_byte(1),
-            staking_token: Address::repeat_byte(2),
+            staking_token: alloy_primitives::address!("5FbDB2315678afecb367f032d93F642f64180aa3"),
             deploy_block: 7,
             first_block: 0,
             max_range: 1024,
@@ -91,6 +98,7 @@ mod tests {
         assert_eq!(L1Contracts::from_file(&path).unwrap(), c);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("\"rootChain\""), "{text}");
+        assert!(text.contains("0x5FbDB2315678afecb367f032d93F642f64180aa3"), "checksummed: {text}");
         std::fs::write(&path, text.replace("\"maxRange\"", "\"maxRang\"")).unwrap();
         let err = L1Contracts::from_file(&path).unwrap_err().to_string();
         assert!(err.contains("not a contracts file"), "{err}");

@@ -65,19 +65,14 @@ async fn create<P: Provider>(provider: &P, what: &str, init: Vec<u8>) -> eyre::R
     Ok((address, block))
 }
 
-/// Deploys `StakingToken` (the whole supply to the provider's sender) and `RootChain`.
-/// `provider` must sign with a funded account.
-pub async fn deploy<P: Provider>(provider: &P, params: &DeployParams) -> eyre::Result<L1Contracts> {
+/// Deploys `StakingToken` (the whole supply to `holder`) and `RootChain`. `provider`
+/// must sign with a funded account.
+pub async fn deploy<P: Provider>(
+    provider: &P,
+    holder: Address,
+    params: &DeployParams,
+) -> eyre::Result<L1Contracts> {
     let l1_chain_id = provider.get_chain_id().await.wrap_err("cannot read the L1 chain id")?;
-    let deployer = provider
-        .get_accounts()
-        .await
-        .ok()
-        .and_then(|a| a.first().copied());
-    let holder = match deployer {
-        Some(a) => a,
-        None => bail!("the L1 provider has no signing account"),
-    };
     let mut init = creation_code("StakingToken", artifacts::STAKING_TOKEN)?.to_vec();
     init.extend(
         StakingToken::constructorCall {
@@ -127,19 +122,14 @@ pub struct StakerRegistration<'a> {
     pub amount: U256,
 }
 
-/// Registers the provider's sender as a staker: approves the tokens, proves possession of
-/// the BLS key, and stakes. Returns the L1 block of the stake.
+/// Registers `owner` (the provider's signing account) as a staker: approves the tokens,
+/// proves possession of the BLS key, and stakes. Returns the L1 block of the stake.
 pub async fn register_staker<P: Provider>(
     provider: &P,
+    owner: Address,
     contracts: &L1Contracts,
     staker: &StakerRegistration<'_>,
 ) -> eyre::Result<u64> {
-    let owner = provider
-        .get_accounts()
-        .await
-        .ok()
-        .and_then(|a| a.first().copied())
-        .ok_or_else(|| eyre!("the L1 provider has no signing account"))?;
     let token = StakingToken::new(contracts.staking_token, provider);
     let receipt = token
         .approve(contracts.root_chain, staker.amount)
