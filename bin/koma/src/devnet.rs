@@ -305,79 +305,105 @@ fn spawn(label: &str, args: &[String]) -> eyre::Result<Child> {
     Ok(child)
 }
 
-/// Starts the L1 (unless external), deploys the root contracts and registers the stakers
-/// on it (unless a former run did), then starts the nodes, and supervises them all until
-/// Ctrl-C / SIGTERM.
+/// Starts the L1 (unless external) and the nodes; deploys the root contracts and registers
+/// the stakers on the L1 (unless a former run did) while the nodes start; supervises them
+/// all until Ctrl-C / SIGTERM. A process that dies, or an L1 that cannot be set up, stops
+/// the devnet with an error.
 pub async fn run(manifest: &Manifest) -> eyre::Result<()> {
-    let mut children: Vec<(String, Child)> = Vec::new();
-    if let Some(l1) = &manifest.l1 {
-        if !l1.args.is_empty() {
-            children.push(("l1".into(), spawn("l1", &l1.args)?));
-        }
-        let contracts = match koma_l1::L1Contracts::from_file(&l1.contracts_file) {
-            Ok(contracts) => contracts,
-            Err(_) if !l1.contracts_file.exists() => {
-                let params = koma_l1::DeployParams::devnet(manifest.chain_id);
-                let stakers = u32::try_from(manifest.nodes.len())?;
-                let contracts = crate::l1::deploy_and_register(
-                    &l1.rpc_url,
-                    None,
-                    &params,
-                    stakers,
-                    std::time::Duration::from_secs(60),
-                )
-                .await
-                .wrap_err("cannot set up the devnet's L1")?;
-                contracts.write(&l1.contracts_file)?;
-                contracts
-            }
-            Err(e) => return Err(e.into()),
-        };
-        println!("\nL1 (root contracts, {} stakers)\n==============================", manifest.nodes.len());
-        crate::l1::print_contracts(&l1.rpc_url, &contracts, Some(&l1.contracts_file));
-        println!();
+    // (log prefix, name in messages, process)
+    let mut children: Vec<(String, String, Child)> = Vec::new();
+    if let Some(l1) = manifest.l1.as_ref().filter(|l1| !l1.args.is_empty()) {
+        children.push(("l1".into(), "L1".into(), spawn("l1", &l1.args)?));
     }
     for entry in &manifest.nodes {
         let label = format!("node-{}", entry.index);
-        children.push((label.clone(), spawn(&label, &entry.args)?));
+        let child = spawn(&label, &entry.args)?;
+        children.push((label, format!("node {}", entry.index), child));
     }
+    let setup = async {
+        match &manifest.l1 {
+            Some(l1) => set_up_l1(l1, manifest).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(setup);
     let mut waits = futures::future::select_all(
         children
             .iter_mut()
-            .map(|(label, c)| Box::pin(async move { (label.clone(), c.wait().await) }))
+            .map(|(_, name, c)| Box::pin(async move { (name.clone(), c.wait().await) }))
             .collect::<Vec<_>>(),
     );
-    let died = tokio::select! {
-        _ = crate::wait_for_shutdown() => None,
-        ((label, status), _, _) = &mut waits => {
-            let how = match &status {
-                Ok(s) => s.to_string(),
-                Err(e) => format!("cannot be watched: {e}"),
-            };
-            tracing::error!("devnet {label} died ({how}); stopping the devnet");
-            Some((label, how))
+    let mut set_up = manifest.l1.is_none();
+    let failure = loop {
+        tokio::select! {
+            _ = crate::wait_for_shutdown() => break None,
+            ((name, status), _, _) = &mut waits => {
+                let how = match &status {
+                    Ok(s) => s.to_string(),
+                    Err(e) => format!("cannot be watched: {e}"),
+                };
+                tracing::error!("devnet {name} died ({how}); stopping the devnet");
+                let prefix = if name == "L1" { "l1".to_string() } else { name.replace(' ', "-") };
+                break Some(eyre::eyre!(
+                    "devnet {name} died ({how}); its log lines above, prefixed [{prefix}], say why"
+                ));
+            }
+            result = &mut setup, if !set_up => {
+                set_up = true;
+                if let Err(e) = result {
+                    tracing::error!("cannot set up the devnet's L1: {e:#}; stopping the devnet");
+                    break Some(e.wrap_err("cannot set up the devnet's L1"));
+                }
+            }
         }
     };
     drop(waits);
-    for (_, child) in &children {
+    for (_, _, child) in &children {
         if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
             let pid = nix::unistd::Pid::from_raw(pid);
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         }
     }
-    for (label, child) in &mut children {
+    for (_, name, child) in &mut children {
         match tokio::time::timeout(std::time::Duration::from_secs(20), child.wait()).await {
             Ok(_) => {}
             Err(_) => {
-                tracing::warn!("{label} did not stop in time; killing it");
+                tracing::warn!("devnet {name} did not stop in time; killing it");
                 let _ = child.kill().await;
             }
         }
     }
-    match died {
-        Some((label, how)) => Err(eyre::eyre!(
-            "devnet {label} died ({how}); its log lines above, prefixed [{label}], say why"
-        )),
+    match failure {
+        Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// The root contracts on the devnet's L1: read from the contracts file of a former run,
+/// or deployed now with the devnet stakers registered as the first set. Prints where
+/// they are.
+async fn set_up_l1(l1: &L1Entry, manifest: &Manifest) -> eyre::Result<()> {
+    let contracts = if l1.contracts_file.exists() {
+        koma_l1::L1Contracts::from_file(&l1.contracts_file)?
+    } else {
+        let params = koma_l1::DeployParams::devnet(manifest.chain_id);
+        let stakers = u32::try_from(manifest.nodes.len())?;
+        let contracts = crate::l1::deploy_and_register(
+            &l1.rpc_url,
+            None,
+            &params,
+            stakers,
+            std::time::Duration::from_secs(60),
+        )
+        .await?;
+        contracts.write(&l1.contracts_file)?;
+        contracts
+    };
+    println!(
+        "\nL1 (root contracts, {} stakers)\n==============================",
+        manifest.nodes.len()
+    );
+    crate::l1::print_contracts(&l1.rpc_url, &contracts, Some(&l1.contracts_file));
+    println!();
+    Ok(())
 }

@@ -65,7 +65,9 @@ pub async fn run(cmd: L1Command) -> eyre::Result<()> {
                 None => ChainSpec::devnet(),
             };
             let deployer = match (&args.deployer_keystore, &args.password_file) {
-                (Some(keystore), Some(password)) => Some(crate::cli::load_keystore(keystore, password)?),
+                (Some(keystore), Some(password)) => {
+                    Some(crate::cli::load_keystore(keystore, password)?)
+                }
                 (Some(_), None) => bail!("--deployer-keystore needs --password-file"),
                 _ => None,
             };
@@ -98,7 +100,9 @@ pub async fn deploy_and_register(
     dev_stakers: u32,
     wait: Duration,
 ) -> eyre::Result<L1Contracts> {
-    let url: reqwest::Url = l1_rpc.parse().wrap_err_with(|| format!("invalid L1 URL {l1_rpc}"))?;
+    let url: reqwest::Url = l1_rpc
+        .parse()
+        .wrap_err_with(|| format!("invalid L1 URL {l1_rpc}"))?;
     let chain_id = wait_for_l1(&url, wait).await?;
     let dev = DEV_CHAIN_IDS.contains(&chain_id);
     let deployer = match deployer {
@@ -176,7 +180,10 @@ async fn wait_for_l1(url: &reqwest::Url, wait: Duration) -> eyre::Result<u64> {
 }
 
 pub fn print_contracts(l1_rpc: &str, contracts: &L1Contracts, file: Option<&Path>) {
-    println!("L1 RPC:       {l1_rpc} (chain id {})", contracts.l1_chain_id);
+    println!(
+        "L1 RPC:       {l1_rpc} (chain id {})",
+        contracts.l1_chain_id
+    );
     println!("RootChain:    {}", contracts.root_chain);
     println!("StakingToken: {}", contracts.staking_token);
     if let Some(file) = file {

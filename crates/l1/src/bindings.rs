@@ -179,8 +179,14 @@ mod tests {
     fn bindings_match_the_committed_artifacts() {
         let root = abi(artifacts::ROOT_CHAIN);
         let functions: BTreeSet<[u8; 4]> = root.functions().map(|f| f.selector().0).collect();
-        let ours: BTreeSet<[u8; 4]> = RootChain::RootChainCalls::SELECTORS.iter().copied().collect();
-        assert_eq!(ours, functions, "RootChain functions differ from the artifact's ABI");
+        let ours: BTreeSet<[u8; 4]> = RootChain::RootChainCalls::SELECTORS
+            .iter()
+            .copied()
+            .collect();
+        assert_eq!(
+            ours, functions,
+            "RootChain functions differ from the artifact's ABI"
+        );
 
         let events: BTreeSet<[u8; 32]> = root.events().map(|e| e.selector().0).collect();
         for ours in RootChain::RootChainEvents::SELECTORS {
@@ -189,21 +195,40 @@ mod tests {
         assert!(events.contains(&RootChain::CheckpointSubmitted::SIGNATURE_HASH.0));
 
         let errors: BTreeSet<[u8; 4]> = root.errors().map(|e| e.selector().0).collect();
-        let ours: BTreeSet<[u8; 4]> = RootChain::RootChainErrors::SELECTORS.iter().copied().collect();
-        assert_eq!(ours, errors, "RootChain errors differ from the artifact's ABI");
+        let ours: BTreeSet<[u8; 4]> = RootChain::RootChainErrors::SELECTORS
+            .iter()
+            .copied()
+            .collect();
+        assert_eq!(
+            ours, errors,
+            "RootChain errors differ from the artifact's ABI"
+        );
         assert!(errors.contains(&RootChain::InvalidSignature::SELECTOR));
 
         let token = abi(artifacts::STAKING_TOKEN);
         let functions: BTreeSet<[u8; 4]> = token.functions().map(|f| f.selector().0).collect();
         for ours in StakingToken::StakingTokenCalls::SELECTORS {
-            assert!(functions.contains(ours), "token function {ours:?} not in the artifact");
+            assert!(
+                functions.contains(ours),
+                "token function {ours:?} not in the artifact"
+            );
         }
     }
 
     #[test]
     fn creation_code_is_read_from_the_artifacts() {
-        assert!(creation_code("RootChain", artifacts::ROOT_CHAIN).unwrap().len() > 10_000);
-        assert!(creation_code("StakingToken", artifacts::STAKING_TOKEN).unwrap().len() > 1_000);
+        assert!(
+            creation_code("RootChain", artifacts::ROOT_CHAIN)
+                .unwrap()
+                .len()
+                > 10_000
+        );
+        assert!(
+            creation_code("StakingToken", artifacts::STAKING_TOKEN)
+                .unwrap()
+                .len()
+                > 1_000
+        );
         assert!(creation_code("x", "{}").is_err());
         assert!(creation_code("x", r#"{"bytecode":"0xzz"}"#).is_err());
     }

@@ -40,11 +40,20 @@ fn checksummed<S: serde::Serializer>(address: &Address, s: S) -> Result<S::Ok, S
 #[derive(Debug, thiserror::Error)]
 pub enum ContractsFileError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} is not a contracts file: {source}")]
-    Parse { path: String, source: serde_json::Error },
+    Parse {
+        path: String,
+        source: serde_json::Error,
+    },
     #[error("cannot write {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl L1Contracts {
@@ -98,7 +107,10 @@ mod tests {
         assert_eq!(L1Contracts::from_file(&path).unwrap(), c);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("\"rootChain\""), "{text}");
-        assert!(text.contains("0x5FbDB2315678afecb367f032d93F642f64180aa3"), "checksummed: {text}");
+        assert!(
+            text.contains("0x5FbDB2315678afecb367f032d93F642f64180aa3"),
+            "checksummed: {text}"
+        );
         std::fs::write(&path, text.replace("\"maxRange\"", "\"maxRang\"")).unwrap();
         let err = L1Contracts::from_file(&path).unwrap_err().to_string();
         assert!(err.contains("not a contracts file"), "{err}");

@@ -44,7 +44,11 @@ impl DeployParams {
 }
 
 /// Sends a contract creation and returns the new contract's address.
-async fn create<P: Provider>(provider: &P, what: &str, init: Vec<u8>) -> eyre::Result<(Address, u64)> {
+async fn create<P: Provider>(
+    provider: &P,
+    what: &str,
+    init: Vec<u8>,
+) -> eyre::Result<(Address, u64)> {
     let tx = TransactionRequest::default().with_deploy_code(init);
     let receipt = provider
         .send_transaction(tx)
@@ -54,7 +58,10 @@ async fn create<P: Provider>(provider: &P, what: &str, init: Vec<u8>) -> eyre::R
         .await
         .wrap_err_with(|| format!("no receipt for the {what} deployment"))?;
     if !receipt.status() {
-        bail!("the {what} deployment reverted (tx {})", receipt.transaction_hash());
+        bail!(
+            "the {what} deployment reverted (tx {})",
+            receipt.transaction_hash()
+        );
     }
     let address = receipt
         .contract_address()
@@ -72,7 +79,10 @@ pub async fn deploy<P: Provider>(
     holder: Address,
     params: &DeployParams,
 ) -> eyre::Result<L1Contracts> {
-    let l1_chain_id = provider.get_chain_id().await.wrap_err("cannot read the L1 chain id")?;
+    let l1_chain_id = provider
+        .get_chain_id()
+        .await
+        .wrap_err("cannot read the L1 chain id")?;
     let mut init = creation_code("StakingToken", artifacts::STAKING_TOKEN)?.to_vec();
     init.extend(
         StakingToken::constructorCall {
@@ -152,7 +162,12 @@ pub async fn register_staker<P: Provider>(
     let pop = staker.bls_key.sign_pop(&message).to_eip2537();
     let root = RootChain::new(contracts.root_chain, provider);
     let receipt = root
-        .stake(staker.amount, staker.signer, pk.to_vec().into(), pop.to_vec().into())
+        .stake(
+            staker.amount,
+            staker.signer,
+            pk.to_vec().into(),
+            pop.to_vec().into(),
+        )
         .send()
         .await
         .map_err(|e| eyre!("stake refused: {}", revert_reason(&e)))?
@@ -198,13 +213,21 @@ pub async fn transfer_tokens<P: Provider>(
 
 /// Makes the pending staker set active; the contract allows it only while the active set
 /// is empty (right after deployment).
-pub async fn activate_genesis_set<P: Provider>(provider: &P, contracts: &L1Contracts) -> eyre::Result<()> {
+pub async fn activate_genesis_set<P: Provider>(
+    provider: &P,
+    contracts: &L1Contracts,
+) -> eyre::Result<()> {
     let root = RootChain::new(contracts.root_chain, provider);
     let receipt = root
         .activateGenesisSet()
         .send()
         .await
-        .map_err(|e| eyre!("cannot activate the first staker set: {}", revert_reason(&e)))?
+        .map_err(|e| {
+            eyre!(
+                "cannot activate the first staker set: {}",
+                revert_reason(&e)
+            )
+        })?
         .get_receipt()
         .await?;
     if !receipt.status() {
