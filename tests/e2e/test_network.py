@@ -323,7 +323,8 @@ def test_devnet_stops_loudly_when_a_node_dies(tmp_path):
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [str(koma_bin()), "--log", "warn", "devnet", "--nodes", "2", "--datadir", str(datadir),
-             "--http-port", str(http), "--p2p-port", str(p2p)],
+             "--http-port", str(http), "--p2p-port", str(p2p),
+             "--l1-http-port", str(free_port_range(1))],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         manifest = datadir / "devnet.json"

@@ -1,0 +1,170 @@
+"""The devnet's L1: `koma devnet` starts a development L1 (a KOMA node in its own chain),
+deploys the root contracts from their committed bytecode and registers the devnet
+stakers with proofs of possession verified on chain. A real client (web3.py) reads the
+staker set, and forged checkpoints it sends, by call and as mined transactions, are
+refused with the contract's named errors. `koma l1 deploy` deploys to any L1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from web3 import Web3
+from web3.exceptions import ContractCustomError
+
+from cluster import free_port_range, wait_until
+from devnode import CHAIN_ID, DEV_KEYS, koma_bin, run
+
+pytestmark = pytest.mark.koma_only
+
+REPO = Path(__file__).resolve().parents[2]
+KMC = 10**18
+STAKE = 1_000 * KMC  # each devnet staker's stake on the development L1
+L1_CHAIN_ID = 1337
+# the G1 generator in EIP-2537 encoding: a valid point, and a signature of nothing
+G1_GENERATOR = bytes.fromhex(
+    "0000000000000000000000000000000017f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb"
+    "0000000000000000000000000000000008b3f481e3aaa0f1a09e30ed741d8ae4fcf5e095d5d00af600db18cb2c04b3edd03cc744a2888ae40caa232946c5e7e1")
+
+
+def abi(name: str) -> list:
+    return json.loads((REPO / "contracts" / "artifacts" / f"{name}.json").read_text())["abi"]
+
+
+def selector(signature: str) -> str:
+    return Web3.keccak(text=signature)[:4].hex().removeprefix("0x")
+
+
+def error_selector(exc: ContractCustomError) -> str:
+    data = exc.data if isinstance(exc.data, str) else exc.args[0]
+    return data.removeprefix("0x")[:8]
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory):
+    """A 2-node devnet with its development L1, until the L1 is set up."""
+    tmp = tmp_path_factory.mktemp("l1-devnet")
+    datadir = tmp / "devnet"
+    http, p2p = free_port_range(2), free_port_range(2)
+    l1_port = free_port_range(1)
+    log = tmp / "devnet.out"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [str(koma_bin()), "--log", "warn", "devnet", "--nodes", "2", "--datadir", str(datadir),
+             "--http-port", str(http), "--p2p-port", str(p2p), "--l1-http-port", str(l1_port)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        contracts_file = datadir / "l1-contracts.json"
+        wait_until("the L1 contracts file", lambda: contracts_file.exists() or proc.poll() is not None,
+                   timeout=120)
+        assert proc.poll() is None, log.read_text()
+        contracts = json.loads(contracts_file.read_text())
+        w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{l1_port}", request_kwargs={"timeout": 30}))
+        yield {
+            "w3": w3,
+            "contracts": contracts,
+            "root": w3.eth.contract(address=contracts["rootChain"], abi=abi("RootChain")),
+            "token": w3.eth.contract(address=contracts["stakingToken"], abi=abi("StakingToken")),
+            "log": log,
+            "l2_url": f"http://127.0.0.1:{http}",
+            "datadir": datadir,
+        }
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_devnet_l1_holds_the_contracts_and_the_staker_set(devnet):
+    w3, contracts, root, token = devnet["w3"], devnet["contracts"], devnet["root"], devnet["token"]
+    assert w3.eth.chain_id == L1_CHAIN_ID == contracts["l1ChainId"]
+    assert contracts["l2ChainId"] == CHAIN_ID
+    assert w3.eth.get_code(contracts["rootChain"]) != b""
+    assert root.functions.l2ChainId().call() == CHAIN_ID
+    assert token.functions.symbol().call() == "KMC"
+
+    # the two devnet stakers are the active set (set 1), each with 1,000 KMC (in gwei)
+    set_id, total_weight, checkpoint, next_start, pending = root.functions.head().call()
+    assert (set_id, checkpoint, next_start, pending) == (1, 0, 0, False)
+    assert total_weight == 2 * STAKE // 10**9
+    _, signers, keys, weights = root.functions.activeSet().call()
+    producers = json.loads((devnet["datadir"] / "genesis.json").read_text())["producers"]["producers"]
+    assert [Web3.to_checksum_address(s) for s in signers] == [Web3.to_checksum_address(p) for p in producers[:2]]
+    assert weights == [STAKE // 10**9] * 2
+    assert all(len(k) == 256 for k in keys) and keys[0] != keys[1]
+    assert token.functions.balanceOf(contracts["rootChain"]).call() == 2 * STAKE
+
+    # the banner tells where they are
+    wait_until("the banner", lambda: "RootChain:" in devnet["log"].read_text(), timeout=30)
+    text = devnet["log"].read_text()
+    assert contracts["rootChain"] in text and contracts["stakingToken"] in text, text
+
+    # the L2 runs beside it
+    l2 = Web3(Web3.HTTPProvider(devnet["l2_url"]))
+    wait_until("L2 blocks", lambda: l2.eth.block_number >= 2, timeout=60)
+
+
+def test_forged_checkpoints_are_refused_with_named_errors(devnet):
+    w3, root = devnet["w3"], devnet["root"]
+    apk = root.functions.pendingAggregateKey().call()  # no change pending: the active key
+    cp = (1, 0, 31, Web3.keccak(text="a forged root"))
+
+    def refused(cp, key, absent, sig) -> str:
+        with pytest.raises(ContractCustomError) as e:
+            root.functions.submitCheckpoint(cp, key, absent, sig).call()
+        return error_selector(e.value)
+
+    # a valid curve point that is nobody's signature of this digest
+    assert refused(cp, apk, b"", G1_GENERATOR) == selector("InvalidSignature()")
+    assert refused(cp, apk, b"", bytes(128)) == selector("ZeroSignature()")
+    assert refused(cp, apk, b"", G1_GENERATOR[:-1] + b"\x00") == selector("MalformedPoint()")
+    assert refused((2, 0, 31, cp[3]), apk, b"", G1_GENERATOR) == selector("NotNextCheckpoint(uint256,uint256)")
+    assert refused((1, 5, 31, cp[3]), apk, b"", G1_GENERATOR) == selector("RangeNotContiguous(uint256,uint256)")
+    assert refused(cp, bytes(256), b"", G1_GENERATOR) == selector("SetMismatch()")
+    # both stakers absent: nothing signed
+    assert refused(cp, apk, bytes.fromhex("00000001"), G1_GENERATOR) == \
+        selector("InsufficientStake(uint256,uint256)")
+
+    # sent as a real transaction (gas given, so it is mined): reverted, nothing stored
+    sender = Account.from_key(DEV_KEYS[3])
+    tx = root.functions.submitCheckpoint(cp, apk, b"", G1_GENERATOR).build_transaction({
+        "from": sender.address, "gas": 1_000_000, "nonce": w3.eth.get_transaction_count(sender.address),
+        "chainId": L1_CHAIN_ID,
+    })
+    tx_hash = w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+    assert receipt.status == 0
+    assert receipt.gasUsed < 1_000_000, "a refused checkpoint does not burn the whole gas limit"
+    assert root.functions.checkpointRoot(1).call() == bytes(32)
+    assert root.functions.head().call()[2] == 0
+    leaf = (0, 0, bytes(32), bytes(32), bytes(32))
+    assert root.functions.verifyBlock(1, leaf, 0, []).call() is False
+
+
+def test_koma_l1_deploy_writes_a_contracts_file(devnet, tmp_path):
+    url = devnet["w3"].provider.endpoint_uri
+    out = tmp_path / "deployment.json"
+    res = run([str(koma_bin()), "--log", "warn", "l1", "deploy", "--l1-rpc", url, "--out", str(out),
+               "--max-range", "256"], timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    contracts = json.loads(out.read_text())
+    assert contracts["rootChain"] != devnet["contracts"]["rootChain"]
+    assert contracts["maxRange"] == 256 and contracts["l2ChainId"] == CHAIN_ID
+    w3 = devnet["w3"]
+    root = w3.eth.contract(address=contracts["rootChain"], abi=abi("RootChain"))
+    assert root.functions.maxRange().call() == 256
+    # no stakers registered: no active set yet
+    assert root.functions.head().call()[:2] == [0, 0]
+    assert contracts["rootChain"] in res.stdout
+
+    # an L1 that does not answer: a clear error, no file
+    bad = tmp_path / "bad.json"
+    res = run([str(koma_bin()), "l1", "deploy", "--l1-rpc", "http://127.0.0.1:9", "--out", str(bad)],
+              timeout=60)
+    assert res.returncode != 0 and not bad.exists()
+    assert "does not answer" in res.stderr, res.stderr
