@@ -138,6 +138,7 @@ fn node_config(
             discovery: false,
             max_peers: 10,
         }),
+        checkpoint: None,
     })
 }
 

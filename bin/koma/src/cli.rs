@@ -293,6 +293,76 @@ pub struct NodeArgs {
     pub rpc: RpcArgs,
     #[command(flatten)]
     pub pool: crate::config::PoolArgs,
+    #[command(flatten)]
+    pub checkpoint: CheckpointArgs,
+}
+
+/// Checkpoints on L1.
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    /// JSON-RPC URL of the L1 that holds the root contract. Without it the node follows
+    /// no L1 and takes no part in checkpoints.
+    #[arg(long, requires = "l1_contracts")]
+    pub l1_rpc: Option<String>,
+    /// The deployment's contracts file (`koma l1 deploy` writes it). It may appear after
+    /// the node starts.
+    #[arg(long, requires = "l1_rpc")]
+    pub l1_contracts: Option<PathBuf>,
+    /// The staker's BLS key (EIP-2335 keystore, `koma keys new-bls`), decrypted with
+    /// --password-file. Without it the node follows checkpoints without signing.
+    #[arg(long, requires = "l1_rpc")]
+    pub bls_keystore: Option<PathBuf>,
+    /// L2 blocks per checkpoint (every staker must use the same).
+    #[arg(long, default_value_t = 32)]
+    pub checkpoint_interval: u64,
+    /// L1 blocks after which an accepted checkpoint counts as notarized.
+    #[arg(long, default_value_t = 2)]
+    pub l1_confirmations: u64,
+}
+
+impl CheckpointArgs {
+    /// The checkpoint settings, with the BLS key decrypted and `l1_key` (the staker's
+    /// key) paying for submissions.
+    pub fn config(
+        &self,
+        password_file: Option<&Path>,
+        l1_key: Option<PrivateKeySigner>,
+    ) -> eyre::Result<Option<koma_node::CheckpointConfig>> {
+        let (Some(rpc), Some(contracts)) = (&self.l1_rpc, &self.l1_contracts) else {
+            return Ok(None);
+        };
+        let mut config = koma_node::CheckpointConfig::devnet(rpc.clone(), contracts.clone());
+        config.interval = self.checkpoint_interval;
+        config.confirmations = self.l1_confirmations;
+        if self.checkpoint_interval == 0 {
+            eyre::bail!("--checkpoint-interval must be at least 1");
+        }
+        if let Some(keystore) = &self.bls_keystore {
+            let Some(password_file) = password_file else {
+                eyre::bail!("--bls-keystore needs --password-file");
+            };
+            config.bls_key = Some(std::sync::Arc::new(load_bls_keystore(
+                keystore,
+                password_file,
+            )?));
+            config.l1_key = l1_key;
+        }
+        Ok(Some(config))
+    }
+}
+
+/// Decrypts an EIP-2335 BLS keystore.
+pub fn load_bls_keystore(
+    keystore: &Path,
+    password_file: &Path,
+) -> eyre::Result<koma_checkpoint::SecretKey> {
+    let pw = read_password(password_file)?;
+    let text = std::fs::read_to_string(keystore)
+        .wrap_err_with(|| format!("cannot read BLS keystore {}", keystore.display()))?;
+    let ks = koma_checkpoint::Keystore::from_json(&text)
+        .map_err(|e| eyre::eyre!("{} is not a BLS keystore: {e}", keystore.display()))?;
+    koma_checkpoint::keystore::decrypt(&ks, &pw)
+        .map_err(|e| eyre::eyre!("cannot decrypt BLS keystore {}: {e}", keystore.display()))
 }
 
 impl P2pArgs {
@@ -336,6 +406,16 @@ impl P2pArgs {
 pub enum KeysCommand {
     /// Generate a new key and write it as an encrypted keystore file.
     New {
+        /// Directory the keystore file is written to.
+        #[arg(long)]
+        keystore_dir: PathBuf,
+        /// File holding the password that encrypts the key.
+        #[arg(long)]
+        password_file: PathBuf,
+    },
+    /// Generate a new BLS key for checkpoints and write it as an EIP-2335 keystore
+    /// (`bls-<public key prefix>.json`); prints the public key.
+    NewBls {
         /// Directory the keystore file is written to.
         #[arg(long)]
         keystore_dir: PathBuf,
@@ -395,6 +475,32 @@ pub fn keys(cmd: KeysCommand) -> eyre::Result<()> {
                 .map_err(|e| eyre::eyre!("cannot write keystore: {e}"))?;
             println!("address:  {}", signer.address());
             println!("keystore: {}", keystore_dir.join(file).display());
+            Ok(())
+        }
+        KeysCommand::NewBls {
+            keystore_dir,
+            password_file,
+        } => {
+            let pw = read_password(&password_file)?;
+            std::fs::create_dir_all(&keystore_dir)?;
+            let mut rng = rand::rng();
+            let key = koma_checkpoint::SecretKey::random(&mut rng);
+            let ks = koma_checkpoint::keystore::encrypt(
+                &key,
+                &pw,
+                &mut rng,
+                koma_checkpoint::Kdf::SCRYPT,
+            )
+            .map_err(|e| eyre::eyre!("cannot encrypt the BLS key: {e}"))?;
+            let pk = hex::encode(key.public_key().to_compressed());
+            let path = keystore_dir.join(format!("bls-{}.json", &pk[..16]));
+            let json = ks
+                .to_json()
+                .map_err(|e| eyre::eyre!("cannot encode the keystore: {e}"))?;
+            std::fs::write(&path, json)
+                .wrap_err_with(|| format!("cannot write {}", path.display()))?;
+            println!("public key: 0x{pk}");
+            println!("keystore:   {}", path.display());
             Ok(())
         }
         KeysCommand::Show {

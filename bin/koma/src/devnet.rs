@@ -106,8 +106,35 @@ pub fn prepare(
             )
             .map_err(|e| eyre::eyre!("cannot write keystore: {e}"))?;
         }
+        let bls = dir.join("bls.json");
+        if !bls.exists() && !args.no_l1 {
+            let key = koma_l1::dev::dev_bls_key(i);
+            let mut rng = rand::rng();
+            // PBKDF2 (about 0.1 s to open) rather than scrypt: these keys are public anyway
+            let ks = koma_checkpoint::keystore::encrypt(
+                &key,
+                DEVNET_PASSWORD,
+                &mut rng,
+                koma_checkpoint::Kdf::PBKDF2,
+            )
+            .map_err(|e| eyre::eyre!("cannot encrypt the BLS key: {e}"))?;
+            let json = ks
+                .to_json()
+                .map_err(|e| eyre::eyre!("cannot encode the BLS keystore: {e}"))?;
+            write_private(&bls, &json)?;
+        }
         entries.push((i, dir, peer_id, port, keystore));
     }
+    // where the L1 is, for the nodes' checkpoint flags
+    let l1_target = if args.no_l1 {
+        None
+    } else {
+        let url = args
+            .l1_rpc
+            .clone()
+            .unwrap_or_else(|| format!("http://{}:{}", args.rpc.http_addr, args.l1_http_port));
+        Some((url, base.join("l1-contracts.json")))
+    };
     let nodes = entries
         .into_iter()
         .map(
@@ -143,6 +170,14 @@ pub fn prepare(
                     "--exit-with-parent".into(),
                 ];
                 argv.extend(args.rpc.limit_args());
+                if let Some((url, contracts)) = &l1_target {
+                    argv.push("--l1-rpc".into());
+                    argv.push(url.clone());
+                    argv.push("--l1-contracts".into());
+                    argv.push(contracts.display().to_string());
+                    argv.push("--bls-keystore".into());
+                    argv.push(dir.join("bls.json").display().to_string());
+                }
                 argv.extend(args.pool.to_args());
                 let metrics = match args.metrics_port {
                     Some(base) => {

@@ -174,6 +174,7 @@ async fn devnet(args: cli::DevnetArgs, log: &str) -> eyre::Result<()> {
         pool: Some(args.pool.apply(koma_node::pool_config(&spec))),
         max_reorg_depth: koma_node::DEFAULT_MAX_REORG_DEPTH,
         network: None,
+        checkpoint: None,
     };
     let mut node = Node::launch(config).await?;
     let mut metrics = Vec::new();
@@ -278,6 +279,9 @@ async fn node(args: cli::NodeArgs) -> eyre::Result<()> {
         (None, _) => producer_key.clone(),
     };
     let pool = args.pool.apply(koma_node::pool_config(&spec));
+    let checkpoint = args
+        .checkpoint
+        .config(args.password_file.as_deref(), staker_key.clone())?;
     let config = NodeConfig {
         spec,
         datadir: args.datadir,
@@ -292,6 +296,7 @@ async fn node(args: cli::NodeArgs) -> eyre::Result<()> {
         pool: Some(pool),
         max_reorg_depth: args.max_reorg_depth,
         network: args.p2p.settings()?,
+        checkpoint,
     };
     let mut node = Node::launch(config).await?;
     if let Some(addr) = args.metrics {

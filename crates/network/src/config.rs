@@ -25,16 +25,24 @@ pub enum Topic {
     Txs,
     Blocks,
     Consensus,
+    /// Checkpoint signatures (BLS votes on the L1 checkpoint of a range of blocks).
+    Checkpoints,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 3] = [Topic::Txs, Topic::Blocks, Topic::Consensus];
+    pub const ALL: [Topic; 4] = [
+        Topic::Txs,
+        Topic::Blocks,
+        Topic::Consensus,
+        Topic::Checkpoints,
+    ];
 
     pub const fn name(self) -> &'static str {
         match self {
             Self::Txs => "txs",
             Self::Blocks => "blocks",
             Self::Consensus => "consensus",
+            Self::Checkpoints => "checkpoints",
         }
     }
 
@@ -109,7 +117,7 @@ impl NetworkConfig {
     pub fn max_size_for(&self, topic: Topic) -> usize {
         match topic {
             Topic::Txs => self.max_tx_message_size,
-            Topic::Blocks | Topic::Consensus => self.max_message_size,
+            Topic::Blocks | Topic::Consensus | Topic::Checkpoints => self.max_message_size,
         }
     }
 }

@@ -29,6 +29,8 @@
 )]
 
 mod chain;
+mod checkpoint;
+pub use checkpoint::CheckpointConfig;
 mod clock;
 mod consensus;
 pub use consensus::LibSecp256k1Verifier;
@@ -84,6 +86,8 @@ pub struct NodeConfig {
     pub max_reorg_depth: u64,
     /// `None` runs a node without peers (a single-node devnet).
     pub network: Option<NetworkSettings>,
+    /// Checkpoints on L1 (`None`: the node does not follow an L1).
+    pub checkpoint: Option<CheckpointConfig>,
 }
 
 /// Default bound on reorg depth.
@@ -175,6 +179,25 @@ impl Node {
             config.equivocate,
             &spawner,
         )?;
+        let (checkpoint_votes, checkpoint_rx) = match &config.checkpoint {
+            Some(_) => {
+                let (tx, rx) = mpsc::channel(4096);
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        if let (Some(checkpoint), Some(votes)) = (config.checkpoint.clone(), checkpoint_rx) {
+            tasks.push(spawner.critical(
+                "checkpoints",
+                checkpoint::run(
+                    chain.clone(),
+                    checkpoint,
+                    network.clone(),
+                    votes,
+                    stop_rx.clone(),
+                ),
+            ));
+        }
         if let (Some(handle), Some(events_rx)) = (&network, events_rx) {
             let (hints_tx, hints_rx) = mpsc::channel(256);
             let ctx = net::NetContext {
@@ -184,6 +207,7 @@ impl Node {
                 consensus: consensus
                     .as_ref()
                     .map(|(view, input, _)| (view.clone(), input.clone())),
+                checkpoint_votes,
                 spawner: spawner.clone(),
             };
             tasks.push(spawner.critical(

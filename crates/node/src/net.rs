@@ -117,6 +117,8 @@ pub(crate) struct NetContext {
         Arc<crate::consensus::ConsensusView>,
         mpsc::Sender<crate::consensus::ConsensusInput>,
     )>,
+    /// Checkpoint votes go to the checkpoint service (if it runs).
+    pub checkpoint_votes: Option<mpsc::Sender<crate::checkpoint::GossipVote>>,
     /// Spawns the event loop's own long-lived workers (critical, like the loop).
     pub spawner: crate::tasks::TaskSpawner,
 }
@@ -227,6 +229,26 @@ pub(crate) async fn event_loop(
                 };
                 if input.try_send(item).is_err() {
                     tracing::debug!("consensus queue full; dropping gossip");
+                }
+            }
+            NetworkEvent::Gossip {
+                topic: Topic::Checkpoints,
+                from,
+                data,
+                validation,
+                ..
+            } => {
+                let Some(votes) = &ctx.checkpoint_votes else {
+                    validation.ignore();
+                    continue;
+                };
+                let item = crate::checkpoint::GossipVote {
+                    data,
+                    from,
+                    validation,
+                };
+                if votes.try_send(item).is_err() {
+                    tracing::debug!("checkpoint vote queue full; dropping gossip");
                 }
             }
             NetworkEvent::Request {

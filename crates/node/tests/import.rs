@@ -55,6 +55,7 @@ async fn follower_reorgs_and_announces_removed_blocks() {
         equivocate: false,
         staker_key: None,
         network: None,
+        checkpoint: None,
         pool: None,
         max_reorg_depth: 64,
     })

@@ -32,6 +32,7 @@ async fn launch(
             discovery: true,
             max_peers: 10,
         }),
+        checkpoint: None,
     })
     .await
     .unwrap()

@@ -21,6 +21,7 @@ async fn launch(spec: &ChainSpec, dir: &tempfile::TempDir) -> Node {
         pool: None,
         max_reorg_depth: 64,
         network: None,
+        checkpoint: None,
     })
     .await
     .unwrap()

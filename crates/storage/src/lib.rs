@@ -324,6 +324,26 @@ impl Database {
         Ok(out)
     }
 
+    /// Stores this node's own vote on checkpoint `number`, durably (before it is
+    /// gossiped).
+    pub fn put_checkpoint_vote(&self, number: u64, vote: &[u8]) -> Result<(), StorageError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db
+            .put_cf_opt(
+                tables::cf(&self.db, Table::CheckpointVotes),
+                number.to_be_bytes(),
+                vote,
+                &wo,
+            )
+            .map_err(|e| StorageError::Write(e.to_string()))
+    }
+
+    /// This node's own vote on checkpoint `number`, if it signed one.
+    pub fn checkpoint_vote(&self, number: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        get_raw(&self.db, Table::CheckpointVotes, &number.to_be_bytes())
+    }
+
     /// Stores (or replaces) the record of KoMaBFT era `era`, durably.
     pub fn put_era_record(&self, era: u64, record: &[u8]) -> Result<(), StorageError> {
         let mut wo = WriteOptions::default();

@@ -41,10 +41,13 @@ pub enum Table {
     ConsensusEras,
     /// KoMaBFT: era instance -> the latest unit hashes of a closed era
     ConsensusEraTips,
+    /// Checkpoints: number (big-endian) -> this node's own signed vote (stored before it
+    /// is gossiped, so a restart never signs another root for the same number)
+    CheckpointVotes,
 }
 
 impl Table {
-    pub const ALL: [Table; 17] = [
+    pub const ALL: [Table; 18] = [
         Table::Meta,
         Table::Headers,
         Table::Seals,
@@ -62,6 +65,7 @@ impl Table {
         Table::ConsensusEraUnits,
         Table::ConsensusEras,
         Table::ConsensusEraTips,
+        Table::CheckpointVotes,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +87,7 @@ impl Table {
             Table::ConsensusEraUnits => "consensus_era_units",
             Table::ConsensusEras => "consensus_eras",
             Table::ConsensusEraTips => "consensus_era_tips",
+            Table::CheckpointVotes => "checkpoint_votes",
         }
     }
 

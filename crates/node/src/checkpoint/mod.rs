@@ -1,0 +1,608 @@
+//! Checkpoints, node side: stakers sign each range of finalized blocks, gossip their
+//! signatures, and the submitter of the moment aggregates more than 2/3 of the stake and
+//! submits the checkpoint to the root contract on L1 (docs/checkpoints.md).
+//!
+//! - **Ranges.** Checkpoint `n` covers `interval` blocks: from the L1 contract's next
+//!   start, in steps of `interval`. Every staker computes the same ranges from L1's state
+//!   and its own finalized blocks, so no two honest stakers ever sign different ranges
+//!   for one number; a backlog (an L1 outage) is caught up by checkpoints submitted back
+//!   to back.
+//! - **Signing.** Once a range is final, the staker computes its root, signs the digest,
+//!   stores the vote durably, and only then gossips it. A stored vote is reused after a
+//!   restart; the node never signs another root for a number it voted on.
+//! - **Submitting.** Votes are checked (slot in the active set, signature) before they
+//!   are forwarded; an invalid one costs the peer. The submitter for checkpoint `n` is
+//!   slot `n mod k` of the active set's occupied slots; if the checkpoint is not on L1
+//!   `submit_timeout` after the quorum was first seen, the next slot takes over, and so
+//!   on. The submitter waits `straggler_wait` for missing votes (each absent staker costs
+//!   about 6,000 gas) before it submits.
+//! - **L1.** The task reads the contract's head and active set every `poll`; an L1 that
+//!   fails or answers garbage is logged and retried, never fatal. A checkpoint whose L1
+//!   transaction is reorged out is simply still the next one, and is submitted again.
+
+mod vote;
+
+use crate::chain::ChainWriter;
+use alloy::network::EthereumWallet;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use alloy_primitives::{Address, B256, U256};
+use koma_checkpoint::{
+    BlockLeaf, CheckpointHeader, Domain, MerkleTree, PublicKey, SecretKey, absent_list,
+    aggregate_signatures,
+};
+use koma_l1::L1Contracts;
+use koma_l1::bindings::RootChain;
+use koma_network::{GossipValidation, Misbehaviour, NetworkHandle, PeerId, Topic};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use vote::{Subject, Vote, VoteBook, above_two_thirds};
+
+/// How a node takes part in checkpoints.
+#[derive(Clone)]
+pub struct CheckpointConfig {
+    /// JSON-RPC URL of the L1.
+    pub l1_rpc: String,
+    /// Where the deployment is described (read when it appears: `koma devnet` writes it
+    /// while the nodes start).
+    pub contracts_file: PathBuf,
+    /// The staker's BLS key; `None` follows without signing.
+    pub bls_key: Option<Arc<SecretKey>>,
+    /// The account that pays for submissions on L1 (the staker's key on the devnet).
+    pub l1_key: Option<PrivateKeySigner>,
+    /// Blocks per checkpoint.
+    pub interval: u64,
+    /// L1 blocks after which an accepted checkpoint counts as notarized.
+    pub confirmations: u64,
+    pub poll: Duration,
+    pub submit_timeout: Duration,
+    pub straggler_wait: Duration,
+}
+
+impl std::fmt::Debug for CheckpointConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointConfig")
+            .field("l1_rpc", &self.l1_rpc)
+            .field("contracts_file", &self.contracts_file)
+            .field(
+                "signer",
+                &self
+                    .bls_key
+                    .as_ref()
+                    .map(|k| k.public_key().to_compressed()),
+            )
+            .field("l1_key", &self.l1_key.as_ref().map(|k| k.address()))
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CheckpointConfig {
+    /// The devnet's settings (1-second L1 blocks): a checkpoint every 32 blocks.
+    pub fn devnet(l1_rpc: String, contracts_file: PathBuf) -> Self {
+        Self {
+            l1_rpc,
+            contracts_file,
+            bls_key: None,
+            l1_key: None,
+            interval: 32,
+            confirmations: 2,
+            poll: Duration::from_millis(500),
+            submit_timeout: Duration::from_secs(8),
+            straggler_wait: Duration::from_millis(400),
+        }
+    }
+}
+
+/// Gossiped votes handed to the task by the network event loop.
+pub(crate) struct GossipVote {
+    pub data: Vec<u8>,
+    pub from: PeerId,
+    pub validation: GossipValidation,
+}
+
+/// The active staker set as the contract reads it.
+#[derive(Debug, Clone)]
+struct ActiveSet {
+    id: u64,
+    /// By slot: the signer's address, its key and weight; `None` for an empty slot.
+    slots: Vec<Option<(Address, PublicKey, u64)>>,
+    total: u64,
+    aggregate_key: [u8; 256],
+}
+
+impl ActiveSet {
+    fn weight(&self, slot: u16) -> u64 {
+        match self.slots.get(usize::from(slot)) {
+            Some(Some((_, _, w))) => *w,
+            _ => 0,
+        }
+    }
+
+    fn occupied(&self) -> Vec<u16> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .filter_map(|(i, _)| u16::try_from(i).ok())
+            .collect()
+    }
+}
+
+/// What the task knows of L1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct L1Head {
+    block: u64,
+    set_id: u64,
+    /// The last accepted checkpoint number.
+    number: u64,
+    next_start: u64,
+}
+
+struct Service {
+    chain: Arc<ChainWriter>,
+    config: CheckpointConfig,
+    net: Option<NetworkHandle>,
+    reader: DynProvider,
+    submitter: Option<DynProvider>,
+    contracts: L1Contracts,
+    domain: Domain,
+    set: Option<ActiveSet>,
+    head: Option<L1Head>,
+    book: VoteBook,
+    /// When the quorum of the next checkpoint was first seen, by number.
+    quorum_seen: Option<(u64, Instant)>,
+    /// Submissions made: (number, attempt).
+    submitted: std::collections::BTreeSet<(u64, u64)>,
+    l1_failures: u32,
+}
+
+/// Runs the checkpoint service until `stop`; never returns early (an L1 that misbehaves is
+/// retried).
+pub(crate) async fn run(
+    chain: Arc<ChainWriter>,
+    config: CheckpointConfig,
+    net: Option<NetworkHandle>,
+    mut votes: mpsc::Receiver<GossipVote>,
+    mut stop: watch::Receiver<bool>,
+) {
+    // the deployment may still be under way (koma devnet writes the file when done)
+    let contracts = loop {
+        match L1Contracts::from_file(&config.contracts_file) {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::debug!(error = %e, "waiting for the L1 contracts file");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    };
+    let url = match config.l1_rpc.parse() {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::error!(url = %config.l1_rpc, error = %e, "invalid L1 URL; checkpoints are off");
+            let _ = stop.changed().await;
+            return;
+        }
+    };
+    let reader = ProviderBuilder::new().connect_http(url).erased();
+    let submitter = config.l1_key.clone().and_then(|key| {
+        config.l1_rpc.parse().ok().map(|url| {
+            ProviderBuilder::new()
+                .wallet(EthereumWallet::from(key))
+                .connect_http(url)
+                .erased()
+        })
+    });
+    tracing::info!(
+        root_chain = %contracts.root_chain,
+        l1 = %config.l1_rpc,
+        signing = config.bls_key.is_some(),
+        interval = config.interval,
+        "checkpoints: following the root contract"
+    );
+    let mut service = Service {
+        domain: Domain {
+            l1_chain_id: contracts.l1_chain_id,
+            root_contract: contracts.root_chain,
+            l2_chain_id: contracts.l2_chain_id,
+        },
+        chain,
+        config,
+        net,
+        reader,
+        submitter,
+        contracts,
+        set: None,
+        head: None,
+        book: VoteBook::default(),
+        quorum_seen: None,
+        submitted: Default::default(),
+        l1_failures: 0,
+    };
+    let mut tick = tokio::time::interval(service.config.poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => service.step().await,
+            Some(vote) = votes.recv() => service.on_gossip(vote),
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+impl Service {
+    /// One round: read L1, sign what is final, submit what has a quorum.
+    async fn step(&mut self) {
+        if let Err(e) = self.refresh_l1().await {
+            self.l1_failures = self.l1_failures.saturating_add(1);
+            // every failure at debug, a warning now and then (the L1 may be down a while)
+            if self.l1_failures == 1 || self.l1_failures % 20 == 0 {
+                tracing::warn!(error = %e, failures = self.l1_failures, "cannot read the L1; retrying");
+            } else {
+                tracing::debug!(error = %e, "cannot read the L1");
+            }
+            return;
+        }
+        if self.l1_failures > 0 {
+            tracing::info!(after = self.l1_failures, "the L1 answers again");
+            self.l1_failures = 0;
+        }
+        if let Err(e) = self.sign_final_ranges() {
+            tracing::error!(error = %e, "cannot sign a checkpoint");
+        }
+        self.maybe_submit();
+    }
+
+    async fn refresh_l1(&mut self) -> eyre::Result<()> {
+        let root = RootChain::new(self.contracts.root_chain, &self.reader);
+        let block = self.reader.get_block_number().await?;
+        let head = root.head().block(block.into()).call().await?;
+        let head = L1Head {
+            block,
+            set_id: u64::try_from(head.setId)?,
+            number: u64::try_from(head.checkpointNumber)?,
+            next_start: u64::try_from(head.nextStart)?,
+        };
+        if self.head.map(|h| h.number) != Some(head.number) {
+            if let Some(old) = self.head
+                && head.number > old.number
+            {
+                tracing::info!(
+                    number = head.number,
+                    l1_block = block,
+                    next_start = head.next_start,
+                    "checkpoint accepted on L1"
+                );
+            }
+            self.book.prune_below(head.number.saturating_add(1));
+        }
+        if self.set.as_ref().map(|s| s.id) != Some(head.set_id) {
+            let set = root.activeSet().block(block.into()).call().await?;
+            let mut slots = Vec::with_capacity(set.keys.len());
+            let mut total = 0u64;
+            let mut keys = Vec::new();
+            for ((signer, key), weight) in set.signers.iter().zip(&set.keys).zip(&set.weights) {
+                if *weight == U256::ZERO {
+                    slots.push(None);
+                    continue;
+                }
+                let key = PublicKey::from_eip2537(key)
+                    .map_err(|e| eyre::eyre!("the L1 returned an invalid staker key: {e}"))?;
+                let weight = u64::try_from(*weight)?;
+                total = total.saturating_add(weight);
+                keys.push(key.clone());
+                slots.push(Some((*signer, key, weight)));
+            }
+            let aggregate_key = PublicKey::aggregate(keys.iter())
+                .map_err(|e| eyre::eyre!("cannot aggregate the staker keys: {e}"))?
+                .to_eip2537();
+            tracing::info!(
+                set = head.set_id,
+                stakers = keys.len(),
+                total,
+                "checkpoints: staker set"
+            );
+            self.set = Some(ActiveSet {
+                id: head.set_id,
+                slots,
+                total,
+                aggregate_key,
+            });
+        }
+        self.head = Some(head);
+        Ok(())
+    }
+
+    /// This node's slot in the active set, if it signs.
+    fn my_slot(&self) -> Option<u16> {
+        let key = self.config.bls_key.as_ref()?.public_key();
+        let set = self.set.as_ref()?;
+        set.slots
+            .iter()
+            .position(|s| matches!(s, Some((_, k, _)) if *k == key))
+            .and_then(|i| u16::try_from(i).ok())
+    }
+
+    /// Signs every whole range that is final, from L1's next start, up to the contract's
+    /// maximum range ahead.
+    fn sign_final_ranges(&mut self) -> eyre::Result<()> {
+        let (Some(head), Some(set_id), Some(slot), Some(key)) = (
+            self.head,
+            self.set.as_ref().map(|s| s.id),
+            self.my_slot(),
+            self.config.bls_key.clone(),
+        ) else {
+            return Ok(());
+        };
+        let finalized = self
+            .chain
+            .finalized
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let interval = self.config.interval.max(1);
+        let ahead = (self.contracts.max_range / interval).max(1);
+        for k in 0..ahead {
+            let number = head.number.saturating_add(1).saturating_add(k);
+            let start = head.next_start.saturating_add(k.saturating_mul(interval));
+            let end = start.saturating_add(interval - 1);
+            if end > finalized {
+                break;
+            }
+            let vote = match self.stored_vote(number)? {
+                Some(v) if v.header.start == start && v.header.end == end && v.set_id == set_id => {
+                    v
+                }
+                stored => {
+                    let root = self.range_root(start, end)?;
+                    if let Some(old) = &stored
+                        && old.header.root != root
+                        && old.header.start == start
+                        && old.header.end == end
+                    {
+                        eyre::bail!(
+                            "refusing to sign checkpoint {number} [{start}, {end}]: this node signed root {} for it, its blocks now give {root}",
+                            old.header.root
+                        );
+                    }
+                    let header = CheckpointHeader {
+                        number,
+                        start,
+                        end,
+                        root,
+                    };
+                    let signature = key.sign(&self.domain.digest(&header, set_id));
+                    let vote = Vote {
+                        header,
+                        set_id,
+                        slot,
+                        signature,
+                    };
+                    // durably before anyone sees it
+                    self.chain.db.put_checkpoint_vote(number, &vote.encode())?;
+                    tracing::info!(number, start, end, %root, set = set_id, "signed checkpoint");
+                    vote
+                }
+            };
+            if self.book.add(vote.clone())
+                && let Some(net) = &self.net
+            {
+                let net = net.clone();
+                let data = vote.encode();
+                tokio::spawn(async move {
+                    let _ = net.publish(Topic::Checkpoints, data).await;
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn stored_vote(&self, number: u64) -> eyre::Result<Option<Vote>> {
+        Ok(self
+            .chain
+            .db
+            .checkpoint_vote(number)?
+            .and_then(|raw| Vote::decode(&raw)))
+    }
+
+    /// The Merkle root over the canonical blocks `start..=end` (all final).
+    fn range_root(&self, start: u64, end: u64) -> eyre::Result<B256> {
+        let mut leaves = Vec::new();
+        for number in start..=end {
+            let header = self
+                .chain
+                .db
+                .header_by_number(number)?
+                .ok_or_else(|| eyre::eyre!("final block {number} is missing"))?;
+            leaves.push(
+                BlockLeaf {
+                    number,
+                    timestamp: header.header.timestamp,
+                    block_hash: header.hash,
+                    receipts_root: header.header.receipts_root,
+                    withdrawals_root: header.header.withdrawals_root.unwrap_or_default(),
+                }
+                .hash(),
+            );
+        }
+        Ok(MerkleTree::new(leaves).root())
+    }
+
+    /// Checks a gossiped vote (decodes, current set, slot, signature) before it is
+    /// forwarded; a bad one costs the peer.
+    fn on_gossip(&mut self, gossip: GossipVote) {
+        let GossipVote {
+            data,
+            from,
+            validation,
+        } = gossip;
+        let Some(vote) = Vote::decode(&data) else {
+            validation.reject();
+            self.report(from, Misbehaviour::Undecodable);
+            return;
+        };
+        let Some(set) = &self.set else {
+            validation.ignore();
+            return;
+        };
+        if vote.set_id != set.id || self.head.is_some_and(|h| vote.header.number <= h.number) {
+            validation.ignore(); // another set, or already accepted: not wrong, not useful
+            return;
+        }
+        let Some(Some((_, key, _))) = set.slots.get(usize::from(vote.slot)) else {
+            validation.reject();
+            self.report(from, Misbehaviour::InvalidConsensusMessage);
+            return;
+        };
+        if !key.verify(
+            &self.domain.digest(&vote.header, vote.set_id),
+            &vote.signature,
+        ) {
+            tracing::debug!(%from, number = vote.header.number, slot = vote.slot, "bad checkpoint signature");
+            validation.reject();
+            self.report(from, Misbehaviour::InvalidConsensusMessage);
+            return;
+        }
+        validation.accept();
+        self.book.add(vote);
+    }
+
+    fn report(&self, peer: PeerId, misbehaviour: Misbehaviour) {
+        if let Some(net) = &self.net {
+            net.report(peer, misbehaviour);
+        }
+    }
+
+    /// Submits the next checkpoint if it has a quorum and this node is its submitter now.
+    fn maybe_submit(&mut self) {
+        let (Some(head), Some(set)) = (self.head, self.set.as_ref()) else {
+            return;
+        };
+        let number = head.number.saturating_add(1);
+        let Some((subject, weight, votes)) = self.book.best(number, set.id, |s| set.weight(s))
+        else {
+            return;
+        };
+        if !above_two_thirds(weight, set.total) {
+            return;
+        }
+        let seen = match self.quorum_seen {
+            Some((n, at)) if n == number => at,
+            _ => {
+                let now = Instant::now();
+                self.quorum_seen = Some((number, now));
+                now
+            }
+        };
+        let occupied = set.occupied();
+        let all_voted = votes.len() == occupied.len();
+        let elapsed = seen.elapsed();
+        if !all_voted && elapsed < self.config.straggler_wait {
+            return;
+        }
+        let attempt = (elapsed.as_millis() / self.config.submit_timeout.as_millis().max(1)) as u64;
+        let Some(len) = u64::try_from(occupied.len()).ok().filter(|l| *l > 0) else {
+            return;
+        };
+        let turn = usize::try_from(number.wrapping_add(attempt) % len).unwrap_or(0);
+        let (Some(me), Some(submitter)) = (self.my_slot(), self.submitter.clone()) else {
+            return;
+        };
+        if occupied.get(turn) != Some(&me) || !self.submitted.insert((number, attempt)) {
+            return;
+        }
+        let absent: Vec<u16> = occupied
+            .iter()
+            .copied()
+            .filter(|s| !votes.contains_key(s))
+            .collect();
+        let signature = match aggregate_signatures(votes.values()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, number, "cannot aggregate checkpoint signatures");
+                return;
+            }
+        };
+        let absent = match absent_list(&absent) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, number, "cannot list absent stakers");
+                return;
+            }
+        };
+        let call = SubmitCall {
+            subject,
+            aggregate_key: set.aggregate_key,
+            absent: absent.to_vec(),
+            signature: signature.to_eip2537(),
+            signed: votes.len(),
+            attempt,
+        };
+        let root_chain = self.contracts.root_chain;
+        tokio::spawn(submit(submitter, root_chain, call));
+    }
+}
+
+struct SubmitCall {
+    subject: Subject,
+    aggregate_key: [u8; 256],
+    absent: Vec<u8>,
+    signature: [u8; 128],
+    signed: usize,
+    attempt: u64,
+}
+
+/// Sends one submission and reports how it went (the service learns the outcome from
+/// the contract's head, not from here).
+async fn submit(provider: DynProvider, root_chain: Address, call: SubmitCall) {
+    let root = RootChain::new(root_chain, &provider);
+    let s = call.subject;
+    let cp = RootChain::Checkpoint {
+        number: U256::from(s.number),
+        start: U256::from(s.start),
+        end: U256::from(s.end),
+        root: s.root,
+    };
+    let pending = root
+        .submitCheckpoint(
+            cp,
+            call.aggregate_key.to_vec().into(),
+            call.absent.into(),
+            call.signature.to_vec().into(),
+        )
+        .send()
+        .await;
+    match pending {
+        Err(e) => tracing::warn!(
+            number = s.number,
+            attempt = call.attempt,
+            reason = %koma_l1::deploy::revert_reason(&e),
+            "checkpoint submission refused"
+        ),
+        Ok(pending) => {
+            let tx = *pending.tx_hash();
+            tracing::info!(number = s.number, start = s.start, end = s.end, signers = call.signed, %tx, "submitted checkpoint");
+            match tokio::time::timeout(Duration::from_secs(60), pending.get_receipt()).await {
+                Ok(Ok(receipt)) if receipt.status() => {
+                    tracing::debug!(
+                        number = s.number,
+                        gas = receipt.gas_used,
+                        "checkpoint transaction mined"
+                    )
+                }
+                Ok(Ok(receipt)) => {
+                    tracing::warn!(number = s.number, %tx, gas = receipt.gas_used, "checkpoint transaction reverted")
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(number = s.number, %tx, error = %e, "no receipt for the checkpoint transaction")
+                }
+                Err(_) => {
+                    tracing::warn!(number = s.number, %tx, "checkpoint transaction not mined within 60 s")
+                }
+            }
+        }
+    }
+}
