@@ -92,14 +92,19 @@ class Cluster:
     """``n`` producer nodes of a devnet with ``sprint`` blocks per turn."""
 
     def __init__(self, workdir: Path, n: int = 4, sprint: int = 4, block_time_ms: int = 1000,
-                 extra: tuple[str, ...] = ()):
+                 extra: tuple[str, ...] = (), l1: bool = False):
+        """With ``l1``, the devnet's development L1 runs too (started first, the contracts
+        deployed and the nodes registered as stakers by ``koma l1 deploy``), and the nodes
+        sign and submit checkpoints to it."""
         self.dir = Path(workdir) / "cluster"
         rpc_base = free_port_range(n)
         p2p_base = free_port_range(n, avoid=range(rpc_base, rpc_base + n))
+        l1_args = ["--l1-http-port", str(free_port_range(1, avoid=range(rpc_base, rpc_base + n)))] \
+            if l1 else ["--no-l1"]
         cmd = [str(koma_bin()), "devnet", "--nodes", str(n), "--datadir", str(self.dir),
                "--init-only", "--admin-rpc", "--sprint", str(sprint),
                "--block-time-ms", str(block_time_ms),
-               "--http-port", str(rpc_base), "--p2p-port", str(p2p_base), *extra]
+               "--http-port", str(rpc_base), "--p2p-port", str(p2p_base), *l1_args, *extra]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert res.returncode == 0, f"devnet --init-only failed:\n{res.stdout}\n{res.stderr}"
         self.manifest = json.loads((self.dir / "devnet.json").read_text())
@@ -107,8 +112,22 @@ class Cluster:
         self.sprint = sprint
         self.nodes = [ClusterNode(self.dir / "logs", e) for e in self.manifest["nodes"]]
         self.producers = [n.producer.lower() for n in self.nodes]
+        self.l1 = None
+        if l1:
+            entry = self.manifest["l1"]
+            port = int(entry["rpcUrl"].rsplit(":", 1)[1])
+            self.l1 = ProcNode(self.dir / "logs", "l1", port, entry["args"])
+            self.contracts_file = Path(entry["contractsFile"])
 
     def start(self) -> "Cluster":
+        if self.l1 is not None:
+            self.l1.start()
+            res = subprocess.run(
+                [str(koma_bin()), "--log", "warn", "l1", "deploy", "--l1-rpc", self.l1.http_url,
+                 "--genesis", str(self.genesis), "--out", str(self.contracts_file),
+                 "--dev-stakers", str(len(self.nodes))],
+                capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+            assert res.returncode == 0, f"koma l1 deploy failed:\n{res.stdout}\n{res.stderr}"
         for node in self.nodes:
             node.start()
         return self
@@ -116,6 +135,8 @@ class Cluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+        if self.l1 is not None:
+            self.l1.stop()
 
     def in_turn(self, number: int) -> int:
         """Index of the node in turn for block ``number``."""

@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 KMC = 10**18
 STAKE = 1_000 * KMC  # each devnet staker's stake on the development L1
 L1_CHAIN_ID = 1337
+INTERVAL = 32  # blocks per checkpoint (the devnet's default)
 # the G1 generator in EIP-2537 encoding: a valid point, and a signature of nothing
 G1_GENERATOR = bytes.fromhex(
     "0000000000000000000000000000000017f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb"
@@ -89,9 +90,9 @@ def test_devnet_l1_holds_the_contracts_and_the_staker_set(devnet):
     assert token.functions.symbol().call() == "KMC"
 
     # the two devnet stakers are the active set (set 1), each with 1,000 KMC (in gwei);
-    # checkpoints (32 blocks each) may have begun
+    # checkpoints may have begun
     set_id, total_weight, checkpoint, next_start, pending = root.functions.head().call()
-    assert (set_id, pending, next_start) == (1, False, 32 * checkpoint)
+    assert (set_id, pending, next_start) == (1, False, INTERVAL * checkpoint)
     assert total_weight == 2 * STAKE // 10**9
     _, signers, keys, weights = root.functions.activeSet().call()
     producers = json.loads((devnet["datadir"] / "genesis.json").read_text())["producers"]["producers"]
@@ -118,7 +119,7 @@ def test_forged_checkpoints_are_refused_with_named_errors(devnet):
     def next_cp(shift_start: int = 0, shift_number: int = 0):
         # the devnet submits real checkpoints meanwhile: always forge the next one
         _, _, last, start, _ = root.functions.head().call()
-        return (last + 1 + shift_number, start + shift_start, start + 31, forged_root)
+        return (last + 1 + shift_number, start + shift_start, start + INTERVAL - 1, forged_root)
 
     def refused(key, absent, sig, **shift) -> str:
         with pytest.raises(ContractCustomError) as e:
@@ -172,8 +173,8 @@ def merkle(leaves: list[bytes]) -> tuple[bytes, list[list[bytes]]]:
 
 
 def test_devnet_checkpoints_reach_l1_and_prove_blocks(devnet):
-    """The devnet's stakers sign each 32-block range once it is final and one of them
-    submits it: checkpoints 1 and 2 are accepted on L1 within two minutes, each root is
+    """The devnet's stakers sign each range once it is final and one of them submits it:
+    checkpoints 1 and 2 are accepted on L1 within two minutes, each root is
     the one web3.py computes from the L2 blocks, and the contract's view proves any block
     of it."""
     w3, root, contracts = devnet["w3"], devnet["root"], devnet["contracts"]
@@ -183,13 +184,13 @@ def test_devnet_checkpoints_reach_l1_and_prove_blocks(devnet):
     l2 = Web3(Web3.HTTPProvider(devnet["l2_url"]))
     for log in logs[:2]:
         cp = log.args
-        assert cp.end - cp.start + 1 == 32 and cp.start == 32 * (cp.number - 1)
+        assert cp.end - cp.start + 1 == INTERVAL and cp.start == INTERVAL * (cp.number - 1)
         blocks = [l2.eth.get_block(n) for n in range(cp.start, cp.end + 1)]
         leaves = [leaf_hash(b) for b in blocks]
         tree_root, proofs = merkle(leaves)
         assert tree_root == bytes(cp.root)
         assert root.functions.checkpointRoot(cp.number).call() == tree_root
-        for i in (0, 13, 31):
+        for i in (0, 5, INTERVAL - 1):
             b = blocks[i]
             leaf = (b["number"], b["timestamp"], bytes(b["hash"]), bytes(b["receiptsRoot"]),
                     bytes(b.get("withdrawalsRoot") or bytes(32)))

@@ -210,6 +210,9 @@ pub struct DevnetArgs {
     /// Port of the development L1's JSON-RPC (on --http-addr).
     #[arg(long, default_value_t = 8645)]
     pub l1_http_port: u16,
+    /// L2 blocks per checkpoint.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub checkpoint_interval: u64,
     /// Serve Prometheus metrics: node i on 127.0.0.1:(this + i)/metrics. Off by default.
     #[arg(long)]
     pub metrics_port: Option<u16>,

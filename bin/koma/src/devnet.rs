@@ -177,6 +177,8 @@ pub fn prepare(
                     argv.push(contracts.display().to_string());
                     argv.push("--bls-keystore".into());
                     argv.push(dir.join("bls.json").display().to_string());
+                    argv.push("--checkpoint-interval".into());
+                    argv.push(args.checkpoint_interval.to_string());
                 }
                 argv.extend(args.pool.to_args());
                 let metrics = match args.metrics_port {
