@@ -241,7 +241,7 @@ impl Service {
         if let Err(e) = self.refresh_l1().await {
             self.l1_failures = self.l1_failures.saturating_add(1);
             // every failure at debug, a warning now and then (the L1 may be down a while)
-            if self.l1_failures == 1 || self.l1_failures % 20 == 0 {
+            if self.l1_failures == 1 || self.l1_failures.is_multiple_of(20) {
                 tracing::warn!(error = %e, failures = self.l1_failures, "cannot read the L1; retrying");
             } else {
                 tracing::debug!(error = %e, "cannot read the L1");
@@ -295,7 +295,7 @@ impl Service {
                     .map_err(|e| eyre::eyre!("the L1 returned an invalid staker key: {e}"))?;
                 let weight = u64::try_from(*weight)?;
                 total = total.saturating_add(weight);
-                keys.push(key.clone());
+                keys.push(key);
                 slots.push(Some((*signer, key, weight)));
             }
             let aggregate_key = PublicKey::aggregate(keys.iter())
@@ -344,11 +344,16 @@ impl Service {
             .finalized
             .load(std::sync::atomic::Ordering::Relaxed);
         let interval = self.config.interval.max(1);
-        let ahead = (self.contracts.max_range / interval).max(1);
+        let ahead = self
+            .contracts
+            .max_range
+            .checked_div(interval)
+            .unwrap_or(1)
+            .max(1);
         for k in 0..ahead {
             let number = head.number.saturating_add(1).saturating_add(k);
             let start = head.next_start.saturating_add(k.saturating_mul(interval));
-            let end = start.saturating_add(interval - 1);
+            let end = start.saturating_add(interval.saturating_sub(1));
             if end > finalized {
                 break;
             }
@@ -503,11 +508,21 @@ impl Service {
         if !all_voted && elapsed < self.config.straggler_wait {
             return;
         }
-        let attempt = (elapsed.as_millis() / self.config.submit_timeout.as_millis().max(1)) as u64;
+        let attempt = u64::try_from(
+            elapsed
+                .as_millis()
+                .checked_div(self.config.submit_timeout.as_millis())
+                .unwrap_or(0),
+        )
+        .unwrap_or(u64::MAX);
         let Some(len) = u64::try_from(occupied.len()).ok().filter(|l| *l > 0) else {
             return;
         };
-        let turn = usize::try_from(number.wrapping_add(attempt) % len).unwrap_or(0);
+        let turn = number
+            .wrapping_add(attempt)
+            .checked_rem(len)
+            .and_then(|t| usize::try_from(t).ok())
+            .unwrap_or(0);
         let (Some(me), Some(submitter)) = (self.my_slot(), self.submitter.clone()) else {
             return;
         };

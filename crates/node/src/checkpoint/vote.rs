@@ -155,7 +155,7 @@ mod tests {
         assert_eq!(bytes.len(), VOTE_LEN);
         assert_eq!(Vote::decode(&bytes), Some(v));
         assert_eq!(Vote::decode(&bytes[1..]), None);
-        let mut bad = bytes.clone();
+        let mut bad = bytes;
         bad[VOTE_LEN - 10] ^= 0xff; // the signature is no longer a point
         assert_eq!(Vote::decode(&bad), None);
     }
