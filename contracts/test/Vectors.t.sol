@@ -75,22 +75,7 @@ contract VectorsTest is Test {
     /// sign; slot 2 absent) are accepted with the vector's aggregate signatures.
     function test_checkpointVector_acceptedByTheContract() public {
         (RootChain rc, StakingToken token) = deployAtVectorAddress();
-        for (uint256 i; i < 4; ++i) {
-            string memory s = string.concat(".stakers[", vm.toString(i), "]");
-            address owner = vm.parseJsonAddress(cp, string.concat(s, ".owner"));
-            uint256 amount = vm.parseJsonUint(cp, string.concat(s, ".amount"));
-            token.transfer(owner, amount);
-            vm.startPrank(owner);
-            token.approve(address(rc), amount);
-            rc.stake(
-                amount,
-                vm.parseJsonAddress(cp, string.concat(s, ".signer")),
-                vm.parseJsonBytes(cp, string.concat(s, ".pk")),
-                vm.parseJsonBytes(cp, string.concat(s, ".pop"))
-            );
-            vm.stopPrank();
-        }
-        rc.activateGenesisSet();
+        registerVectorStakers(rc, token);
         assertEq(rc.setCommit(), vm.parseJsonBytes32(cp, ".set.commit"), "set commitment");
         assertEq(rc.pendingAggregateKey(), vm.parseJsonBytes(cp, ".set.aggregateKey"), "aggregate key");
 
@@ -108,6 +93,17 @@ contract VectorsTest is Test {
 
     function test_checkpointVector_allSignAccepted() public {
         (RootChain rc, StakingToken token) = deployAtVectorAddress();
+        registerVectorStakers(rc, token);
+        RootChain.Checkpoint memory c = vectorCheckpoint();
+        rc.submitCheckpoint(
+            c, vm.parseJsonBytes(cp, ".set.aggregateKey"), hex"", vm.parseJsonBytes(cp, ".submissions[0].signature")
+        );
+        assertEq(rc.checkpointRoot(1), c.root, "root stored");
+    }
+
+    /// The vector's four stakers join with their keys and proofs of possession, and become
+    /// the first set.
+    function registerVectorStakers(RootChain rc, StakingToken token) internal {
         for (uint256 i; i < 4; ++i) {
             string memory s = string.concat(".stakers[", vm.toString(i), "]");
             address owner = vm.parseJsonAddress(cp, string.concat(s, ".owner"));
@@ -124,11 +120,6 @@ contract VectorsTest is Test {
             vm.stopPrank();
         }
         rc.activateGenesisSet();
-        RootChain.Checkpoint memory c = vectorCheckpoint();
-        rc.submitCheckpoint(
-            c, vm.parseJsonBytes(cp, ".set.aggregateKey"), hex"", vm.parseJsonBytes(cp, ".submissions[0].signature")
-        );
-        assertEq(rc.checkpointRoot(1), c.root, "root stored");
     }
 
     function rootFromProof(bytes32 leaf, uint256 index, bytes32[] calldata proof) external pure returns (bytes32) {

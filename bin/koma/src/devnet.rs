@@ -69,15 +69,11 @@ pub fn prepare(
 ) -> eyre::Result<Manifest> {
     std::fs::create_dir_all(base).wrap_err_with(|| format!("cannot create {}", base.display()))?;
     let genesis = base.join("genesis.json");
-    let json = serde_json::to_string_pretty(spec)?;
-    match std::fs::read_to_string(&genesis) {
-        Ok(existing) if existing != json => eyre::bail!(
-            "{} holds a different devnet (other --nodes, --block-time-ms, --gas-limit, --sprint or --era-blocks); use another --datadir",
-            base.display()
-        ),
-        Ok(_) => {}
-        Err(_) => std::fs::write(&genesis, &json)?,
-    }
+    write_spec(
+        &genesis,
+        spec,
+        "a different devnet (other --nodes, --block-time-ms, --gas-limit, --sprint or --era-blocks)",
+    )?;
     let password = base.join("password");
     write_private(&password, DEVNET_PASSWORD)?;
 
@@ -93,19 +89,7 @@ pub fn prepare(
         let peer_id = identity.public().to_peer_id();
         let port = port_plus(args.p2p_port, i)?;
         p2p.push(format!("/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id}"));
-        let keystore = dir.join("producer.json");
-        if !keystore.exists() {
-            let key = &keys[i as usize];
-            let mut rng = alloy::signers::k256::elliptic_curve::rand_core::OsRng;
-            alloy::signers::local::LocalSigner::encrypt_keystore(
-                &dir,
-                &mut rng,
-                key.to_bytes(),
-                DEVNET_PASSWORD,
-                Some("producer.json"),
-            )
-            .map_err(|e| eyre::eyre!("cannot write keystore: {e}"))?;
-        }
+        let keystore = write_producer_keystore(&dir, &keys[i as usize])?;
         let bls = dir.join("bls.json");
         if !bls.exists() && !args.no_l1 {
             let key = koma_l1::dev::dev_bls_key(i);
@@ -250,27 +234,12 @@ fn prepare_l1(args: &DevnetArgs, base: &Path, password: &Path, log: &str) -> eyr
         .collect();
     let spec = koma_l1::dev::dev_l1_spec(producer.address(), &stakers);
     let genesis = dir.join("genesis.json");
-    let json = serde_json::to_string_pretty(&spec)?;
-    match std::fs::read_to_string(&genesis) {
-        Ok(existing) if existing != json => eyre::bail!(
-            "{} holds a different development L1 (other --nodes); use another --datadir",
-            base.display()
-        ),
-        Ok(_) => {}
-        Err(_) => std::fs::write(&genesis, &json)?,
-    }
-    let keystore = dir.join("producer.json");
-    if !keystore.exists() {
-        let mut rng = alloy::signers::k256::elliptic_curve::rand_core::OsRng;
-        alloy::signers::local::LocalSigner::encrypt_keystore(
-            &dir,
-            &mut rng,
-            producer.to_bytes(),
-            DEVNET_PASSWORD,
-            Some("producer.json"),
-        )
-        .map_err(|e| eyre::eyre!("cannot write the L1 keystore: {e}"))?;
-    }
+    write_spec(
+        &genesis,
+        &spec,
+        "a different development L1 (other --nodes)",
+    )?;
+    let keystore = write_producer_keystore(&dir, &producer)?;
     let argv = vec![
         "--log".to_string(),
         log.to_string(),
@@ -299,6 +268,40 @@ fn prepare_l1(args: &DevnetArgs, base: &Path, password: &Path, log: &str) -> eyr
 
 /// Derivation index (above the devnet producers') of the development L1's producer key.
 const L1_PRODUCER_INDEX: u32 = 90;
+
+/// Writes `spec` to `path`, or checks that the spec already there is the same (else the
+/// data directory holds `what`).
+fn write_spec(path: &Path, spec: &ChainSpec, what: &str) -> eyre::Result<()> {
+    let json = serde_json::to_string_pretty(spec)?;
+    match std::fs::read_to_string(path) {
+        Ok(existing) if existing != json => eyre::bail!(
+            "{} holds {what}; use another --datadir",
+            path.parent().unwrap_or(path).display()
+        ),
+        Ok(_) => Ok(()),
+        Err(_) => Ok(std::fs::write(path, &json)?),
+    }
+}
+
+/// `dir/producer.json`, the encrypted keystore of `key` (written once).
+fn write_producer_keystore(
+    dir: &Path,
+    key: &alloy::signers::local::PrivateKeySigner,
+) -> eyre::Result<PathBuf> {
+    let keystore = dir.join("producer.json");
+    if !keystore.exists() {
+        let mut rng = alloy::signers::k256::elliptic_curve::rand_core::OsRng;
+        alloy::signers::local::LocalSigner::encrypt_keystore(
+            dir,
+            &mut rng,
+            key.to_bytes(),
+            DEVNET_PASSWORD,
+            Some("producer.json"),
+        )
+        .map_err(|e| eyre::eyre!("cannot write keystore: {e}"))?;
+    }
+    Ok(keystore)
+}
 
 fn port_plus(base: u16, i: u32) -> eyre::Result<u16> {
     u16::try_from(u32::from(base) + i).map_err(|_| eyre::eyre!("port {base} + {i} is out of range"))
