@@ -109,7 +109,8 @@ ensure_e2e_prereqs() {
   ensure_venv
   ensure_contracts_prereqs
   ensure_npm tests/e2e/viem viem
-  if [ "${E2E_TARGET:-koma}" = anvil ] && [ -z "${ANVIL_BIN:-}" ]; then
+  # anvil: the reference node (E2E_TARGET=anvil) and the external L1 of the checkpoint tests
+  if [ -z "${ANVIL_BIN:-}" ]; then
     ensure_npm tests/e2e/anvil anvil
     export ANVIL_BIN="$NPM_CACHE_DIR/anvil/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
   fi
