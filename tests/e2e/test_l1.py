@@ -202,6 +202,29 @@ def test_devnet_checkpoints_reach_l1_and_prove_blocks(devnet):
         # every staker signed: the flat all-sign cost (forge measured 182,176)
         assert receipt.gasUsed < 200_000, receipt.gasUsed
 
+        # the node's RPC says the same, and its proofs pass the contract's view
+        info = l2.provider.make_request("koma_getCheckpoint", [hex(cp.number)])["result"]
+        assert (int(info["start"], 16), int(info["end"], 16)) == (cp.start, cp.end)
+        assert info["root"] == "0x" + bytes(cp.root).hex()
+        assert info["l1TxHash"] == "0x" + bytes(log.transactionHash).hex()
+        assert int(info["l1Block"], 16) == log.blockNumber and int(info["confirmations"], 16) >= 1
+        for n in (cp.start, cp.end):
+            p = l2.provider.make_request("koma_getBlockProof", [hex(n)])["result"]
+            assert int(p["checkpoint"], 16) == cp.number and int(p["index"], 16) == n - cp.start
+            leaf = p["leaf"]
+            args = (int(leaf["number"], 16), int(leaf["timestamp"], 16), bytes.fromhex(leaf["blockHash"][2:]),
+                    bytes.fromhex(leaf["receiptsRoot"][2:]), bytes.fromhex(leaf["withdrawalsRoot"][2:]))
+            assert args[2] == bytes(l2.eth.get_block(n)["hash"])
+            proof = [bytes.fromhex(x[2:]) for x in p["proof"]]
+            assert root.functions.verifyBlock(cp.number, args, int(p["index"], 16), proof).call() is True
+
+    latest = l2.provider.make_request("koma_getCheckpoint", ["latest"])["result"]
+    assert int(latest["number"], 16) >= 2
+    # a block no accepted checkpoint covers yet: null; a tag: a clear error
+    assert l2.provider.make_request("koma_getBlockProof", [hex(10**9)])["result"] is None
+    err = l2.provider.make_request("koma_getBlockProof", ["pending"])["error"]
+    assert err["code"] == -32602, err
+
 
 def test_koma_l1_deploy_writes_a_contracts_file(devnet, tmp_path):
     url = devnet["w3"].provider.endpoint_uri

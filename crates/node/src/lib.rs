@@ -179,6 +179,10 @@ impl Node {
             config.equivocate,
             &spawner,
         )?;
+        let ledger = config
+            .checkpoint
+            .as_ref()
+            .map(|_| Arc::new(parking_lot::RwLock::new(checkpoint::Ledger::default())));
         let (checkpoint_votes, checkpoint_rx) = match &config.checkpoint {
             Some(_) => {
                 let (tx, rx) = mpsc::channel(4096);
@@ -186,7 +190,9 @@ impl Node {
             }
             None => (None, None),
         };
-        if let (Some(checkpoint), Some(votes)) = (config.checkpoint.clone(), checkpoint_rx) {
+        if let (Some(checkpoint), Some(votes), Some(ledger)) =
+            (config.checkpoint.clone(), checkpoint_rx, ledger.clone())
+        {
             tasks.push(spawner.critical(
                 "checkpoints",
                 checkpoint::run(
@@ -194,6 +200,7 @@ impl Node {
                     checkpoint,
                     network.clone(),
                     votes,
+                    ledger,
                     stop_rx.clone(),
                 ),
             ));
@@ -268,6 +275,9 @@ impl Node {
             network: rpc_network,
             consensus: consensus_api,
             finalized,
+            checkpoints: ledger.map(|l| {
+                Arc::new(checkpoint::CheckpointView(l)) as Arc<dyn koma_rpc::CheckpointApi>
+            }),
         });
         let (rpc_addr, rpc) = koma_rpc::start(state, &config.rpc).await?;
         tracing::info!(%rpc_addr, "JSON-RPC listening (HTTP and WebSocket)");

@@ -8,6 +8,38 @@ use futures::future::BoxFuture;
 use koma_primitives::SyncProgress;
 use serde::Serialize;
 
+/// A checkpoint accepted on L1, as the node has seen it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckpointInfo {
+    #[serde(with = "alloy::serde::quantity")]
+    pub number: u64,
+    /// The first and last L2 block it covers.
+    #[serde(with = "alloy::serde::quantity")]
+    pub start: u64,
+    #[serde(with = "alloy::serde::quantity")]
+    pub end: u64,
+    /// The Merkle root over the range's block leaves.
+    pub root: B256,
+    /// The L1 transaction that submitted it, and its L1 block.
+    pub l1_tx_hash: B256,
+    #[serde(with = "alloy::serde::quantity")]
+    pub l1_block: u64,
+    /// L1 blocks on top of it, counting its own.
+    #[serde(with = "alloy::serde::quantity")]
+    pub confirmations: u64,
+    /// At least the node's configured confirmations deep on L1.
+    pub notarized: bool,
+}
+
+/// The checkpoints the node follows on L1.
+pub trait CheckpointApi: Send + Sync + std::fmt::Debug {
+    /// Checkpoint `number`, or the latest accepted with `None`.
+    fn checkpoint(&self, number: Option<u64>) -> Option<CheckpointInfo>;
+    /// The accepted checkpoint whose range holds L2 block `block`.
+    fn checkpoint_covering(&self, block: u64) -> Option<CheckpointInfo>;
+}
+
 /// A block final at some threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

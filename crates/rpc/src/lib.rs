@@ -57,7 +57,8 @@ pub use api::{
     Web3ApiServer, event_logs,
 };
 pub use backend::{
-    ConsensusApi, FinalBlock, NetworkApi, NodeInfo, ThresholdStatus, ValidatorStatus,
+    CheckpointApi, CheckpointInfo, ConsensusApi, FinalBlock, NetworkApi, NodeInfo, ThresholdStatus,
+    ValidatorStatus,
 };
 pub use convert::{RpcReceipt, rpc_block, rpc_header, rpc_receipts, rpc_transaction};
 pub use filters::FilterStore;

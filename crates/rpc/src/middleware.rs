@@ -63,6 +63,8 @@ pub fn max_params(method: &str) -> Option<usize> {
         | "web3_sha3"
         | "koma_getFinality"
         | "koma_getBlockSeal"
+        | "koma_getCheckpoint"
+        | "koma_getBlockProof"
         | "admin_addPeer"
         | "admin_blockPeer"
         | "admin_unblockPeer" => 1,

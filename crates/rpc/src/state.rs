@@ -100,6 +100,8 @@ pub struct RpcState {
     pub consensus: Option<Arc<dyn crate::backend::ConsensusApi>>,
     /// Blocks as they become final at the node's threshold (`eth_subscribe("finalized")`).
     pub finalized: broadcast::Sender<crate::backend::FinalBlock>,
+    /// Checkpoints on L1; `None`: the node follows no L1.
+    pub checkpoints: Option<Arc<dyn crate::backend::CheckpointApi>>,
 }
 
 /// Either the latest state or the state at an older block.

@@ -26,6 +26,7 @@ fn state(dir: &tempfile::TempDir) -> Arc<RpcState> {
         network: None,
         consensus: None,
         finalized: broadcast::channel(16).0,
+        checkpoints: None,
     })
 }
 

@@ -96,6 +96,66 @@ impl CheckpointConfig {
     }
 }
 
+/// The checkpoints accepted on L1, as the service has read them (for RPC).
+#[derive(Debug, Default)]
+pub(crate) struct Ledger {
+    accepted: std::collections::BTreeMap<u64, Accepted>,
+    /// The L1's latest block at the last read.
+    l1_block: u64,
+    confirmations: u64,
+    /// The next L1 block whose checkpoint events are to be read.
+    next_log_block: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Accepted {
+    start: u64,
+    end: u64,
+    root: B256,
+    tx: B256,
+    l1_block: u64,
+}
+
+impl Ledger {
+    fn info(&self, number: u64, a: &Accepted) -> koma_rpc::CheckpointInfo {
+        let confirmations = self.l1_block.saturating_sub(a.l1_block).saturating_add(1);
+        koma_rpc::CheckpointInfo {
+            number,
+            start: a.start,
+            end: a.end,
+            root: a.root,
+            l1_tx_hash: a.tx,
+            l1_block: a.l1_block,
+            confirmations,
+            notarized: confirmations >= self.confirmations,
+        }
+    }
+}
+
+/// What RPC reads of the ledger.
+#[derive(Debug)]
+pub(crate) struct CheckpointView(pub Arc<parking_lot::RwLock<Ledger>>);
+
+impl koma_rpc::CheckpointApi for CheckpointView {
+    fn checkpoint(&self, number: Option<u64>) -> Option<koma_rpc::CheckpointInfo> {
+        let ledger = self.0.read();
+        let (n, a) = match number {
+            Some(n) => (n, ledger.accepted.get(&n)?),
+            None => ledger.accepted.last_key_value().map(|(n, a)| (*n, a))?,
+        };
+        Some(ledger.info(n, a))
+    }
+
+    fn checkpoint_covering(&self, block: u64) -> Option<koma_rpc::CheckpointInfo> {
+        let ledger = self.0.read();
+        ledger
+            .accepted
+            .iter()
+            .find(|(_, a)| a.start <= block && block <= a.end)
+            .map(|(n, a)| ledger.info(*n, a))
+    }
+}
+
 /// Gossiped votes handed to the task by the network event loop.
 pub(crate) struct GossipVote {
     pub data: Vec<u8>,
@@ -154,6 +214,7 @@ struct Service {
     book: VoteBook,
     /// When the quorum of the next checkpoint was first seen, by number.
     quorum_seen: Option<(u64, Instant)>,
+    ledger: Arc<parking_lot::RwLock<Ledger>>,
     /// Submissions made: (number, attempt).
     submitted: std::collections::BTreeSet<(u64, u64)>,
     l1_failures: u32,
@@ -166,6 +227,7 @@ pub(crate) async fn run(
     config: CheckpointConfig,
     net: Option<NetworkHandle>,
     mut votes: mpsc::Receiver<GossipVote>,
+    ledger: Arc<parking_lot::RwLock<Ledger>>,
     mut stop: watch::Receiver<bool>,
 ) {
     // the deployment may still be under way (koma devnet writes the file when done)
@@ -205,7 +267,13 @@ pub(crate) async fn run(
         interval = config.interval,
         "checkpoints: following the root contract"
     );
+    {
+        let mut l = ledger.write();
+        l.confirmations = config.confirmations;
+        l.next_log_block = contracts.deploy_block;
+    }
     let mut service = Service {
+        ledger,
         domain: Domain {
             l1_chain_id: contracts.l1_chain_id,
             root_contract: contracts.root_chain,
@@ -251,6 +319,9 @@ impl Service {
         if self.l1_failures > 0 {
             tracing::info!(after = self.l1_failures, "the L1 answers again");
             self.l1_failures = 0;
+        }
+        if let Err(e) = self.read_accepted().await {
+            tracing::debug!(error = %e, "cannot read checkpoint events from the L1");
         }
         if let Err(e) = self.sign_final_ranges() {
             tracing::error!(error = %e, "cannot sign a checkpoint");
@@ -315,6 +386,54 @@ impl Service {
             });
         }
         self.head = Some(head);
+        Ok(())
+    }
+
+    /// Reads the `CheckpointSubmitted` events since the last read (at most 5,000 L1
+    /// blocks at a time) into the ledger; forgets checkpoints above the contract's head
+    /// (their L1 transaction was reorged out).
+    async fn read_accepted(&mut self) -> eyre::Result<()> {
+        let Some(head) = self.head else {
+            return Ok(());
+        };
+        let from = self.ledger.read().next_log_block;
+        let to = head.block.min(from.saturating_add(4_999));
+        let mut found = Vec::new();
+        if from <= to {
+            let filter = alloy::rpc::types::Filter::new()
+                .address(self.contracts.root_chain)
+                .event_signature(
+                    <RootChain::CheckpointSubmitted as alloy::sol_types::SolEvent>::SIGNATURE_HASH,
+                )
+                .from_block(from)
+                .to_block(to);
+            for log in self.reader.get_logs(&filter).await? {
+                let (Some(tx), Some(block)) = (log.transaction_hash, log.block_number) else {
+                    continue;
+                };
+                let event = log
+                    .log_decode::<RootChain::CheckpointSubmitted>()?
+                    .inner
+                    .data;
+                found.push((
+                    u64::try_from(event.number)?,
+                    Accepted {
+                        start: u64::try_from(event.start)?,
+                        end: u64::try_from(event.end)?,
+                        root: event.root,
+                        tx,
+                        l1_block: block,
+                    },
+                ));
+            }
+        }
+        let mut ledger = self.ledger.write();
+        ledger.accepted.retain(|n, _| *n <= head.number);
+        for (n, a) in found {
+            ledger.accepted.insert(n, a);
+        }
+        ledger.l1_block = head.block;
+        ledger.next_log_block = to.saturating_add(1);
         Ok(())
     }
 

@@ -19,6 +19,7 @@
 
 mod blocks;
 mod call;
+mod checkpoints;
 mod fees;
 mod filters;
 mod logs;
@@ -28,6 +29,7 @@ mod subscriptions;
 mod transactions;
 
 pub use blocks::BlockSeal;
+pub use checkpoints::BlockProof;
 pub use pool::{TxpoolContent, TxpoolStatus};
 pub use subscriptions::event_logs;
 
@@ -162,6 +164,18 @@ pub trait KomaChainApi {
     /// travels beside the unsigned Ethereum header, with the address it recovers to.
     #[method(name = "getBlockSeal")]
     async fn block_seal(&self, block: BlockId) -> RpcResult<Option<BlockSeal>>;
+    /// A checkpoint accepted on L1 (by number, or `"latest"`): its range, root, L1
+    /// transaction and block, confirmations; `null` if not (yet) accepted.
+    #[method(name = "getCheckpoint")]
+    async fn checkpoint(
+        &self,
+        number: BlockNumberOrTag,
+    ) -> RpcResult<Option<crate::backend::CheckpointInfo>>;
+    /// The proof that L2 block `block` is in an accepted checkpoint: its leaf fields,
+    /// its index, the Merkle path and the checkpoint number, as the root contract's
+    /// `verifyBlock` takes them; `null` while no accepted checkpoint covers it.
+    #[method(name = "getBlockProof")]
+    async fn block_proof(&self, block: BlockNumberOrTag) -> RpcResult<Option<BlockProof>>;
 }
 
 #[rpc(server, namespace = "net")]
@@ -434,6 +448,15 @@ impl EthApiServer for KomaApi {
 impl KomaChainApiServer for KomaApi {
     async fn block_seal(&self, block: BlockId) -> RpcResult<Option<BlockSeal>> {
         self.io(move |api| api.block_seal_at(block)).await
+    }
+    async fn checkpoint(
+        &self,
+        number: BlockNumberOrTag,
+    ) -> RpcResult<Option<crate::backend::CheckpointInfo>> {
+        self.checkpoint_at(number)
+    }
+    async fn block_proof(&self, block: BlockNumberOrTag) -> RpcResult<Option<BlockProof>> {
+        self.io(move |api| api.block_proof_at(block)).await
     }
 }
 
