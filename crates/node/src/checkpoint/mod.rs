@@ -351,6 +351,7 @@ impl Service {
                 );
             }
             self.book.prune_below(head.number.saturating_add(1));
+            self.submitted.retain(|(n, _)| *n > head.number);
         }
         if self.set.as_ref().map(|s| s.id) != Some(head.set_id) {
             let set = root.activeSet().block(block.into()).call().await?;
@@ -482,14 +483,16 @@ impl Service {
                 }
                 stored => {
                     let root = self.range_root(start, end)?;
+                    // never two roots for one number, whatever changed (the range after
+                    // another --checkpoint-interval, the set): only the same root again
                     if let Some(old) = &stored
                         && old.header.root != root
-                        && old.header.start == start
-                        && old.header.end == end
                     {
                         eyre::bail!(
-                            "refusing to sign checkpoint {number} [{start}, {end}]: this node signed root {} for it, its blocks now give {root}",
-                            old.header.root
+                            "refusing to sign checkpoint {number} [{start}, {end}] with root {root}: this node signed root {} for [{}, {}]",
+                            old.header.root,
+                            old.header.start,
+                            old.header.end
                         );
                     }
                     let header = CheckpointHeader {
@@ -572,8 +575,21 @@ impl Service {
             validation.ignore();
             return;
         };
-        if vote.set_id != set.id || self.head.is_some_and(|h| vote.header.number <= h.number) {
-            validation.ignore(); // another set, or already accepted: not wrong, not useful
+        // another set, already accepted, or further ahead than anyone signs: not wrong,
+        // not useful (and not kept: the book stays bounded)
+        let ahead = self
+            .contracts
+            .max_range
+            .checked_div(self.config.interval.max(1))
+            .unwrap_or(1)
+            .max(1);
+        if vote.set_id != set.id
+            || self.head.is_none_or(|h| {
+                vote.header.number <= h.number
+                    || vote.header.number > h.number.saturating_add(ahead)
+            })
+        {
+            validation.ignore();
             return;
         }
         let Some(Some((_, key, _))) = set.slots.get(usize::from(vote.slot)) else {
