@@ -109,15 +109,16 @@ pub fn prepare(
         }
         entries.push((i, dir, peer_id, port, keystore));
     }
-    // where the L1 is, for the nodes' checkpoint flags
-    let l1_target = if args.no_l1 {
+    let l1 = if args.no_l1 {
         None
+    } else if let Some(url) = &args.l1_rpc {
+        Some(L1Entry {
+            rpc_url: url.clone(),
+            args: Vec::new(),
+            contracts_file: base.join("l1-contracts.json"),
+        })
     } else {
-        let url = args
-            .l1_rpc
-            .clone()
-            .unwrap_or_else(|| format!("http://{}:{}", args.rpc.http_addr, args.l1_http_port));
-        Some((url, base.join("l1-contracts.json")))
+        Some(prepare_l1(args, base, &password, log)?)
     };
     let nodes = entries
         .into_iter()
@@ -130,35 +131,22 @@ pub fn prepare(
                     .filter(|(j, _)| *j as u32 != i)
                     .map(|(_, a)| a.as_str())
                     .collect();
-                let mut argv = vec![
-                    "--log".to_string(),
-                    log.to_string(),
-                    "node".into(),
-                    "--genesis".into(),
-                    genesis.display().to_string(),
-                    "--datadir".into(),
-                    dir.display().to_string(),
-                    "--producer-keystore".into(),
-                    keystore.display().to_string(),
-                    "--password-file".into(),
-                    password.display().to_string(),
-                    "--http-addr".into(),
-                    args.rpc.http_addr.clone(),
-                    "--http-port".into(),
-                    http_port.to_string(),
+                let mut argv =
+                    node_args(log, &genesis, &dir, &keystore, &password, args, http_port);
+                argv.extend([
                     "--p2p-addr".into(),
                     "127.0.0.1".into(),
                     "--p2p-port".into(),
                     port.to_string(),
                     "--no-discovery".into(),
                     "--exit-with-parent".into(),
-                ];
+                ]);
                 argv.extend(args.rpc.limit_args());
-                if let Some((url, contracts)) = &l1_target {
+                if let Some(l1) = &l1 {
                     argv.push("--l1-rpc".into());
-                    argv.push(url.clone());
+                    argv.push(l1.rpc_url.clone());
                     argv.push("--l1-contracts".into());
-                    argv.push(contracts.display().to_string());
+                    argv.push(l1.contracts_file.display().to_string());
                     argv.push("--bls-keystore".into());
                     argv.push(dir.join("bls.json").display().to_string());
                     argv.push("--checkpoint-interval".into());
@@ -199,17 +187,6 @@ pub fn prepare(
             },
         )
         .collect::<eyre::Result<Vec<_>>>()?;
-    let l1 = if args.no_l1 {
-        None
-    } else if let Some(url) = &args.l1_rpc {
-        Some(L1Entry {
-            rpc_url: url.clone(),
-            args: Vec::new(),
-            contracts_file: base.join("l1-contracts.json"),
-        })
-    } else {
-        Some(prepare_l1(args, base, &password, log)?)
-    };
     let manifest = Manifest {
         chain_id: spec.chain_id,
         genesis,
@@ -240,7 +217,37 @@ fn prepare_l1(args: &DevnetArgs, base: &Path, password: &Path, log: &str) -> eyr
         "a different development L1 (other --nodes)",
     )?;
     let keystore = write_producer_keystore(&dir, &producer)?;
-    let argv = vec![
+    let mut argv = node_args(
+        log,
+        &genesis,
+        &dir,
+        &keystore,
+        password,
+        args,
+        args.l1_http_port,
+    );
+    argv.extend(["--no-p2p".into(), "--exit-with-parent".into()]);
+    Ok(L1Entry {
+        rpc_url: format!("http://{}:{}", args.rpc.http_addr, args.l1_http_port),
+        args: argv,
+        contracts_file: base.join("l1-contracts.json"),
+    })
+}
+
+/// Derivation index (above the devnet producers') of the development L1's producer key.
+const L1_PRODUCER_INDEX: u32 = 90;
+
+/// The arguments of `koma` that start a producing node of the devnet (the L1's too).
+fn node_args(
+    log: &str,
+    genesis: &Path,
+    dir: &Path,
+    keystore: &Path,
+    password: &Path,
+    args: &DevnetArgs,
+    http_port: u16,
+) -> Vec<String> {
+    vec![
         "--log".to_string(),
         log.to_string(),
         "node".into(),
@@ -255,19 +262,9 @@ fn prepare_l1(args: &DevnetArgs, base: &Path, password: &Path, log: &str) -> eyr
         "--http-addr".into(),
         args.rpc.http_addr.clone(),
         "--http-port".into(),
-        args.l1_http_port.to_string(),
-        "--no-p2p".into(),
-        "--exit-with-parent".into(),
-    ];
-    Ok(L1Entry {
-        rpc_url: format!("http://{}:{}", args.rpc.http_addr, args.l1_http_port),
-        args: argv,
-        contracts_file: base.join("l1-contracts.json"),
-    })
+        http_port.to_string(),
+    ]
 }
-
-/// Derivation index (above the devnet producers') of the development L1's producer key.
-const L1_PRODUCER_INDEX: u32 = 90;
 
 /// Writes `spec` to `path`, or checks that the spec already there is the same (else the
 /// data directory holds `what`).
