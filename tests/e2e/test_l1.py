@@ -202,8 +202,13 @@ def test_devnet_checkpoints_reach_l1_and_prove_blocks(devnet):
         # every staker signed: the flat all-sign cost (forge measured 182,176)
         assert receipt.gasUsed < 200_000, receipt.gasUsed
 
-        # the node's RPC says the same, and its proofs pass the contract's view
-        info = l2.provider.make_request("koma_getCheckpoint", [hex(cp.number)])["result"]
+        # the node's RPC says the same (once it has read the event: it polls L1 every
+        # 0.5 s), and its proofs pass the contract's view
+        def node_checkpoint(number=cp.number):
+            return l2.provider.make_request("koma_getCheckpoint", [hex(number)])["result"]
+        wait_until(f"the node reads checkpoint {cp.number}", lambda: node_checkpoint() is not None,
+                   timeout=10)
+        info = node_checkpoint()
         assert (int(info["start"], 16), int(info["end"], 16)) == (cp.start, cp.end)
         assert info["root"] == "0x" + bytes(cp.root).hex()
         assert info["l1TxHash"] == "0x" + bytes(log.transactionHash).hex()
