@@ -15,7 +15,7 @@ from eth_account import Account
 from web3 import Web3
 from web3.exceptions import ContractCustomError
 
-from cluster import free_port_range, wait_until
+from cluster import WsCollector, free_port_range, wait_until
 from devnode import CHAIN_ID, DEV_KEYS, koma_bin, run
 
 pytestmark = pytest.mark.koma_only
@@ -229,6 +229,69 @@ def test_devnet_checkpoints_reach_l1_and_prove_blocks(devnet):
     assert l2.provider.make_request("koma_getBlockProof", [hex(10**9)])["result"] is None
     err = l2.provider.make_request("koma_getBlockProof", ["pending"])["error"]
     assert err["code"] == -32602, err
+
+
+STAGES = ["included", "final", "checkpointed", "notarized"]
+
+
+def test_a_transaction_moves_from_included_to_notarized(devnet):
+    """A transfer sent with web3.py: koma_getFinality of its hash moves through included,
+    final, checkpointed and notarized, never back; the `checkpoints` subscription tells
+    of its checkpoint when accepted and when notarized, with the signers and stake the
+    L1 staker set gives; koma_calcMoM over the checkpoint's blocks is its root."""
+    l2 = Web3(Web3.HTTPProvider(devnet["l2_url"]))
+    ws = WsCollector(devnet["l2_url"].replace("http://", "ws://"), ["checkpoints"])
+    try:
+        sender = Account.from_key(DEV_KEYS[5])
+        tx = sender.sign_transaction({
+            "to": Account.create().address, "value": 1, "gas": 21_000, "chainId": CHAIN_ID,
+            "nonce": l2.eth.get_transaction_count(sender.address), "maxFeePerGas": 10**11,
+            "maxPriorityFeePerGas": 10**9})
+        tx_hash = l2.eth.send_raw_transaction(tx.raw_transaction)
+        seen: list[str] = []
+
+        def notarized():
+            f = l2.provider.make_request("koma_getFinality", ["0x" + bytes(tx_hash).hex()])["result"]
+            if f is not None and (not seen or seen[-1] != f["status"]):
+                seen.append(f["status"])
+            return f if f is not None and f["status"] == "notarized" else None
+
+        final = wait_until("the transfer notarized", notarized, timeout=150, interval=0.1)
+        # forward only (a stage may pass between two polls: final comes within about a
+        # second of inclusion, notarized two L1 blocks after checkpointed)
+        assert [STAGES.index(s) for s in seen] == sorted({STAGES.index(s) for s in seen}), seen
+        assert seen[0] in ("included", "final") and len(seen) >= 3, seen
+        block = l2.eth.get_transaction_receipt(tx_hash)["blockNumber"]
+        assert final["blockNumber"] == hex(block) and final["notarized"] is True
+        ref = final["checkpointed"]
+        cp = l2.provider.make_request("koma_getCheckpoint", [ref["number"]])["result"]
+        assert int(cp["start"], 16) <= block <= int(cp["end"], 16)
+        assert (ref["root"], ref["l1TxHash"], ref["l1Block"]) == (cp["root"], cp["l1TxHash"], cp["l1Block"])
+        assert int(ref["confirmations"], 16) >= 2  # the devnet's l1-confirmations
+
+        # signers and stake: the whole L1 set (both devnet stakers sign)
+        _, signers, _, weights = devnet["root"].functions.activeSet().call()
+        assert sorted(cp["signers"]) == sorted(s.lower() for s in signers)
+        assert int(cp["signingStake"], 16) == int(cp["totalStake"], 16) == 2 * STAKE
+
+        # the subscription: accepted, then notarized
+        wait_until("the subscription's notarized message",
+                   lambda: any(m["number"] == ref["number"] and m["notarized"] for m in ws.items),
+                   timeout=10)
+    finally:
+        items = ws.close()
+    ours = [m for m in items if m["number"] == ref["number"]]
+    assert [m["notarized"] for m in ours][-2:] == [False, True], ours
+    assert all(m["root"] == cp["root"] and "removed" not in m for m in ours)
+
+    # Komodo's calc_MoM over the checkpoint's blocks is its root (numbers or quantities)
+    start, end = int(cp["start"], 16), int(cp["end"], 16)
+    for params in ([end, end - start + 1], [hex(end), hex(end - start + 1)]):
+        mom = l2.provider.make_request("koma_calcMoM", params)["result"]
+        assert mom == {"height": end, "MoMdepth": end - start + 1, "MoM": cp["root"]}, mom
+    for bad in ([end, 0], [end, 10_001], [5, 7], [10**12, 1], ["ten", 1]):
+        err = l2.provider.make_request("koma_calcMoM", bad)["error"]
+        assert err["code"] == -32602, (bad, err)
 
 
 def test_koma_l1_deploy_writes_a_contracts_file(devnet, tmp_path):

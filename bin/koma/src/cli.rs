@@ -321,6 +321,27 @@ pub struct CheckpointArgs {
     /// L1 blocks after which an accepted checkpoint counts as notarized.
     #[arg(long, default_value_t = 2)]
     pub l1_confirmations: u64,
+    /// What the `finalized` block tag stands for: `consensus`, the last block final in
+    /// KoMaBFT, or `notarized`, the last block of the newest checkpoint notarized on L1
+    /// (needs --l1-rpc). `safe` stands for KoMaBFT finality either way.
+    #[arg(long, value_enum, default_value_t = FinalizedTagArg::Consensus)]
+    pub finalized_tag: FinalizedTagArg,
+}
+
+/// `--finalized-tag`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FinalizedTagArg {
+    Consensus,
+    Notarized,
+}
+
+impl FinalizedTagArg {
+    pub fn tag(self) -> koma_rpc::FinalizedTag {
+        match self {
+            Self::Consensus => koma_rpc::FinalizedTag::Consensus,
+            Self::Notarized => koma_rpc::FinalizedTag::Notarized,
+        }
+    }
 }
 
 impl CheckpointArgs {
@@ -332,6 +353,9 @@ impl CheckpointArgs {
         l1_key: Option<PrivateKeySigner>,
     ) -> eyre::Result<Option<koma_node::CheckpointConfig>> {
         let (Some(rpc), Some(contracts)) = (&self.l1_rpc, &self.l1_contracts) else {
+            if self.finalized_tag == FinalizedTagArg::Notarized {
+                eyre::bail!("--finalized-tag notarized needs an L1 (--l1-rpc and --l1-contracts)");
+            }
             return Ok(None);
         };
         let mut config = koma_node::CheckpointConfig::devnet(rpc.clone(), contracts.clone());

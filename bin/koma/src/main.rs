@@ -286,7 +286,10 @@ async fn node(args: cli::NodeArgs) -> eyre::Result<()> {
         spec,
         datadir: args.datadir,
         rpc: rpc_settings(&args.rpc)?,
-        api: args.rpc.api_config(args.admin_rpc),
+        api: koma_rpc::ApiConfig {
+            finalized_tag: args.checkpoint.finalized_tag.tag(),
+            ..args.rpc.api_config(args.admin_rpc)
+        },
         producer_key,
         staker_key,
         #[cfg(feature = "test-tools")]

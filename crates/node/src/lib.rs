@@ -278,6 +278,7 @@ impl Node {
             checkpoints: ledger.map(|l| {
                 Arc::new(checkpoint::CheckpointView(l)) as Arc<dyn koma_rpc::CheckpointApi>
             }),
+            checkpoint_trees: Default::default(),
         });
         let (rpc_addr, rpc) = koma_rpc::start(state, &config.rpc).await?;
         tracing::info!(%rpc_addr, "JSON-RPC listening (HTTP and WebSocket)");

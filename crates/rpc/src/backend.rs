@@ -3,7 +3,7 @@
 //! server state ([`crate::state::RpcState`]) holds them; the `koma_*` and `admin_*`
 //! handlers serve them.
 
-use alloy_primitives::{Address, B256, Bytes};
+use alloy_primitives::{Address, B256, Bytes, U256};
 use futures::future::BoxFuture;
 use koma_primitives::SyncProgress;
 use serde::Serialize;
@@ -30,6 +30,17 @@ pub struct CheckpointInfo {
     pub confirmations: u64,
     /// At least the node's configured confirmations deep on L1.
     pub notarized: bool,
+    /// The stakers whose signatures it carries (their KoMaBFT signer addresses) and
+    /// their stake, with the staker set's total stake, in wei; `null` when the node could
+    /// not read them from the L1 transaction (a submission relayed through another
+    /// contract, say).
+    pub signers: Option<Vec<Address>>,
+    pub signing_stake: Option<U256>,
+    pub total_stake: Option<U256>,
+    /// Only in `checkpoints` subscription messages: the checkpoint's L1 transaction was
+    /// reorged out of L1.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
 }
 
 /// The checkpoints the node follows on L1.
@@ -38,6 +49,11 @@ pub trait CheckpointApi: Send + Sync + std::fmt::Debug {
     fn checkpoint(&self, number: Option<u64>) -> Option<CheckpointInfo>;
     /// The accepted checkpoint whose range holds L2 block `block`.
     fn checkpoint_covering(&self, block: u64) -> Option<CheckpointInfo>;
+    /// The last L2 block of the newest notarized checkpoint.
+    fn notarized_end(&self) -> Option<u64>;
+    /// Checkpoints as the node learns of them: once when accepted on L1, once when
+    /// notarized, and with `removed` when an L1 reorg drops one.
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<CheckpointInfo>;
 }
 
 /// A block final at some threshold.

@@ -17,12 +17,33 @@ pub struct Finality {
     #[serde(with = "alloy::serde::quantity")]
     pub block_number: u64,
     pub block_hash: B256,
-    /// `final` at the node's threshold, `pending` otherwise.
+    /// How far the block has come: `included` (in the canonical chain), `final`
+    /// (KoMaBFT, at the node's threshold), `checkpointed` (in a checkpoint accepted on
+    /// L1) or `notarized` (that checkpoint is the node's configured confirmations deep).
     pub status: &'static str,
     /// The highest threshold at which the block is final (0 if none): the fraction of
     /// stake that would have to equivocate to revert it.
     pub confidence: f64,
     pub thresholds: Vec<ThresholdFinal>,
+    /// The accepted checkpoint that holds the block; `null` until there is one (or when
+    /// the node follows no L1).
+    pub checkpointed: Option<CheckpointRef>,
+    /// The checkpoint is at least the node's configured confirmations deep on L1.
+    pub notarized: bool,
+}
+
+/// Where a block sits on L1.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckpointRef {
+    #[serde(with = "alloy::serde::quantity")]
+    pub number: u64,
+    pub root: B256,
+    pub l1_tx_hash: B256,
+    #[serde(with = "alloy::serde::quantity")]
+    pub l1_block: u64,
+    #[serde(with = "alloy::serde::quantity")]
+    pub confirmations: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -75,10 +96,8 @@ impl KomaConsensus {
                 return Ok(Some((h.number(), h.hash)));
             }
             "earliest" => return by_number(0),
-            "safe" | "finalized" => {
-                let n = self.final_number(self.consensus.node_threshold());
-                return by_number(n);
-            }
+            "safe" => return by_number(self.state.final_number()),
+            "finalized" => return by_number(self.state.finalized_number()),
             _ => {}
         }
         if let Some(hex) = id.strip_prefix("0x") {
@@ -105,17 +124,43 @@ impl KomaConsensus {
         })?;
         by_number(n)
     }
-
-    fn final_number(&self, index: usize) -> u64 {
-        self.consensus
-            .thresholds()
-            .get(index)
-            .and_then(|t| t.last_final)
-            .map_or(0, |b| b.number)
-    }
 }
 
 impl KomaConsensus {
+    /// The accepted checkpoint whose tree holds block `(number, hash)`, and whether it is
+    /// notarized.
+    fn checkpoint_of(&self, number: u64, hash: B256) -> RpcResult<Option<(CheckpointRef, bool)>> {
+        let Some(cp) = self
+            .state
+            .checkpoints
+            .as_ref()
+            .and_then(|c| c.checkpoint_covering(number))
+        else {
+            return Ok(None);
+        };
+        let Some(header) = self.state.db.header(hash).map_err(crate::error::internal)? else {
+            return Ok(None);
+        };
+        let leaf = crate::state::block_leaf(hash, &header);
+        let tree = self
+            .state
+            .checkpoint_tree(&cp)
+            .map_err(crate::error::internal)?;
+        let held = number
+            .checked_sub(cp.start)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| tree.leaves().get(i))
+            == Some(&leaf.hash());
+        let reference = CheckpointRef {
+            number: cp.number,
+            root: cp.root,
+            l1_tx_hash: cp.l1_tx_hash,
+            l1_block: cp.l1_block,
+            confirmations: cp.confirmations,
+        };
+        Ok(held.then_some((reference, cp.notarized)))
+    }
+
     /// Whether the canonical block `(number, hash)` is `last_final` or one of its
     /// ancestors: by hash, not by number, so a block that replaced a final one (at a
     /// threshold low enough for that to happen) is not reported final.
@@ -169,12 +214,24 @@ impl KomaConsensusApiServer for KomaConsensus {
         let node_final = list
             .get(self.consensus.node_threshold())
             .is_some_and(|t| t.is_final);
+        let checkpointed = self.checkpoint_of(number, hash)?;
+        let notarized = checkpointed
+            .as_ref()
+            .is_some_and(|(_, notarized)| *notarized);
+        let status = match (&checkpointed, notarized) {
+            (Some(_), true) => "notarized",
+            (Some(_), false) => "checkpointed",
+            (None, _) if node_final => "final",
+            (None, _) => "included",
+        };
         Ok(Some(Finality {
             block_number: number,
             block_hash: hash,
-            status: if node_final { "final" } else { "pending" },
+            status,
             confidence,
             thresholds: list,
+            checkpointed: checkpointed.map(|(c, _)| c),
+            notarized,
         }))
     }
 

@@ -64,7 +64,7 @@ pub use convert::{RpcReceipt, rpc_block, rpc_header, rpc_receipts, rpc_transacti
 pub use filters::FilterStore;
 pub use finality::{KomaConsensus, KomaConsensusApiServer};
 pub use p2p::{Admin, AdminApiServer};
-pub use state::{ApiConfig, RpcState, StateAt};
+pub use state::{ApiConfig, CheckpointTrees, FinalizedTag, RpcState, StateAt};
 
 use jsonrpsee::RpcModule;
 use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};

@@ -75,7 +75,8 @@ pub fn max_params(method: &str) -> Option<usize> {
         | "eth_getTransactionByBlockNumberAndIndex"
         | "eth_getBlockByNumber"
         | "eth_getBlockByHash"
-        | "eth_subscribe" => 2,
+        | "eth_subscribe"
+        | "koma_calcMoM" => 2,
         "eth_feeHistory" | "eth_getStorageAt" | "eth_call" | "eth_estimateGas" => 3,
         _ => return None,
     })

@@ -72,6 +72,44 @@ impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Bounded<T, N
     }
 }
 
+/// A non-negative integer given as a JSON number (as Komodo's RPC takes them) or as a
+/// hex quantity (as Ethereum's does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quantity(pub u64);
+
+impl<'de> Deserialize<'de> for Quantity {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct QuantityVisitor;
+        impl Visitor<'_> for QuantityVisitor {
+            type Value = Quantity;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a non-negative integer or a hex quantity")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Quantity, E> {
+                Ok(Quantity(v))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Quantity, E> {
+                u64::try_from(v)
+                    .map(Quantity)
+                    .map_err(|_| E::custom("a negative number"))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Quantity, E> {
+                let digits = v
+                    .strip_prefix("0x")
+                    .ok_or_else(|| E::custom("a hex quantity starts with 0x"))?;
+                u64::from_str_radix(digits, 16)
+                    .map(Quantity)
+                    .map_err(|e| E::custom(format!("invalid hex quantity: {e}")))
+            }
+        }
+        d.deserialize_any(QuantityVisitor)
+    }
+}
+
 /// The `rewardPercentiles` of `eth_feeHistory`.
 pub type RewardPercentiles = Bounded<f64, MAX_REWARD_PERCENTILES>;
 

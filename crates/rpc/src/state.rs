@@ -1,13 +1,42 @@
 //! Shared state of the RPC handlers.
 
+use crate::backend::CheckpointInfo;
 use crate::filters::FilterStore;
 use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_trie::TrieAccount;
+use koma_checkpoint::{BlockLeaf, MerkleTree};
 use koma_primitives::{ChainSpec, SealedHeader};
 use koma_storage::{ChainEvent, Database, HistoricalState, LatestState, StateReader, StorageError};
 use koma_txpool::TxPool;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::broadcast;
+
+/// The checkpoint leaf of block `hash` with `header`.
+pub(crate) fn block_leaf(hash: B256, header: &alloy::consensus::Header) -> BlockLeaf {
+    BlockLeaf {
+        number: header.number,
+        timestamp: header.timestamp,
+        block_hash: hash,
+        receipts_root: header.receipts_root,
+        withdrawals_root: header.withdrawals_root.unwrap_or_default(),
+    }
+}
+
+/// Why a checkpoint's tree cannot be rebuilt from the node's blocks.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointTreeError {
+    #[error("block {number} of checkpoint {checkpoint} is missing")]
+    MissingBlock { number: u64, checkpoint: u64 },
+    #[error("checkpoint {checkpoint} on L1 has root {l1}, this node's blocks give {local}")]
+    RootMismatch {
+        checkpoint: u64,
+        l1: B256,
+        local: B256,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
 
 /// Limits and defaults of the RPC API.
 ///
@@ -53,6 +82,20 @@ pub struct ApiConfig {
     /// holds at most 1,000 addresses and 4 x 1,000 topics); beyond this the longest
     /// idle filters are dropped. Default: 1,000,000.
     pub max_filter_criteria: usize,
+    /// What the `finalized` tag stands for. Default: KoMaBFT finality.
+    pub finalized_tag: FinalizedTag,
+}
+
+/// What the `finalized` block tag stands for (`safe` always stands for KoMaBFT finality).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FinalizedTag {
+    /// The last block final in KoMaBFT at the node's threshold.
+    #[default]
+    Consensus,
+    /// The last block of the newest checkpoint notarized on L1 (accepted and the node's
+    /// configured confirmations deep), never past KoMaBFT's final block; block 0 until
+    /// a checkpoint is notarized.
+    Notarized,
 }
 
 /// Cores available to the process (1 if unknown).
@@ -81,6 +124,7 @@ impl Default for ApiConfig {
             max_txpool_content: 10_000,
             max_filters: 10_000,
             max_filter_criteria: 1_000_000,
+            finalized_tag: FinalizedTag::default(),
         }
     }
 }
@@ -102,6 +146,18 @@ pub struct RpcState {
     pub finalized: broadcast::Sender<crate::backend::FinalBlock>,
     /// Checkpoints on L1; `None`: the node follows no L1.
     pub checkpoints: Option<Arc<dyn crate::backend::CheckpointApi>>,
+    /// The trees of the newest checkpoints, rebuilt from this node's blocks.
+    pub checkpoint_trees: CheckpointTrees,
+}
+
+/// Trees of accepted checkpoints rebuilt from the node's blocks and found equal to L1's
+/// root, for block proofs and `koma_getFinality`; the newest [`CheckpointTrees::KEEP`].
+#[derive(Debug, Default)]
+pub struct CheckpointTrees(parking_lot::Mutex<BTreeMap<u64, (B256, Arc<MerkleTree>)>>);
+
+impl CheckpointTrees {
+    /// Checkpoints whose trees are kept.
+    pub const KEEP: usize = 64;
 }
 
 /// Either the latest state or the state at an older block.
@@ -139,6 +195,72 @@ impl StateReader for StateAt {
 }
 
 impl RpcState {
+    /// The last block final in KoMaBFT at the node's threshold (the head without a
+    /// finality layer).
+    pub fn final_number(&self) -> u64 {
+        let head = self.db.head().number();
+        match &self.consensus {
+            Some(c) => c
+                .thresholds()
+                .get(c.node_threshold())
+                .and_then(|t| t.last_final)
+                .map_or(0, |b| b.number)
+                .min(head),
+            None => head,
+        }
+    }
+
+    /// The block the `finalized` tag stands for (see [`FinalizedTag`]).
+    pub fn finalized_number(&self) -> u64 {
+        match self.config.finalized_tag {
+            FinalizedTag::Consensus => self.final_number(),
+            FinalizedTag::Notarized => self
+                .checkpoints
+                .as_ref()
+                .and_then(|c| c.notarized_end())
+                .unwrap_or(0)
+                .min(self.final_number()),
+        }
+    }
+
+    /// The tree of accepted checkpoint `cp` over this node's canonical blocks; an error
+    /// if a block is missing or the tree's root is not the one L1 holds.
+    pub fn checkpoint_tree(
+        &self,
+        cp: &CheckpointInfo,
+    ) -> Result<Arc<MerkleTree>, CheckpointTreeError> {
+        if let Some((root, tree)) = self.checkpoint_trees.0.lock().get(&cp.number)
+            && *root == cp.root
+        {
+            return Ok(tree.clone());
+        }
+        let mut leaves = Vec::new();
+        for n in cp.start..=cp.end {
+            let header = self
+                .db
+                .header_by_number(n)?
+                .ok_or(CheckpointTreeError::MissingBlock {
+                    number: n,
+                    checkpoint: cp.number,
+                })?;
+            leaves.push(block_leaf(header.hash, &header.header).hash());
+        }
+        let tree = Arc::new(MerkleTree::new(leaves));
+        if tree.root() != cp.root {
+            return Err(CheckpointTreeError::RootMismatch {
+                checkpoint: cp.number,
+                l1: cp.root,
+                local: tree.root(),
+            });
+        }
+        let mut trees = self.checkpoint_trees.0.lock();
+        trees.insert(cp.number, (cp.root, tree.clone()));
+        while trees.len() > CheckpointTrees::KEEP {
+            trees.pop_first();
+        }
+        Ok(tree)
+    }
+
     /// Base fee the next block will have.
     pub fn next_base_fee(&self) -> u64 {
         self.spec.base_fee_after(&self.db.head().header)

@@ -27,6 +27,7 @@ fn state(dir: &tempfile::TempDir) -> Arc<RpcState> {
         consensus: None,
         finalized: broadcast::channel(16).0,
         checkpoints: None,
+        checkpoint_trees: Default::default(),
     })
 }
 

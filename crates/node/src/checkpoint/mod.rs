@@ -18,9 +18,14 @@
 //!   about 6,000 gas) before it submits.
 //! - **L1.** The task reads the contract's head and active set every `poll`; an L1 that
 //!   fails or answers garbage is logged and retried, never fatal. A checkpoint whose L1
-//!   transaction is reorged out is simply still the next one, and is submitted again.
+//!   transaction is reorged out is the next one again: the votes of the last
+//!   [`VOTES_KEPT_AFTER_ACCEPTANCE`] accepted checkpoints are kept for that, and it is
+//!   submitted again.
 
+mod ledger;
 mod vote;
+
+pub(crate) use ledger::{CheckpointView, Ledger};
 
 use crate::chain::ChainWriter;
 use alloy::network::EthereumWallet;
@@ -39,6 +44,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use vote::{Subject, Vote, VoteBook, above_two_thirds};
+
+/// Accepted checkpoints whose votes are kept, for resubmission after an L1 reorg.
+const VOTES_KEPT_AFTER_ACCEPTANCE: u64 = 8;
 
 /// How a node takes part in checkpoints.
 #[derive(Clone)]
@@ -96,66 +104,6 @@ impl CheckpointConfig {
     }
 }
 
-/// The checkpoints accepted on L1, as the service has read them (for RPC).
-#[derive(Debug, Default)]
-pub(crate) struct Ledger {
-    accepted: std::collections::BTreeMap<u64, Accepted>,
-    /// The L1's latest block at the last read.
-    l1_block: u64,
-    confirmations: u64,
-    /// The next L1 block whose checkpoint events are to be read.
-    next_log_block: u64,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Accepted {
-    start: u64,
-    end: u64,
-    root: B256,
-    tx: B256,
-    l1_block: u64,
-}
-
-impl Ledger {
-    fn info(&self, number: u64, a: &Accepted) -> koma_rpc::CheckpointInfo {
-        let confirmations = self.l1_block.saturating_sub(a.l1_block).saturating_add(1);
-        koma_rpc::CheckpointInfo {
-            number,
-            start: a.start,
-            end: a.end,
-            root: a.root,
-            l1_tx_hash: a.tx,
-            l1_block: a.l1_block,
-            confirmations,
-            notarized: confirmations >= self.confirmations,
-        }
-    }
-}
-
-/// What RPC reads of the ledger.
-#[derive(Debug)]
-pub(crate) struct CheckpointView(pub Arc<parking_lot::RwLock<Ledger>>);
-
-impl koma_rpc::CheckpointApi for CheckpointView {
-    fn checkpoint(&self, number: Option<u64>) -> Option<koma_rpc::CheckpointInfo> {
-        let ledger = self.0.read();
-        let (n, a) = match number {
-            Some(n) => (n, ledger.accepted.get(&n)?),
-            None => ledger.accepted.last_key_value().map(|(n, a)| (*n, a))?,
-        };
-        Some(ledger.info(n, a))
-    }
-
-    fn checkpoint_covering(&self, block: u64) -> Option<koma_rpc::CheckpointInfo> {
-        let ledger = self.0.read();
-        ledger
-            .accepted
-            .iter()
-            .find(|(_, a)| a.start <= block && block <= a.end)
-            .map(|(n, a)| ledger.info(*n, a))
-    }
-}
-
 /// Gossiped votes handed to the task by the network event loop.
 pub(crate) struct GossipVote {
     pub data: Vec<u8>,
@@ -178,6 +126,17 @@ impl ActiveSet {
         match self.slots.get(usize::from(slot)) {
             Some(Some((_, _, w))) => *w,
             _ => 0,
+        }
+    }
+
+    fn members(&self) -> ledger::SetMembers {
+        ledger::SetMembers {
+            id: self.id,
+            slots: self
+                .slots
+                .iter()
+                .map(|s| s.map(|(address, _, weight)| (address, weight)))
+                .collect(),
         }
     }
 
@@ -215,6 +174,8 @@ struct Service {
     /// When the quorum of the next checkpoint was first seen, by number.
     quorum_seen: Option<(u64, Instant)>,
     ledger: Arc<parking_lot::RwLock<Ledger>>,
+    /// Members of the staker sets read for the ledger, by set id.
+    members: std::collections::BTreeMap<u64, Arc<ledger::SetMembers>>,
     /// Submissions made: (number, attempt).
     submitted: std::collections::BTreeSet<(u64, u64)>,
     l1_failures: u32,
@@ -290,6 +251,7 @@ pub(crate) async fn run(
         book: VoteBook::default(),
         quorum_seen: None,
         submitted: Default::default(),
+        members: Default::default(),
         l1_failures: 0,
     };
     let mut tick = tokio::time::interval(service.config.poll);
@@ -329,6 +291,36 @@ impl Service {
         self.maybe_submit();
     }
 
+    /// The active staker set at L1 block `block`.
+    async fn read_set(&self, block: u64) -> eyre::Result<ActiveSet> {
+        let root = RootChain::new(self.contracts.root_chain, &self.reader);
+        let set = root.activeSet().block(block.into()).call().await?;
+        let mut slots = Vec::with_capacity(set.keys.len());
+        let mut total = 0u64;
+        let mut keys = Vec::new();
+        for ((signer, key), weight) in set.signers.iter().zip(&set.keys).zip(&set.weights) {
+            if *weight == U256::ZERO {
+                slots.push(None);
+                continue;
+            }
+            let key = PublicKey::from_eip2537(key)
+                .map_err(|e| eyre::eyre!("the L1 returned an invalid staker key: {e}"))?;
+            let weight = u64::try_from(*weight)?;
+            total = total.saturating_add(weight);
+            keys.push(key);
+            slots.push(Some((*signer, key, weight)));
+        }
+        let aggregate_key = PublicKey::aggregate(keys.iter())
+            .map_err(|e| eyre::eyre!("cannot aggregate the staker keys: {e}"))?
+            .to_eip2537();
+        Ok(ActiveSet {
+            id: u64::try_from(set.setId)?,
+            slots,
+            total,
+            aggregate_key,
+        })
+    }
+
     async fn refresh_l1(&mut self) -> eyre::Result<()> {
         let root = RootChain::new(self.contracts.root_chain, &self.reader);
         let block = self.reader.get_block_number().await?;
@@ -350,49 +342,46 @@ impl Service {
                     "checkpoint accepted on L1"
                 );
             }
-            self.book.prune_below(head.number.saturating_add(1));
+            if let Some(old) = self.head
+                && head.number < old.number
+            {
+                tracing::warn!(
+                    from = head.number.saturating_add(1),
+                    to = old.number,
+                    l1_block = block,
+                    "an L1 reorg dropped accepted checkpoints; submitting them again"
+                );
+                // the dropped numbers are submitted afresh, by the submitter of attempt 0
+                self.submitted.clear();
+                self.quorum_seen = None;
+            }
+            // the votes of the last few accepted checkpoints are kept: if an L1 reorg
+            // drops one, its quorum is still at hand (gossip would not carry the same
+            // votes again)
+            self.book.prune_below(
+                head.number
+                    .saturating_add(1)
+                    .saturating_sub(VOTES_KEPT_AFTER_ACCEPTANCE),
+            );
             self.submitted.retain(|(n, _)| *n > head.number);
         }
         if self.set.as_ref().map(|s| s.id) != Some(head.set_id) {
-            let set = root.activeSet().block(block.into()).call().await?;
-            let mut slots = Vec::with_capacity(set.keys.len());
-            let mut total = 0u64;
-            let mut keys = Vec::new();
-            for ((signer, key), weight) in set.signers.iter().zip(&set.keys).zip(&set.weights) {
-                if *weight == U256::ZERO {
-                    slots.push(None);
-                    continue;
-                }
-                let key = PublicKey::from_eip2537(key)
-                    .map_err(|e| eyre::eyre!("the L1 returned an invalid staker key: {e}"))?;
-                let weight = u64::try_from(*weight)?;
-                total = total.saturating_add(weight);
-                keys.push(key);
-                slots.push(Some((*signer, key, weight)));
-            }
-            let aggregate_key = PublicKey::aggregate(keys.iter())
-                .map_err(|e| eyre::eyre!("cannot aggregate the staker keys: {e}"))?
-                .to_eip2537();
+            let set = self.read_set(block).await?;
             tracing::info!(
-                set = head.set_id,
-                stakers = keys.len(),
-                total,
+                set = set.id,
+                stakers = set.occupied().len(),
+                total = set.total,
                 "checkpoints: staker set"
             );
-            self.set = Some(ActiveSet {
-                id: head.set_id,
-                slots,
-                total,
-                aggregate_key,
-            });
+            self.set = Some(set);
         }
         self.head = Some(head);
         Ok(())
     }
 
     /// Reads the `CheckpointSubmitted` events since the last read (at most 5,000 L1
-    /// blocks at a time) into the ledger; forgets checkpoints above the contract's head
-    /// (their L1 transaction was reorged out).
+    /// blocks at a time) into the ledger, with who signed each; forgets checkpoints above
+    /// the contract's head (their L1 transaction was reorged out).
     async fn read_accepted(&mut self) -> eyre::Result<()> {
         let Some(head) = self.head else {
             return Ok(());
@@ -416,26 +405,75 @@ impl Service {
                     .log_decode::<RootChain::CheckpointSubmitted>()?
                     .inner
                     .data;
+                let number = u64::try_from(event.number)?;
+                let signing = match self.signing_of(tx, block).await {
+                    Ok(signing) => signing,
+                    Err(e) => {
+                        tracing::debug!(number, %tx, error = %e, "cannot read who signed a checkpoint");
+                        None
+                    }
+                };
                 found.push((
-                    u64::try_from(event.number)?,
-                    Accepted {
+                    number,
+                    ledger::Accepted {
                         start: u64::try_from(event.start)?,
                         end: u64::try_from(event.end)?,
                         root: event.root,
                         tx,
                         l1_block: block,
+                        signing,
                     },
                 ));
             }
         }
         let mut ledger = self.ledger.write();
-        ledger.accepted.retain(|n, _| *n <= head.number);
-        for (n, a) in found {
-            ledger.accepted.insert(n, a);
-        }
-        ledger.l1_block = head.block;
+        ledger.update(head.number, head.block, found);
         ledger.next_log_block = to.saturating_add(1);
         Ok(())
+    }
+
+    /// Who signed the checkpoint submitted by L1 transaction `tx` in L1 block `block`:
+    /// the set active just before that block, less the absent slots of the call. `None`
+    /// if the transaction is not a direct `submitCheckpoint` call or the set read is not
+    /// the one it was checked against.
+    async fn signing_of(&mut self, tx: B256, block: u64) -> eyre::Result<Option<ledger::Signing>> {
+        use alloy::consensus::Transaction as _;
+        use alloy::sol_types::SolCall as _;
+        let Some(tx) = self.reader.get_transaction_by_hash(tx).await? else {
+            return Ok(None);
+        };
+        if tx.to() != Some(self.contracts.root_chain) {
+            return Ok(None);
+        }
+        let Ok(call) = RootChain::submitCheckpointCall::abi_decode(tx.input()) else {
+            return Ok(None);
+        };
+        let before = block.saturating_sub(1);
+        let root = RootChain::new(self.contracts.root_chain, &self.reader);
+        let set_id = u64::try_from(root.head().block(before.into()).call().await?.setId)?;
+        let members = match self.members.get(&set_id) {
+            Some(m) => m.clone(),
+            None => {
+                let set = self.read_set(before).await?;
+                if set.id != set_id {
+                    return Ok(None);
+                }
+                let members = Arc::new(set.members());
+                self.members.insert(set_id, members.clone());
+                // a handful of sets at most are read at once
+                while self.members.len() > 8 {
+                    self.members.pop_first();
+                }
+                members
+            }
+        };
+        let Ok(absent) = koma_checkpoint::format::parse_absent_list(&call.absent) else {
+            return Ok(None);
+        };
+        Ok(Some(ledger::Signing {
+            set: members,
+            absent,
+        }))
     }
 
     /// This node's slot in the active set, if it signs.

@@ -5,10 +5,10 @@ use super::KomaApi;
 use super::state::storage_err;
 use crate::backend::CheckpointInfo;
 use crate::error::{internal, invalid_params, server};
+use crate::state::block_leaf;
 use alloy::eips::BlockNumberOrTag;
 use alloy_primitives::B256;
 use jsonrpsee::core::RpcResult;
-use koma_checkpoint::{BlockLeaf, MerkleTree};
 use serde::Serialize;
 
 /// The fields of a block's checkpoint leaf.
@@ -41,7 +41,54 @@ pub struct BlockProof {
     pub root: B256,
 }
 
+/// `koma_calcMoM`: Komodo's `calc_MoM` over KOMA's checkpoint leaves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MerkleOfMerkles {
+    /// The last block covered.
+    pub height: u64,
+    /// Blocks covered: `height - MoMdepth + 1 ..= height`.
+    #[serde(rename = "MoMdepth")]
+    pub depth: u64,
+    #[serde(rename = "MoM")]
+    pub mom: B256,
+}
+
+/// Most blocks one `koma_calcMoM` covers.
+pub const MAX_MOM_DEPTH: u64 = 10_000;
+
 impl KomaApi {
+    pub(super) fn mom_at(&self, height: u64, depth: u64) -> RpcResult<MerkleOfMerkles> {
+        if depth == 0 || depth > MAX_MOM_DEPTH {
+            return Err(invalid_params(format!(
+                "depth must be 1 to {MAX_MOM_DEPTH}, not {depth}"
+            )));
+        }
+        let snap = self.snapshot()?;
+        let head = snap.head().number();
+        let first = height
+            .checked_add(1)
+            .and_then(|h| h.checked_sub(depth))
+            .ok_or_else(|| invalid_params(format!("depth {depth} reaches below block 0")))?;
+        if height > head {
+            return Err(invalid_params(format!(
+                "height {height} is above the head ({head})"
+            )));
+        }
+        let mut leaves = Vec::new();
+        for n in first..=height {
+            let header = snap
+                .header_by_number(n)
+                .map_err(storage_err)?
+                .ok_or_else(|| internal(format!("canonical block {n} is missing")))?;
+            leaves.push(block_leaf(header.hash, &header.header).hash());
+        }
+        Ok(MerkleOfMerkles {
+            height,
+            depth,
+            mom: koma_checkpoint::MerkleTree::new(leaves).root(),
+        })
+    }
+
     fn checkpoints(&self) -> RpcResult<&dyn crate::backend::CheckpointApi> {
         self.state.checkpoints.as_deref().ok_or_else(|| {
             server("this node follows no L1 (start it with --l1-rpc and --l1-contracts)")
@@ -75,39 +122,28 @@ impl KomaApi {
         let Some(cp) = api.checkpoint_covering(number) else {
             return Ok(None);
         };
-        let mut leaves = Vec::new();
-        let mut proven = None;
-        for n in cp.start..=cp.end {
-            let header = self
-                .state
-                .db
-                .header_by_number(n)
-                .map_err(storage_err)?
-                .ok_or_else(|| {
-                    internal(format!("block {n} of checkpoint {} is missing", cp.number))
-                })?;
-            let leaf = BlockLeaf {
-                number: n,
-                timestamp: header.header.timestamp,
-                block_hash: header.hash,
-                receipts_root: header.header.receipts_root,
-                withdrawals_root: header.header.withdrawals_root.unwrap_or_default(),
-            };
-            if n == number {
-                proven = Some(leaf);
-            }
-            leaves.push(leaf.hash());
-        }
-        let (Some(leaf), Some(index)) = (proven, number.checked_sub(cp.start)) else {
+        let Some(index) = number.checked_sub(cp.start) else {
             return Ok(None);
         };
-        let tree = MerkleTree::new(leaves);
-        if tree.root() != cp.root {
+        let tree = self.state.checkpoint_tree(&cp).map_err(tree_err)?;
+        let header = self
+            .state
+            .db
+            .header_by_number(number)
+            .map_err(storage_err)?
+            .ok_or_else(|| {
+                internal(format!(
+                    "block {number} of checkpoint {} is missing",
+                    cp.number
+                ))
+            })?;
+        let leaf = block_leaf(header.hash, &header.header);
+        // the tree was checked against L1's root; the block read now must be its leaf
+        let position = usize::try_from(index).map_err(internal)?;
+        if tree.leaves().get(position) != Some(&leaf.hash()) {
             return Err(internal(format!(
-                "checkpoint {} on L1 has root {}, this node's blocks give {}",
-                cp.number,
-                cp.root,
-                tree.root()
+                "block {number} is not the one checkpoint {} holds",
+                cp.number
             )));
         }
         let proof = tree
@@ -128,4 +164,10 @@ impl KomaApi {
             root: cp.root,
         }))
     }
+}
+
+/// A checkpoint tree the node cannot rebuild is the node's fault (or its chain's), not
+/// the caller's.
+pub(crate) fn tree_err(e: crate::state::CheckpointTreeError) -> jsonrpsee::types::ErrorObjectOwned {
+    internal(e)
 }

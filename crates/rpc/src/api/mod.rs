@@ -29,13 +29,13 @@ mod subscriptions;
 mod transactions;
 
 pub use blocks::BlockSeal;
-pub use checkpoints::BlockProof;
+pub use checkpoints::{BlockProof, MerkleOfMerkles};
 pub use pool::{TxpoolContent, TxpoolStatus};
 pub use subscriptions::event_logs;
 
 use crate::blocking::{BlockingPool, Work};
 use crate::convert::RpcReceipt;
-use crate::params::{LogFilter, RewardPercentiles};
+use crate::params::{LogFilter, Quantity, RewardPercentiles};
 use crate::state::RpcState;
 use alloy::eips::{BlockId, BlockNumberOrTag};
 use alloy::rpc::types::state::StateOverride;
@@ -176,6 +176,11 @@ pub trait KomaChainApi {
     /// `verifyBlock` takes them; `null` while no accepted checkpoint covers it.
     #[method(name = "getBlockProof")]
     async fn block_proof(&self, block: BlockNumberOrTag) -> RpcResult<Option<BlockProof>>;
+    /// Komodo's `calc_MoM`: the Merkle root over the checkpoint leaves of the `depth`
+    /// blocks ending at block `height` (leaves, padding and hashing as in a checkpoint).
+    /// Both are numbers or hex quantities; `depth` is 1 to 10,000.
+    #[method(name = "calcMoM")]
+    async fn calc_mom(&self, height: Quantity, depth: Quantity) -> RpcResult<MerkleOfMerkles>;
 }
 
 #[rpc(server, namespace = "net")]
@@ -457,6 +462,9 @@ impl KomaChainApiServer for KomaApi {
     }
     async fn block_proof(&self, block: BlockNumberOrTag) -> RpcResult<Option<BlockProof>> {
         self.io(move |api| api.block_proof_at(block)).await
+    }
+    async fn calc_mom(&self, height: Quantity, depth: Quantity) -> RpcResult<MerkleOfMerkles> {
+        self.io(move |api| api.mom_at(height.0, depth.0)).await
     }
 }
 

@@ -69,17 +69,10 @@ impl KomaApi {
         match tag {
             BlockNumberOrTag::Number(n) => n,
             BlockNumberOrTag::Earliest => 0,
-            BlockNumberOrTag::Safe | BlockNumberOrTag::Finalized => match &self.state.consensus {
-                // The last block final at the node's threshold.
-                Some(c) => c
-                    .thresholds()
-                    .get(c.node_threshold())
-                    .and_then(|t| t.last_final)
-                    .map_or(0, |b| b.number)
-                    .min(head),
-                // No finality layer: the head is the best answer (docs/rpc.md).
-                None => head,
-            },
+            // KoMaBFT finality at the node's threshold, or the head without a finality
+            // layer (docs/rpc.md); `finalized` may stand for notarized on L1 instead
+            BlockNumberOrTag::Safe => self.state.final_number().min(head),
+            BlockNumberOrTag::Finalized => self.state.finalized_number().min(head),
             BlockNumberOrTag::Latest | BlockNumberOrTag::Pending => head,
         }
     }

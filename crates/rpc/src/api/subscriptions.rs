@@ -1,4 +1,5 @@
-//! `eth_subscribe`: `newHeads`, `logs`, `newPendingTransactions`, `finalized`.
+//! `eth_subscribe`: `newHeads`, `logs`, `newPendingTransactions`, `finalized` and
+//! `checkpoints`.
 //!
 //! Each subscription is one task that forwards chain events to its socket; the `logs`
 //! filter is bounded like `eth_getLogs`'s, and jsonrpsee bounds the subscriptions per
@@ -25,26 +26,21 @@ impl KomaApi {
         match kind {
             "finalized" => {
                 let sink = pending.accept().await?;
-                let mut rx = self.state.finalized.subscribe();
-                tokio::spawn(async move {
-                    loop {
-                        let block = match rx.recv().await {
-                            Ok(b) => b,
-                            Err(RecvError::Lagged(_)) => continue,
-                            Err(_) => break,
-                        };
-                        let Ok(msg) = SubscriptionMessage::new(
-                            sink.method_name(),
-                            sink.subscription_id(),
-                            &block,
-                        ) else {
-                            break;
-                        };
-                        if sink.send(msg).await.is_err() {
-                            break;
-                        }
-                    }
-                });
+                tokio::spawn(forward(sink, self.state.finalized.subscribe()));
+                Ok(())
+            }
+            "checkpoints" => {
+                let Some(checkpoints) = &self.state.checkpoints else {
+                    pending
+                        .reject(crate::error::server(
+                            "this node follows no L1 (start it with --l1-rpc and --l1-contracts)",
+                        ))
+                        .await;
+                    return Ok(());
+                };
+                let rx = checkpoints.subscribe();
+                let sink = pending.accept().await?;
+                tokio::spawn(forward(sink, rx));
                 Ok(())
             }
             "newHeads" => {
@@ -174,4 +170,26 @@ pub fn event_logs(ev: &ChainEvent, filter: &Filter) -> Vec<Log> {
             l
         })
         .collect()
+}
+
+/// Sends each item of `rx` to `sink` until either closes (a lagging subscriber skips
+/// what it missed).
+async fn forward<T: Clone + serde::Serialize>(
+    sink: jsonrpsee::SubscriptionSink,
+    mut rx: tokio::sync::broadcast::Receiver<T>,
+) {
+    loop {
+        let item = match rx.recv().await {
+            Ok(item) => item,
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => break,
+        };
+        let Ok(msg) = SubscriptionMessage::new(sink.method_name(), sink.subscription_id(), &item)
+        else {
+            break;
+        };
+        if sink.send(msg).await.is_err() {
+            break;
+        }
+    }
 }
