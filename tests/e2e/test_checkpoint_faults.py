@@ -92,7 +92,9 @@ def test_one_staker_down_checkpoints_continue_and_it_rejoins(cluster):
     f = finalized(live)
     wait_until("finality to move on", lambda: finalized(live) > f + 5, timeout=60)
 
-    # back up: it signs again, from its stored votes where it had signed
+    # back up (and now with `finalized` meaning notarized on L1): it signs again, from
+    # its stored votes where it had signed
+    down.args = [*down.args, "--finalized-tag", "notarized"]
     down.start()
     back = l1.number() + 1
     wait_until("two more checkpoints", lambda: l1.number() >= back + 2, timeout=150)
@@ -101,6 +103,18 @@ def test_one_staker_down_checkpoints_continue_and_it_rejoins(cluster):
     assert any(absent == b"" for n, _, _, absent, _ in subs if n > back), \
         "all four sign again once it is back"
     assert "refusing to sign" not in down.log_tail(400)
+
+    # its `finalized` is the last block of its newest notarized checkpoint; `safe` is
+    # KoMaBFT's final block, at or above it
+    def notarized_end():
+        f = finalized(down)
+        cp = down.call("koma_getCheckpoint", ["latest"])
+        return f if f > 0 and (f + 1) % INTERVAL == 0 and cp and f <= int(cp["end"], 16) else None
+
+    f = wait_until("finalized = a notarized checkpoint's end", notarized_end, timeout=30)
+    assert down.call("koma_getFinality", [hex(f)])["status"] == "notarized"
+    assert down.call("koma_getFinality", ["finalized"])["blockNumber"] == hex(f)
+    assert int(down.call("eth_getBlockByNumber", ["safe", False])["number"], 16) >= f
 
 
 def test_submitter_down_next_in_rotation_submits(cluster):

@@ -61,6 +61,37 @@ def test_devnet_checkpoints_on_anvil(tmp_path):
             # both stakers signed: the flat all-sign cost (forge: 182,176)
             assert 150_000 < receipt.gasUsed < 200_000, receipt.gasUsed
             print(f"checkpoint {l.args.number} on anvil: {receipt.gasUsed} gas")
+
+        # An L1 reorg drops an accepted checkpoint (anvil_rollback removes its block and
+        # the submitter's nonce with it): the stakers submit the same checkpoint again,
+        # the node's view follows the new transaction, and checkpoints go on.
+        n = root.functions.head().call()[2]
+        wait_until(f"checkpoint {n + 1}", lambda: root.functions.head().call()[2] >= n + 1, timeout=60)
+        dropped = next(l for l in root.events.CheckpointSubmitted().get_logs(from_block=contracts["deployBlock"])
+                       if l.args.number == n + 1)
+        depth = w3.eth.block_number - dropped.blockNumber + 1
+        assert w3.provider.make_request("anvil_rollback", [depth]).get("error") is None
+        assert root.functions.head().call()[2] == n, "the rollback dropped the checkpoint"
+        wait_until(f"checkpoint {n + 1} again", lambda: root.functions.head().call()[2] >= n + 1, timeout=60)
+        again = next(l for l in root.events.CheckpointSubmitted().get_logs(from_block=contracts["deployBlock"])
+                     if l.args.number == n + 1)
+        assert (again.args.start, again.args.end, again.args.root) == \
+            (dropped.args.start, dropped.args.end, dropped.args.root)
+        assert root.functions.checkpointRoot(n + 1).call() == dropped.args.root
+        l2 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{http}"))
+
+        def node_follows():
+            again_now = next(l for l in root.events.CheckpointSubmitted().get_logs(
+                from_block=contracts["deployBlock"]) if l.args.number == n + 1)
+            cp = l2.provider.make_request("koma_getCheckpoint", [hex(n + 1)])["result"]
+            return cp is not None and cp["l1TxHash"] == "0x" + bytes(again_now.transactionHash).hex() \
+                and int(cp["l1Block"], 16) == again_now.blockNumber
+
+        wait_until("the node to follow the new transaction", node_follows, timeout=30)
+        wait_until(f"checkpoint {n + 3}", lambda: root.functions.head().call()[2] >= n + 3, timeout=90)
+        numbers = [l.args.number for l in root.events.CheckpointSubmitted().get_logs(
+            from_block=contracts["deployBlock"])]
+        assert numbers == list(range(1, len(numbers) + 1)), numbers
     finally:
         if devnet is not None:
             devnet.terminate()

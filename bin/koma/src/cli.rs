@@ -321,6 +321,10 @@ pub struct CheckpointArgs {
     /// L1 blocks after which an accepted checkpoint counts as notarized.
     #[arg(long, default_value_t = 2)]
     pub l1_confirmations: u64,
+    /// The highest max fee per gas a checkpoint submission offers on L1, in gwei (a
+    /// submission not mined within 12 s is replaced with fees 25 % higher, up to this).
+    #[arg(long, default_value_t = 500)]
+    pub l1_max_fee_gwei: u64,
     /// What the `finalized` block tag stands for: `consensus`, the last block final in
     /// KoMaBFT, or `notarized`, the last block of the newest checkpoint notarized on L1
     /// (needs --l1-rpc). `safe` stands for KoMaBFT finality either way.
@@ -361,6 +365,7 @@ impl CheckpointArgs {
         let mut config = koma_node::CheckpointConfig::devnet(rpc.clone(), contracts.clone());
         config.interval = self.checkpoint_interval;
         config.confirmations = self.l1_confirmations;
+        config.max_fee_per_gas = u128::from(self.l1_max_fee_gwei).saturating_mul(1_000_000_000);
         if self.checkpoint_interval == 0 {
             eyre::bail!("--checkpoint-interval must be at least 1");
         }

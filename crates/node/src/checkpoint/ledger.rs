@@ -109,6 +109,15 @@ impl Ledger {
         }
     }
 
+    /// Checkpoint `number` if the ledger has it from transaction `tx` in L1 block
+    /// `l1_block` (an event read again).
+    pub fn known(&self, number: u64, tx: B256, l1_block: u64) -> Option<Accepted> {
+        self.accepted
+            .get(&number)
+            .filter(|a| a.tx == tx && a.l1_block == l1_block)
+            .cloned()
+    }
+
     /// Applies one read of L1: the contract's last accepted number `head_number` at L1
     /// block `l1_block` (checkpoints above it were reorged out) and the checkpoints found
     /// in the events read. Tells subscribers what changed.
@@ -122,12 +131,20 @@ impl Ledger {
         self.notarized_sent = self.notarized_sent.min(head_number);
         self.l1_block = l1_block;
         for (number, a) in found {
-            if number > head_number {
+            if number > head_number
+                || self
+                    .accepted
+                    .get(&number)
+                    .is_some_and(|known| known.tx == a.tx && known.l1_block == a.l1_block)
+            {
                 continue;
             }
             let info = self.info(number, &a);
             let notarized = info.notarized;
-            self.accepted.insert(number, a);
+            if self.accepted.insert(number, a).is_some() {
+                // moved to another L1 block: to be notarized again
+                self.notarized_sent = self.notarized_sent.min(number.saturating_sub(1));
+            }
             let _ = self.events.send(info);
             if notarized {
                 self.notarized_sent = self.notarized_sent.max(number);
@@ -246,9 +263,16 @@ mod tests {
         assert_eq!(drain(&mut rx), vec![(2, false, false)]);
         view.0.write().update(2, 16, vec![]);
         assert_eq!(drain(&mut rx), vec![(2, true, false)]);
-        // nothing new, nothing said
+        // nothing new, nothing said; an event read again is not news either
         view.0.write().update(2, 17, vec![]);
+        view.0.write().update(2, 18, vec![accepted(2, 14, None)]);
         assert_eq!(drain(&mut rx), vec![]);
+        // a reorg that moves checkpoint 2's transaction to another L1 block, read in one go
+        view.0.write().update(2, 19, vec![accepted(2, 18, None)]);
+        assert_eq!(drain(&mut rx), vec![(2, false, false)]);
+        assert_eq!(view.checkpoint(Some(2)).map(|c| c.l1_block), Some(18));
+        view.0.write().update(2, 20, vec![]);
+        assert_eq!(drain(&mut rx), vec![(2, true, false)]);
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //!   submitted again.
 
 mod ledger;
+mod send;
 mod vote;
 
 pub(crate) use ledger::{CheckpointView, Ledger};
@@ -44,6 +45,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use vote::{Subject, Vote, VoteBook, above_two_thirds};
+
+/// L1 blocks whose checkpoint events are read again at every poll (see `read_accepted`).
+const L1_BLOCKS_REREAD: u64 = 64;
 
 /// Accepted checkpoints whose votes are kept, for resubmission after an L1 reorg.
 const VOTES_KEPT_AFTER_ACCEPTANCE: u64 = 8;
@@ -67,6 +71,10 @@ pub struct CheckpointConfig {
     pub poll: Duration,
     pub submit_timeout: Duration,
     pub straggler_wait: Duration,
+    /// A submission not mined this long is replaced with higher fees.
+    pub bump_after: Duration,
+    /// The highest max fee per gas a submission offers, in wei.
+    pub max_fee_per_gas: u128,
 }
 
 impl std::fmt::Debug for CheckpointConfig {
@@ -100,6 +108,8 @@ impl CheckpointConfig {
             poll: Duration::from_millis(500),
             submit_timeout: Duration::from_secs(8),
             straggler_wait: Duration::from_millis(400),
+            bump_after: Duration::from_secs(12),
+            max_fee_per_gas: 500_000_000_000,
         }
     }
 }
@@ -165,7 +175,8 @@ struct Service {
     config: CheckpointConfig,
     net: Option<NetworkHandle>,
     reader: DynProvider,
-    submitter: Option<DynProvider>,
+    /// The provider that signs submissions, and the account it signs for.
+    submitter: Option<(DynProvider, Address)>,
     contracts: L1Contracts,
     domain: Domain,
     set: Option<ActiveSet>,
@@ -213,12 +224,16 @@ pub(crate) async fn run(
         }
     };
     let reader = ProviderBuilder::new().connect_http(url).erased();
+    // signs only: nonce, gas and fees are the submission's own (send.rs)
     let submitter = config.l1_key.clone().and_then(|key| {
+        let from = key.address();
         config.l1_rpc.parse().ok().map(|url| {
-            ProviderBuilder::new()
+            let provider = ProviderBuilder::new()
+                .disable_recommended_fillers()
                 .wallet(EthereumWallet::from(key))
                 .connect_http(url)
-                .erased()
+                .erased();
+            (provider, from)
         })
     });
     tracing::info!(
@@ -386,7 +401,14 @@ impl Service {
         let Some(head) = self.head else {
             return Ok(());
         };
-        let from = self.ledger.read().next_log_block;
+        // the last L1 blocks are read again each time: a reorg may have moved a
+        // checkpoint's transaction into a block read before
+        let from = self
+            .ledger
+            .read()
+            .next_log_block
+            .min(head.block.saturating_sub(L1_BLOCKS_REREAD))
+            .max(self.contracts.deploy_block);
         let to = head.block.min(from.saturating_add(4_999));
         let mut found = Vec::new();
         if from <= to {
@@ -406,6 +428,10 @@ impl Service {
                     .inner
                     .data;
                 let number = u64::try_from(event.number)?;
+                if let Some(known) = self.ledger.read().known(number, tx, block) {
+                    found.push((number, known));
+                    continue;
+                }
                 let signing = match self.signing_of(tx, block).await {
                     Ok(signing) => signing,
                     Err(e) => {
@@ -729,8 +755,22 @@ impl Service {
             signed: votes.len(),
             attempt,
         };
-        let root_chain = self.contracts.root_chain;
-        tokio::spawn(submit(submitter, root_chain, call));
+        let policy = send::SendPolicy {
+            poll: self.config.poll,
+            bump_after: self.config.bump_after,
+            max_fee_cap: self.config.max_fee_per_gas,
+            give_up_after: Duration::from_secs(300),
+        };
+        let (provider, from) = submitter;
+        let l1 = send::AlloyL1 {
+            provider,
+            from,
+            root_chain: self.contracts.root_chain,
+            chain_id: self.contracts.l1_chain_id,
+            input: call.input(),
+            number: call.subject.number,
+        };
+        tokio::spawn(submit(l1, policy, call));
     }
 }
 
@@ -743,54 +783,70 @@ struct SubmitCall {
     attempt: u64,
 }
 
+impl SubmitCall {
+    /// The `submitCheckpoint` calldata.
+    fn input(&self) -> alloy_primitives::Bytes {
+        use alloy::sol_types::SolCall as _;
+        let s = self.subject;
+        RootChain::submitCheckpointCall {
+            cp: RootChain::Checkpoint {
+                number: U256::from(s.number),
+                start: U256::from(s.start),
+                end: U256::from(s.end),
+                root: s.root,
+            },
+            aggregateKey: self.aggregate_key.to_vec().into(),
+            absent: self.absent.clone().into(),
+            signature: self.signature.to_vec().into(),
+        }
+        .abi_encode()
+        .into()
+    }
+}
+
 /// Sends one submission and reports how it went (the service learns the outcome from
 /// the contract's head, not from here).
-async fn submit(provider: DynProvider, root_chain: Address, call: SubmitCall) {
-    let root = RootChain::new(root_chain, &provider);
+async fn submit(l1: send::AlloyL1, policy: send::SendPolicy, call: SubmitCall) {
     let s = call.subject;
-    let cp = RootChain::Checkpoint {
-        number: U256::from(s.number),
-        start: U256::from(s.start),
-        end: U256::from(s.end),
-        root: s.root,
-    };
-    let pending = root
-        .submitCheckpoint(
-            cp,
-            call.aggregate_key.to_vec().into(),
-            call.absent.into(),
-            call.signature.to_vec().into(),
-        )
-        .send()
-        .await;
-    match pending {
-        Err(e) => tracing::warn!(
+    tracing::info!(
+        number = s.number,
+        start = s.start,
+        end = s.end,
+        signers = call.signed,
+        attempt = call.attempt,
+        "submitting checkpoint"
+    );
+    match send::send_until_mined(&l1, policy).await {
+        send::Outcome::Mined {
+            mined,
+            replacements,
+        } if mined.success => tracing::info!(
+            number = s.number,
+            tx = %mined.tx,
+            gas = mined.gas_used,
+            replacements,
+            "checkpoint transaction mined"
+        ),
+        send::Outcome::Mined { mined, .. } => tracing::warn!(
+            number = s.number,
+            tx = %mined.tx,
+            gas = mined.gas_used,
+            "checkpoint transaction reverted (another submission came first)"
+        ),
+        send::Outcome::Refused(reason) => tracing::warn!(
             number = s.number,
             attempt = call.attempt,
-            reason = %koma_l1::deploy::revert_reason(&e),
+            %reason,
             "checkpoint submission refused"
         ),
-        Ok(pending) => {
-            let tx = *pending.tx_hash();
-            tracing::info!(number = s.number, start = s.start, end = s.end, signers = call.signed, %tx, "submitted checkpoint");
-            match tokio::time::timeout(Duration::from_secs(60), pending.get_receipt()).await {
-                Ok(Ok(receipt)) if receipt.status() => {
-                    tracing::debug!(
-                        number = s.number,
-                        gas = receipt.gas_used,
-                        "checkpoint transaction mined"
-                    )
-                }
-                Ok(Ok(receipt)) => {
-                    tracing::warn!(number = s.number, %tx, gas = receipt.gas_used, "checkpoint transaction reverted")
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(number = s.number, %tx, error = %e, "no receipt for the checkpoint transaction")
-                }
-                Err(_) => {
-                    tracing::warn!(number = s.number, %tx, "checkpoint transaction not mined within 60 s")
-                }
-            }
-        }
+        send::Outcome::Moot => tracing::debug!(
+            number = s.number,
+            "checkpoint accepted through another submission"
+        ),
+        send::Outcome::Failed(error) => tracing::warn!(
+            number = s.number,
+            %error,
+            "checkpoint submission failed"
+        ),
     }
 }
