@@ -128,6 +128,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 0)]
         flood: usize,
     },
+    /// Checkpoint latency on a running devnet with an L1: from a block's finality (at
+    /// the node's threshold) to its checkpoint accepted on L1 and notarized
+    /// (`--l1-confirmations` deep), over the next `checkpoints` checkpoints.
+    Checkpoints {
+        /// JSON-RPC URL of a node that follows the L1.
+        #[arg(long, default_value = "http://127.0.0.1:8545")]
+        rpc: String,
+        #[arg(long, default_value_t = 5)]
+        checkpoints: usize,
+    },
     /// Partition and heal: splits the network in two halves (admin_blockPeer; start
     /// the devnet with --admin-rpc), heals it, and measures heal -> a new block
     /// final on every node.
@@ -224,6 +234,9 @@ pub async fn run(cmd: BenchCommand) -> eyre::Result<()> {
         } => crate::bench_net::sync(dir, blocks, txs_per_block).await,
         BenchCommand::Finality { rpc, blocks, flood } => {
             crate::bench_net::finality(rpc, blocks, flood).await
+        }
+        BenchCommand::Checkpoints { rpc, checkpoints } => {
+            crate::bench_net::checkpoints(rpc, checkpoints).await
         }
         BenchCommand::Heal {
             rpc,

@@ -9,6 +9,8 @@
 //!   prints, per block, how long after the first node each other node had it.
 //! - `finality`: block announced -> final at the node's threshold, optionally while
 //!   an RPC flood (`--flood N` clients of heavy requests) hits the first node.
+//! - `checkpoints`: block final -> its checkpoint accepted on L1 -> notarized, on a
+//!   running devnet with an L1.
 //! - `heal`: splits a running 4-node devnet 2+2 (admin RPC) again and again and
 //!   prints how long after each heal every node finalized a new block.
 
@@ -325,6 +327,146 @@ fn start_flood(
         });
     }
     stats
+}
+
+/// Checkpoint latency, read from one node's `finalized` and `checkpoints` subscriptions:
+/// for every block of the next `count` checkpoints, the time from its finality to its
+/// checkpoint's acceptance on L1 and to its notarization; and for each checkpoint, from
+/// the finality of its last block (when its range can be signed) to both.
+pub async fn checkpoints(url: String, count: usize) -> eyre::Result<()> {
+    enum Seen {
+        Final(u64, Instant),
+        Checkpoint(serde_json::Value, Instant),
+    }
+    let ws = url.replacen("http://", "ws://", 1);
+    let client = WsClientBuilder::default()
+        .build(&ws)
+        .await
+        .wrap_err_with(|| format!("cannot connect to {ws}"))?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for kind in ["finalized", "checkpoints"] {
+        let mut sub = client
+            .subscribe::<serde_json::Value, _>(
+                "eth_subscribe",
+                rpc_params![kind],
+                "eth_unsubscribe",
+            )
+            .await
+            .wrap_err_with(|| {
+                format!("{ws}: eth_subscribe {kind} (does the node follow an L1?)")
+            })?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(v)) = sub.next().await {
+                let at = Instant::now();
+                let seen = if kind == "finalized" {
+                    let Some(n) = quantity(&v["number"]) else {
+                        continue;
+                    };
+                    Seen::Final(n, at)
+                } else {
+                    Seen::Checkpoint(v, at)
+                };
+                if tx.send(seen).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    println!("watching {url} until {count} checkpoints are notarized...");
+    let mut final_at: std::collections::BTreeMap<u64, Instant> = Default::default();
+    let mut last_final = None::<u64>;
+    let mut accepted_at: HashMap<u64, Instant> = HashMap::new();
+    let (mut to_accepted, mut to_notarized) = (Vec::new(), Vec::new());
+    let (mut range_to_accepted, mut range_to_notarized) = (Vec::new(), Vec::new());
+    let mut done = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(count as u64 * 120 + 120);
+    let ms = |later: Instant, earlier: Instant| later.duration_since(earlier).as_secs_f64() * 1e3;
+    while done < count {
+        let Ok(Some(seen)) = tokio::time::timeout_at(deadline.into(), rx.recv()).await else {
+            eyre::bail!("timed out: {done} of {count} checkpoints notarized");
+        };
+        match seen {
+            Seen::Final(m, at) => {
+                // blocks final before we watched are not measured
+                if let Some(last) = last_final {
+                    for n in last.saturating_add(1)..=m {
+                        final_at.insert(n, at);
+                    }
+                }
+                last_final = Some(m.max(last_final.unwrap_or(0)));
+            }
+            Seen::Checkpoint(cp, at) => {
+                let (Some(number), Some(start), Some(end)) = (
+                    quantity(&cp["number"]),
+                    quantity(&cp["start"]),
+                    quantity(&cp["end"]),
+                ) else {
+                    continue;
+                };
+                if cp["removed"].as_bool() == Some(true) {
+                    accepted_at.remove(&number);
+                    continue;
+                }
+                let notarized = cp["notarized"].as_bool() == Some(true);
+                let accepted = *accepted_at.entry(number).or_insert(at);
+                if !notarized {
+                    continue;
+                }
+                // only ranges wholly watched from their first block's finality
+                let Some(range_final) = final_at.get(&end).copied() else {
+                    continue;
+                };
+                if !final_at.contains_key(&start) {
+                    continue;
+                }
+                for n in start..=end {
+                    if let Some(f) = final_at.get(&n) {
+                        to_accepted.push(ms(accepted, *f));
+                        to_notarized.push(ms(at, *f));
+                    }
+                }
+                range_to_accepted.push(ms(accepted, range_final));
+                range_to_notarized.push(ms(at, range_final));
+                done += 1;
+                println!(
+                    "checkpoint {number} [{start}, {end}]: last block final -> accepted {:.0} ms, -> notarized {:.0} ms",
+                    ms(accepted, range_final),
+                    ms(at, range_final)
+                );
+            }
+        }
+    }
+    for v in [
+        &mut to_accepted,
+        &mut to_notarized,
+        &mut range_to_accepted,
+        &mut range_to_notarized,
+    ] {
+        v.sort_by(|a, b| a.total_cmp(b));
+    }
+    let p = |v: &[f64], q: f64| crate::stats::percentile(v, q);
+    println!(
+        "{done} checkpoints, {} blocks: block final -> accepted on L1 p50 {:.0} ms, p99 {:.0} ms; -> notarized p50 {:.0} ms, p99 {:.0} ms",
+        to_accepted.len(),
+        p(&to_accepted, 0.5),
+        p(&to_accepted, 0.99),
+        p(&to_notarized, 0.5),
+        p(&to_notarized, 0.99)
+    );
+    println!(
+        "range complete (last block final) -> accepted p50 {:.0} ms, max {:.0} ms; -> notarized p50 {:.0} ms, max {:.0} ms",
+        p(&range_to_accepted, 0.5),
+        range_to_accepted.last().copied().unwrap_or(0.0),
+        p(&range_to_notarized, 0.5),
+        range_to_notarized.last().copied().unwrap_or(0.0)
+    );
+    Ok(())
+}
+
+fn quantity(v: &serde_json::Value) -> Option<u64> {
+    v.as_str()
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
 }
 
 /// Finality latency: from the moment the first node announces a block (`newHeads`) to
