@@ -1,6 +1,7 @@
 """Checkpoints under faults, with real processes: four `koma node` stakers and the
 development L1 (a KOMA node in its own chain) on loopback.
 
+- A peer gossiping checkpoint votes with bad signatures is banned.
 - One of four stakers down: checkpoints continue, signed by the other three, with the
   absent key passed as a non-signer; back up, it signs again (and never a second root
   for a number it signed before its restart).
@@ -13,6 +14,7 @@ development L1 (a KOMA node in its own chain) on loopback.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import pytest
 from web3 import Web3
 
 from cluster import Cluster, wait_until
+from devnode import koma_bin
 
 pytestmark = pytest.mark.koma_only
 
@@ -78,6 +81,19 @@ def cluster(tmp_path):
 def test_one_staker_down_checkpoints_continue_and_it_rejoins(cluster):
     l1 = L1View(cluster)
     wait_until("checkpoint 1", lambda: l1.number() >= 1, timeout=120)
+
+    # a peer gossiping votes for the next checkpoint with a signature that does not
+    # verify is cut off and banned; the checkpoints below go on regardless
+    target = cluster.nodes[0]
+    res = subprocess.run([str(koma_bin()), "--log", "warn", "debug", "bad-peer", "--genesis",
+                          str(cluster.genesis), "--target", target.p2p_addr, "--rpc", target.http_url,
+                          "--mode", "bad-checkpoint-vote"],
+                         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert "disconnected by the target" in out and "reconnection refused" in out, out
+    assert "banning peer" in target.stderr()
+
     down = cluster.nodes[3]
     down.stop()
     first_without = l1.number() + 1

@@ -27,6 +27,10 @@ pub enum Mode {
     /// extreme header field each in turn: `gas_used`, `number` or `timestamp` at
     /// `u64::MAX`, or 64 KiB of `extraData`.
     ExtremeHeader,
+    /// Checkpoint votes for the target's next checkpoint (read from `--rpc`) in staker
+    /// set `--set-id`, slot 0, whose BLS signature is a valid point made with another
+    /// key: they fail only at the signature check.
+    BadCheckpointVote,
 }
 
 #[derive(Debug, Args)]
@@ -39,6 +43,12 @@ pub struct BadPeerArgs {
     pub target: Multiaddr,
     #[arg(long, value_enum)]
     pub mode: Mode,
+    /// The target's JSON-RPC URL (`bad-checkpoint-vote` reads its latest checkpoint).
+    #[arg(long, default_value = "http://127.0.0.1:8545")]
+    pub rpc: String,
+    /// The staker set the bad votes name (`bad-checkpoint-vote`).
+    #[arg(long, default_value_t = 1)]
+    pub set_id: u64,
     /// Give up (exit with an error) if still connected after this many messages.
     #[arg(long, default_value_t = 20)]
     pub max_messages: u32,
@@ -72,7 +82,7 @@ pub async fn run(args: BadPeerArgs) -> eyre::Result<()> {
             println!("disconnected by the target after {sent} bad messages");
             return check_refused(&net, &args.target, target).await;
         }
-        let (topic, data) = message(&net, &spec, target, args.mode, sent).await?;
+        let (topic, data) = message(&net, &spec, target, &args, sent).await?;
         // Right after connecting the target may not have announced its topics yet.
         let outcome = net.publish(topic, data).await?;
         if outcome == PublishOutcome::NoPeers {
@@ -111,7 +121,7 @@ async fn message(
     net: &NetworkHandle,
     spec: &ChainSpec,
     target: koma_network::PeerId,
-    mode: Mode,
+    args: &BadPeerArgs,
     n: u32,
 ) -> eyre::Result<(Topic, Vec<u8>)> {
     let noise = |len: usize| -> Vec<u8> {
@@ -124,7 +134,7 @@ async fn message(
         out.truncate(len);
         out
     };
-    Ok(match mode {
+    Ok(match args.mode {
         Mode::Garbage => (Topic::Blocks, noise(512)),
         Mode::Oversized => (Topic::Txs, noise(200 * 1024)),
         Mode::InvalidBlock => (
@@ -140,7 +150,49 @@ async fn message(
             };
             (Topic::Blocks, bad_block(net, spec, target, n, lie).await?)
         }
+        Mode::BadCheckpointVote => (
+            Topic::Checkpoints,
+            bad_checkpoint_vote(&args.rpc, args.set_id).await?,
+        ),
     })
+}
+
+/// A vote for the checkpoint after the target's latest, in set `set_id` at slot 0, signed
+/// with a fresh key (a valid signature point that does not verify under slot 0's key).
+async fn bad_checkpoint_vote(rpc: &str, set_id: u64) -> eyre::Result<Vec<u8>> {
+    use jsonrpsee::core::client::ClientT;
+    let ws = rpc.replacen("http://", "ws://", 1);
+    let client = jsonrpsee::ws_client::WsClientBuilder::default()
+        .build(&ws)
+        .await?;
+    let latest: Option<serde_json::Value> = client
+        .request("koma_getCheckpoint", jsonrpsee::rpc_params!["latest"])
+        .await?;
+    let quantity = |v: &serde_json::Value| {
+        v.as_str()
+            .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+    };
+    let (number, start) = match &latest {
+        Some(cp) => (
+            quantity(&cp["number"]).unwrap_or(0).saturating_add(1),
+            quantity(&cp["end"]).unwrap_or(0).saturating_add(1),
+        ),
+        None => (1, 0),
+    };
+    let header = koma_checkpoint::CheckpointHeader {
+        number,
+        start,
+        end: start.saturating_add(31),
+        root: keccak256(format!("bad vote {number} {:?}", Instant::now())),
+    };
+    let key = koma_checkpoint::SecretKey::random(&mut rand::rng());
+    let vote = koma_node::CheckpointVote {
+        signature: key.sign(&header.root),
+        header,
+        set_id,
+        slot: 0,
+    };
+    Ok(vote.encode())
 }
 
 /// What a bad block lies about.

@@ -30,7 +30,7 @@
 
 mod chain;
 mod checkpoint;
-pub use checkpoint::CheckpointConfig;
+pub use checkpoint::{CheckpointConfig, Vote as CheckpointVote};
 mod clock;
 mod consensus;
 pub use consensus::LibSecp256k1Verifier;

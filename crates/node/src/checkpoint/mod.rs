@@ -27,6 +27,7 @@ mod send;
 mod vote;
 
 pub(crate) use ledger::{CheckpointView, Ledger};
+pub use vote::Vote;
 
 use crate::chain::ChainWriter;
 use alloy::network::EthereumWallet;
@@ -44,7 +45,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
-use vote::{Subject, Vote, VoteBook, above_two_thirds};
+use vote::{Subject, VoteBook, above_two_thirds};
 
 /// L1 blocks whose checkpoint events are read again at every poll (see `read_accepted`).
 const L1_BLOCKS_REREAD: u64 = 64;

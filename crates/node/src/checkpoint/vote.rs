@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 /// (u16), compressed signature.
 pub(crate) const VOTE_LEN: usize = 8 * 3 + 32 + 8 + 2 + SIGNATURE_COMPRESSED_LEN;
 
-/// A staker's signature on checkpoint `header` under staker set `set_id`.
+/// A staker's signature on checkpoint `header` under staker set `set_id`: what the
+/// checkpoint topic carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Vote {
+pub struct Vote {
     pub header: CheckpointHeader,
     pub set_id: u64,
     /// The staker's slot in that set.
@@ -30,7 +31,7 @@ pub(crate) struct Subject {
 }
 
 impl Vote {
-    pub fn subject(&self) -> Subject {
+    pub(crate) fn subject(&self) -> Subject {
         Subject {
             number: self.header.number,
             start: self.header.start,
