@@ -210,7 +210,8 @@ pub struct DevnetArgs {
     /// Port of the development L1's JSON-RPC (on --http-addr).
     #[arg(long, default_value_t = 8645)]
     pub l1_http_port: u16,
-    /// L2 blocks per checkpoint.
+    /// L2 blocks per checkpoint (written into the devnet's chain spec, which every
+    /// staker reads).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub checkpoint_interval: u64,
     /// Serve Prometheus metrics: node i on 127.0.0.1:(this + i)/metrics. Off by default.
@@ -315,9 +316,6 @@ pub struct CheckpointArgs {
     /// --password-file. Without it the node follows checkpoints without signing.
     #[arg(long, requires = "l1_rpc")]
     pub bls_keystore: Option<PathBuf>,
-    /// L2 blocks per checkpoint (every staker must use the same).
-    #[arg(long, default_value_t = 32)]
-    pub checkpoint_interval: u64,
     /// L1 blocks after which an accepted checkpoint counts as notarized.
     #[arg(long, default_value_t = 2)]
     pub l1_confirmations: u64,
@@ -349,10 +347,11 @@ impl FinalizedTagArg {
 }
 
 impl CheckpointArgs {
-    /// The checkpoint settings, with the BLS key decrypted and `l1_key` (the staker's
-    /// key) paying for submissions.
+    /// The checkpoint settings, with the chain's checkpoint interval, the BLS key
+    /// decrypted and `l1_key` (the staker's key) paying for submissions.
     pub fn config(
         &self,
+        spec: &koma_primitives::ChainSpec,
         password_file: Option<&Path>,
         l1_key: Option<PrivateKeySigner>,
     ) -> eyre::Result<Option<koma_node::CheckpointConfig>> {
@@ -363,12 +362,9 @@ impl CheckpointArgs {
             return Ok(None);
         };
         let mut config = koma_node::CheckpointConfig::devnet(rpc.clone(), contracts.clone());
-        config.interval = self.checkpoint_interval;
+        config.interval = spec.checkpoint_interval();
         config.confirmations = self.l1_confirmations;
         config.max_fee_per_gas = u128::from(self.l1_max_fee_gwei).saturating_mul(1_000_000_000);
-        if self.checkpoint_interval == 0 {
-            eyre::bail!("--checkpoint-interval must be at least 1");
-        }
         if let Some(keystore) = &self.bls_keystore {
             let Some(password_file) = password_file else {
                 eyre::bail!("--bls-keystore needs --password-file");

@@ -72,7 +72,7 @@ pub fn prepare(
     write_spec(
         &genesis,
         spec,
-        "a different devnet (other --nodes, --block-time-ms, --gas-limit, --sprint or --era-blocks)",
+        "a different devnet (other --nodes, --block-time-ms, --gas-limit, --sprint, --era-blocks or --checkpoint-interval)",
     )?;
     let password = base.join("password");
     write_private(&password, DEVNET_PASSWORD)?;
@@ -149,8 +149,6 @@ pub fn prepare(
                     argv.push(l1.contracts_file.display().to_string());
                     argv.push("--bls-keystore".into());
                     argv.push(dir.join("bls.json").display().to_string());
-                    argv.push("--checkpoint-interval".into());
-                    argv.push(args.checkpoint_interval.to_string());
                 }
                 argv.extend(args.pool.to_args());
                 let metrics = match args.metrics_port {

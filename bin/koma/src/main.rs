@@ -135,6 +135,7 @@ async fn devnet(args: cli::DevnetArgs, log: &str) -> eyre::Result<()> {
     if let Some(sprint) = args.sprint {
         spec.producers.sprint = sprint;
     }
+    spec.checkpoint_interval = Some(args.checkpoint_interval);
     if let (Some(blocks), Some(c)) = (args.era_blocks, spec.consensus.as_mut()) {
         c.era_blocks = blocks;
     }
@@ -279,9 +280,9 @@ async fn node(args: cli::NodeArgs) -> eyre::Result<()> {
         (None, _) => producer_key.clone(),
     };
     let pool = args.pool.apply(koma_node::pool_config(&spec));
-    let checkpoint = args
-        .checkpoint
-        .config(args.password_file.as_deref(), staker_key.clone())?;
+    let checkpoint =
+        args.checkpoint
+            .config(&spec, args.password_file.as_deref(), staker_key.clone())?;
     let config = NodeConfig {
         spec,
         datadir: args.datadir,

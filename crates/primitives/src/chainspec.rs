@@ -114,6 +114,9 @@ fn default_era_blocks() -> u64 {
     1000
 }
 
+/// L2 blocks per L1 checkpoint when the spec does not say.
+pub const DEFAULT_CHECKPOINT_INTERVAL: u64 = 32;
+
 /// Everything that defines a KOMA chain. Nodes with the same spec agree on genesis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -144,6 +147,11 @@ pub struct ChainSpec {
     /// KoMaBFT finality by the stakers; absent: no finality layer (head = final).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consensus: Option<ConsensusParams>,
+    /// L2 blocks per L1 checkpoint: every staker signs the same ranges because they all
+    /// read it here. Absent: [`DEFAULT_CHECKPOINT_INTERVAL`]; read it with
+    /// [`ChainSpec::checkpoint_interval`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_interval: Option<u64>,
     /// Genesis timestamp (seconds).
     pub timestamp: u64,
     #[serde(default)]
@@ -223,8 +231,17 @@ impl ChainSpec {
     }
 
     /// Checks the rules a spec must satisfy before a node can start with it.
+    /// L2 blocks per L1 checkpoint.
+    pub fn checkpoint_interval(&self) -> u64 {
+        self.checkpoint_interval
+            .unwrap_or(DEFAULT_CHECKPOINT_INTERVAL)
+    }
+
     pub fn validate(&self) -> Result<(), ChainSpecError> {
         let bad = |m: &str| Err(ChainSpecError::Invalid(m.to_string()));
+        if self.checkpoint_interval == Some(0) {
+            return bad("checkpointInterval must be at least 1");
+        }
         if self.chain_id == 0 {
             return bad("chainId must be non-zero");
         }
@@ -363,6 +380,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("invalid chain spec"), "{err}");
+    }
+
+    #[test]
+    fn checkpoint_interval_defaults_to_32_and_is_validated() {
+        let mut spec = ChainSpec::devnet();
+        assert_eq!(spec.checkpoint_interval, None);
+        assert_eq!(spec.checkpoint_interval(), DEFAULT_CHECKPOINT_INTERVAL);
+        spec.checkpoint_interval = Some(8);
+        let json = serde_json::to_string(&spec).unwrap();
+        assert!(json.contains("\"checkpointInterval\":8"), "{json}");
+        assert_eq!(ChainSpec::from_json(&json).unwrap().checkpoint_interval(), 8);
+        spec.checkpoint_interval = Some(0);
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(err.contains("checkpointInterval"), "{err}");
     }
 
     #[test]

@@ -549,7 +549,7 @@ impl Service {
                 stored => {
                     let root = self.range_root(start, end)?;
                     // never two roots for one number, whatever changed (the range after
-                    // another --checkpoint-interval, the set): only the same root again
+                    // another checkpoint interval in the spec, the set): only the same root again
                     if let Some(old) = &stored
                         && old.header.root != root
                     {
