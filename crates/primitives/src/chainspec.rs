@@ -390,7 +390,10 @@ mod tests {
         spec.checkpoint_interval = Some(8);
         let json = serde_json::to_string(&spec).unwrap();
         assert!(json.contains("\"checkpointInterval\":8"), "{json}");
-        assert_eq!(ChainSpec::from_json(&json).unwrap().checkpoint_interval(), 8);
+        assert_eq!(
+            ChainSpec::from_json(&json).unwrap().checkpoint_interval(),
+            8
+        );
         spec.checkpoint_interval = Some(0);
         let err = spec.validate().unwrap_err().to_string();
         assert!(err.contains("checkpointInterval"), "{err}");
