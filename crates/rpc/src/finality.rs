@@ -1,7 +1,7 @@
 //! The `koma_*` namespace over KoMaBFT: `koma_getFinality`, `koma_getMilestone`,
 //! `koma_validators`.
 
-use crate::backend::{ConsensusApi, FinalBlock, ThresholdStatus, ValidatorStatus};
+use crate::backend::{CheckpointInfo, ConsensusApi, FinalBlock, ThresholdStatus, ValidatorStatus};
 use crate::error::invalid_params;
 use crate::state::RpcState;
 use alloy_primitives::B256;
@@ -25,25 +25,11 @@ pub struct Finality {
     /// stake that would have to equivocate to revert it.
     pub confidence: f64,
     pub thresholds: Vec<ThresholdFinal>,
-    /// The accepted checkpoint that holds the block; `null` until there is one (or when
-    /// the node follows no L1).
-    pub checkpointed: Option<CheckpointRef>,
+    /// The accepted checkpoint that holds the block (as `koma_getCheckpoint` gives it);
+    /// `null` until there is one (or when the node follows no L1).
+    pub checkpointed: Option<CheckpointInfo>,
     /// The checkpoint is at least the node's configured confirmations deep on L1.
     pub notarized: bool,
-}
-
-/// Where a block sits on L1.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CheckpointRef {
-    #[serde(with = "alloy::serde::quantity")]
-    pub number: u64,
-    pub root: B256,
-    pub l1_tx_hash: B256,
-    #[serde(with = "alloy::serde::quantity")]
-    pub l1_block: u64,
-    #[serde(with = "alloy::serde::quantity")]
-    pub confirmations: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -127,9 +113,8 @@ impl KomaConsensus {
 }
 
 impl KomaConsensus {
-    /// The accepted checkpoint whose tree holds block `(number, hash)`, and whether it is
-    /// notarized.
-    fn checkpoint_of(&self, number: u64, hash: B256) -> RpcResult<Option<(CheckpointRef, bool)>> {
+    /// The accepted checkpoint whose tree holds block `(number, hash)`.
+    fn checkpoint_of(&self, number: u64, hash: B256) -> RpcResult<Option<CheckpointInfo>> {
         let Some(cp) = self
             .state
             .checkpoints
@@ -151,14 +136,7 @@ impl KomaConsensus {
             .and_then(|i| usize::try_from(i).ok())
             .and_then(|i| tree.leaves().get(i))
             == Some(&leaf.hash());
-        let reference = CheckpointRef {
-            number: cp.number,
-            root: cp.root,
-            l1_tx_hash: cp.l1_tx_hash,
-            l1_block: cp.l1_block,
-            confirmations: cp.confirmations,
-        };
-        Ok(held.then_some((reference, cp.notarized)))
+        Ok(held.then_some(cp))
     }
 
     /// Whether the canonical block `(number, hash)` is `last_final` or one of its
@@ -215,9 +193,7 @@ impl KomaConsensusApiServer for KomaConsensus {
             .get(self.consensus.node_threshold())
             .is_some_and(|t| t.is_final);
         let checkpointed = self.checkpoint_of(number, hash)?;
-        let notarized = checkpointed
-            .as_ref()
-            .is_some_and(|(_, notarized)| *notarized);
+        let notarized = checkpointed.as_ref().is_some_and(|cp| cp.notarized);
         let status = match (&checkpointed, notarized) {
             (Some(_), true) => "notarized",
             (Some(_), false) => "checkpointed",
@@ -230,7 +206,7 @@ impl KomaConsensusApiServer for KomaConsensus {
             status,
             confidence,
             thresholds: list,
-            checkpointed: checkpointed.map(|(c, _)| c),
+            checkpointed,
             notarized,
         }))
     }
