@@ -33,7 +33,7 @@ const BUILDS = [
     outDir: path.join(__dirname, 'artifacts'),
     settings: { ...BASE_SETTINGS, viaIR: true },
     // only what gets deployed: libraries are internal, OpenZeppelin is imported
-    deployable: ['RootChain', 'StakingToken'],
+    deployable: ['RootChain', 'StakingToken', 'Bridge', 'L2Bridge'],
   },
   {
     name: 'test fixtures',

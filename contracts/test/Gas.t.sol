@@ -1,7 +1,14 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 pragma solidity ^0.8.30;
 
+import {Bridge} from "../src/Bridge.sol";
+import {BridgeMessages} from "../src/bridge/BridgeMessages.sol";
+import {WithdrawManager} from "../src/bridge/WithdrawManager.sol";
+import {CheckpointTree} from "../src/lib/CheckpointTree.sol";
 import {RootChain} from "../src/RootChain.sol";
+import {StakingToken} from "../src/StakingToken.sol";
+import {Merkle, MockRoots, TestToken, Withdrawals} from "./utils/BridgeKit.sol";
+import {Test} from "./utils/Test.sol";
 import {Fixture} from "./utils/Fixture.sol";
 import {vm} from "./utils/Vm.sol";
 
@@ -160,4 +167,133 @@ function txGas(uint256 execution, bytes memory data) pure returns (uint256) {
     uint256 standard = 21_000 + 4 * tokens + execution;
     uint256 floor = 21_000 + 10 * tokens;
     return standard > floor ? standard : floor;
+}
+
+/// The bridge: deposits, and exits from a 32-block checkpoint whose block holds 16
+/// withdrawals (the proof depths of the devnet's checkpoints), to an account that exists
+/// and to a new one. The checkpoint root is read from another contract, as the bridge
+/// reads it from the root contract.
+contract BridgeGas is Test {
+    address internal constant ALICE = address(0xA11CE);
+
+    StakingToken internal kmc;
+    TestToken internal usd;
+    MockRoots internal roots;
+    Bridge internal bridge;
+    WithdrawManager.ExitProof[] internal proofs;
+
+    function setUp() public {
+        kmc = new StakingToken(address(this), 1e9 ether);
+        usd = new TestToken("USD Coin", "USDC", 6);
+        roots = new MockRoots();
+        bridge = new Bridge(kmc, roots, address(0x1001));
+        vm.deal(ALICE, 1000 ether);
+        kmc.transfer(ALICE, 1000 ether);
+        usd.mint(ALICE, 1e12);
+        vm.startPrank(ALICE);
+        kmc.approve(address(bridge), type(uint256).max);
+        usd.approve(address(bridge), type(uint256).max);
+        bridge.depositEtherFor{value: 100 ether}(ALICE);
+        bridge.depositERC20For(address(kmc), ALICE, 100 ether);
+        bridge.depositERC20For(address(usd), ALICE, 1e9);
+        vm.stopPrank();
+
+        BridgeMessages.Withdrawal[] memory ws = new BridgeMessages.Withdrawal[](16);
+        for (uint256 i; i < 16; ++i) {
+            address token = i % 4 == 2 ? BridgeMessages.KMC : i % 4 == 3 ? address(usd) : BridgeMessages.ETH;
+            // recipients 0x7000.. exist (funded below); 0x8000.. are new
+            address to = address(uint160((i == 1 ? 0x8000 : 0x7000) + i));
+            ws[i] = BridgeMessages.Withdrawal(i, ALICE, to, token, 1 ether / 1e12);
+            if (i != 1) vm.deal(to, 1);
+        }
+        bytes32[] memory wLeaves = Withdrawals.leaves(ws);
+        CheckpointTree.BlockLeaf memory leaf = CheckpointTree.BlockLeaf(
+            45, 1_700_000_000, keccak256("block"), keccak256("receipts"), Merkle.root(wLeaves)
+        );
+        bytes32[] memory bLeaves = new bytes32[](32);
+        for (uint256 i; i < 32; ++i) bLeaves[i] = keccak256(abi.encode(i));
+        bLeaves[13] = CheckpointTree.leafHash(leaf);
+        roots.set(2, Merkle.root(bLeaves));
+        for (uint256 i; i < 16; ++i) {
+            proofs.push(
+                WithdrawManager.ExitProof(ws[i], i, Merkle.proof(wLeaves, i), 2, leaf, 13, Merkle.proof(bLeaves, 13))
+            );
+        }
+    }
+
+    function _cool() internal {
+        vm.cool(address(bridge));
+        vm.cool(address(kmc));
+        vm.cool(address(usd));
+        vm.cool(address(roots));
+    }
+
+    function _exit(uint256 i, string memory name) internal {
+        bytes memory data = abi.encodeCall(bridge.exit, (proofs[i]));
+        _cool();
+        (bool ok,) = address(bridge).call(data);
+        assertTrue(ok, name);
+        _record(name, data);
+    }
+
+    function test_gas_exitEtherToAnExistingAccount() public {
+        _exit(0, "exit_eth_existing_account");
+    }
+
+    function test_gas_exitEtherToANewAccount() public {
+        _exit(1, "exit_eth_new_account");
+    }
+
+    function test_gas_exitKmc() public {
+        _exit(2, "exit_kmc");
+    }
+
+    function test_gas_exitErc20() public {
+        _exit(3, "exit_erc20");
+    }
+
+    function test_gas_secondExitInABitmapWord() public {
+        bridge.exit(proofs[0]);
+        _exit(4, "exit_eth_second_in_bitmap_word");
+    }
+
+    function test_gas_deposits() public {
+        bytes memory data = abi.encodeCall(bridge.depositEtherFor, (ALICE));
+        _cool();
+        vm.prank(ALICE);
+        (bool ok,) = address(bridge).call{value: 1 ether}(data);
+        assertTrue(ok, "ether");
+        _record("deposit_eth", data);
+
+        data = abi.encodeCall(bridge.depositERC20For, (address(kmc), ALICE, 1 ether));
+        _cool();
+        vm.prank(ALICE);
+        (ok,) = address(bridge).call(data);
+        assertTrue(ok, "kmc");
+        _record("deposit_kmc", data);
+
+        data = abi.encodeCall(bridge.depositERC20For, (address(usd), ALICE, 1e6));
+        _cool();
+        vm.prank(ALICE);
+        (ok,) = address(bridge).call(data);
+        assertTrue(ok, "erc20");
+        _record("deposit_erc20", data);
+
+        TestToken fresh = new TestToken("Fresh", "FRSH", 18);
+        fresh.mint(ALICE, 1 ether);
+        vm.prank(ALICE);
+        fresh.approve(address(bridge), 1 ether);
+        data = abi.encodeCall(bridge.depositERC20For, (address(fresh), ALICE, 1 ether));
+        _cool();
+        vm.cool(address(fresh));
+        vm.prank(ALICE);
+        (ok,) = address(bridge).call(data);
+        assertTrue(ok, "first erc20");
+        _record("deposit_erc20_first_with_metadata", data);
+    }
+
+    function _record(string memory name, bytes memory data) internal {
+        uint256 execution = vm.snapshotGasLastCall("bridge_execution", name);
+        vm.snapshotValue("bridge", name, txGas(execution, data));
+    }
 }

@@ -4,6 +4,12 @@ pragma solidity ^0.8.30;
 /// The forge cheatcodes these tests use, declared here (forge-std is not on the npm
 /// registry in a form that compiles). forge answers them at this well-known address.
 interface Vm {
+    struct Log {
+        bytes32[] topics;
+        bytes data;
+        address emitter;
+    }
+
     function prank(address sender) external;
     function startPrank(address sender) external;
     function stopPrank() external;
@@ -26,6 +32,10 @@ interface Vm {
     function toString(uint256 value) external pure returns (string memory);
     function cool(address target) external;
     function addr(uint256 privateKey) external pure returns (address);
+    function deal(address account, uint256 balance) external;
+    function etch(address target, bytes calldata code) external;
+    function recordLogs() external;
+    function getRecordedLogs() external returns (Log[] memory);
 }
 
 Vm constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));

@@ -3,9 +3,7 @@
 //! (`uint256`), addresses are 20 bytes when packed and left-padded words when
 //! ABI-encoded, BLS points are in their EIP-2537 encoding.
 
-mod tree;
-
-pub use tree::{MerkleTree, process_proof, verify_proof};
+pub use koma_primitives::merkle::{BadProofIndex, MerkleTree, process_proof, verify_proof};
 
 use alloy_primitives::{Address, B256, Bytes, Keccak256, U256, b256};
 
@@ -44,14 +42,6 @@ pub enum FormatError {
     StakeTooHigh {
         /// The stake in wei.
         amount: U256,
-    },
-    /// A proof longer than 255 levels, or an index beyond its `2^depth` leaves.
-    #[error("index {index} does not fit a proof of depth {depth}")]
-    BadProofIndex {
-        /// The leaf position.
-        index: u64,
-        /// The number of siblings in the proof.
-        depth: usize,
     },
 }
 

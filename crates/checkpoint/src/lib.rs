@@ -48,7 +48,7 @@ pub use bls::{
     fast_aggregate_verify,
 };
 pub use format::{
-    BlockLeaf, CheckpointHeader, Domain, FormatError, MerkleTree, absent_list, next_range,
-    parse_absent_list, pop_message, process_proof, set_commit, verify_proof, weight_of,
+    BadProofIndex, BlockLeaf, CheckpointHeader, Domain, FormatError, MerkleTree, absent_list,
+    next_range, parse_absent_list, pop_message, process_proof, set_commit, verify_proof, weight_of,
 };
 pub use keystore::{Kdf, Keystore, KeystoreError};

@@ -10,6 +10,9 @@
 //!   beside it in [`SignedHeader`], see [`seal`].
 //! - [`compute`]: the compute meter, gas weighted by its measured time, bounded per
 //!   block beside gas (ADR 0011).
+//! - [`bridge`]: the bridge's deposit and withdrawal messages, and the header's
+//!   `withdrawalsRoot` over a block's withdrawals.
+//! - [`merkle`]: the binary Merkle tree of the checkpoint and withdrawal formats.
 //! - [`transfer_log`]: the synthetic `LogTransfer` / `LogFeeTransfer` events emitted
 //!   from `0x…1010` for every native value movement.
 //!
@@ -29,9 +32,11 @@
     )
 )]
 
+pub mod bridge;
 pub mod chainspec;
 pub mod compute;
 pub mod dev;
+pub mod merkle;
 pub mod seal;
 pub mod transfer_log;
 

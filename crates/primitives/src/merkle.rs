@@ -1,5 +1,6 @@
-//! The binary Merkle tree over a checkpoint's block leaves and its proofs
-//! (`CheckpointTree.processProof`).
+//! The binary Merkle tree of the L1-facing formats: a checkpoint's tree over its block
+//! leaves, and a block's withdrawals tree over its withdrawal leaves. Proofs are checked
+//! as `CheckpointTree.processProof` checks them on L1.
 //!
 //! The leaves are padded with zero hashes to the next power of two (one leaf is its own
 //! root) and a parent is `keccak256(left ‖ right)`. Only the nodes that cover at least one
@@ -9,7 +10,16 @@
 
 use alloy_primitives::{B256, keccak256};
 
-use super::{BlockLeaf, FormatError};
+/// A proof longer than 255 levels, or an index beyond its `2^depth` leaves (the contract's
+/// `BadProofIndex`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("index {index} does not fit a proof of depth {depth}")]
+pub struct BadProofIndex {
+    /// The leaf position.
+    pub index: u64,
+    /// The number of siblings in the proof.
+    pub depth: usize,
+}
 
 /// Longest proof the contract accepts (`CheckpointTree.processProof`).
 pub const MAX_PROOF_DEPTH: usize = 255;
@@ -46,11 +56,6 @@ impl MerkleTree {
             padding.push(parent(&pad, &pad));
         }
         Self { levels, padding }
-    }
-
-    /// Builds the tree over the hashes of `blocks`.
-    pub fn from_blocks(blocks: &[BlockLeaf]) -> Self {
-        Self::new(blocks.iter().map(BlockLeaf::hash).collect())
     }
 
     /// The root: the zero hash with no leaves, the leaf itself with one.
@@ -107,9 +112,9 @@ impl FromIterator<B256> for MerkleTree {
 /// The root reached from `leaf` at position `index` through the siblings `proof` (leaf
 /// level first), as `CheckpointTree.processProof` computes it: a proof of more than 255
 /// levels, or an index of `2^depth` or more, is refused.
-pub fn process_proof(leaf: B256, index: u64, proof: &[B256]) -> Result<B256, FormatError> {
+pub fn process_proof(leaf: B256, index: u64, proof: &[B256]) -> Result<B256, BadProofIndex> {
     let depth = proof.len();
-    let bad_index = FormatError::BadProofIndex { index, depth };
+    let bad_index = BadProofIndex { index, depth };
     if depth > MAX_PROOF_DEPTH {
         return Err(bad_index);
     }
@@ -188,7 +193,7 @@ mod tests {
         // Index 8 does not fit 3 levels, even though its low bits would give index 0's path.
         assert_eq!(
             process_proof(leaf(4), 8 + 4, &proof),
-            Err(FormatError::BadProofIndex {
+            Err(BadProofIndex {
                 index: 12,
                 depth: 3
             })
@@ -205,7 +210,7 @@ mod tests {
         assert!(process_proof(leaf(1), 0, &vec![B256::ZERO; 255]).is_ok());
         assert_eq!(
             process_proof(leaf(1), 0, &vec![B256::ZERO; 256]),
-            Err(FormatError::BadProofIndex {
+            Err(BadProofIndex {
                 index: 0,
                 depth: 256
             })

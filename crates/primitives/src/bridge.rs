@@ -1,0 +1,274 @@
+//! The bridge's messages as both chains encode them (docs/bridge.md): deposits from L1
+//! (the data of a `StateSynced` event and the hash chain over them) and withdrawals to
+//! L1 (the `WithdrawalInitiated` events of the L2 bridge, their leaves and the block's
+//! `withdrawalsRoot`). `contracts/src/bridge/BridgeMessages.sol` computes the same bytes;
+//! `tests/vectors/bridge.json` holds both sides to them.
+
+use alloy::consensus::constants::EMPTY_ROOT_HASH;
+use alloy::primitives::{Address, B256, Bytes, Log, U256, address, keccak256};
+use alloy::sol;
+use alloy::sol_types::{SolEvent, SolType, SolValue, sol_data};
+
+use crate::merkle::MerkleTree;
+use crate::transfer_log::TRANSFER_LOG_ADDRESS;
+
+/// The L2 bridge predeploy: applies deposits, emits withdrawals.
+pub const L2_BRIDGE_ADDRESS: Address = address!("0000000000000000000000000000000000001001");
+
+/// The caller of system calls (the sender EIP-4788 uses).
+pub const SYSTEM_ADDRESS: Address = address!("fffffffffffffffffffffffffffffffffffffffe");
+
+/// The token id of KMC, the L2's native currency: the transfer log's address.
+pub const KMC_TOKEN: Address = TRANSFER_LOG_ADDRESS;
+
+/// The token id of ether.
+pub const ETH_TOKEN: Address = address!("eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee");
+
+sol! {
+    /// A state message from L1 (`StateSender`).
+    #[derive(Debug, PartialEq, Eq)]
+    event StateSynced(uint256 indexed id, address indexed receiver, bytes data);
+
+    /// A withdrawal started on L2 (`L2Bridge`). `token` is the L1 token id.
+    #[derive(Debug, PartialEq, Eq)]
+    event WithdrawalInitiated(uint256 indexed nonce, address indexed sender, address indexed recipient, address token, uint256 amount);
+
+    /// A withdrawal as the L1 bridge proves it (`BridgeMessages.Withdrawal`).
+    #[derive(Debug, PartialEq, Eq)]
+    struct Withdrawal {
+        uint256 nonce;
+        address sender;
+        address recipient;
+        address token;
+        uint256 amount;
+    }
+}
+
+/// `(string name, string symbol, uint8 decimals)`.
+type MetadataAbi = (sol_data::String, sol_data::String, sol_data::Uint<8>);
+
+/// Name, symbol and decimals of an L1 token, carried by its first deposit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenMetadata {
+    pub name: String,
+    pub symbol: String,
+    pub decimals: u8,
+}
+
+/// One deposit, as the data of its state message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deposit {
+    /// The L1 token id ([`KMC_TOKEN`], [`ETH_TOKEN`] or an ERC-20's L1 address).
+    pub token: Address,
+    /// Who deposited on L1.
+    pub from: Address,
+    /// Who is credited on L2.
+    pub to: Address,
+    pub amount: U256,
+    /// Present on the first deposit of an ETH or ERC-20 token.
+    pub metadata: Option<TokenMetadata>,
+}
+
+/// Why the data of a state message is not a deposit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BridgeError {
+    #[error("deposit data is not abi.encode(address, address, address, uint256, bytes): {0}")]
+    BadDeposit(String),
+    #[error("token metadata is not abi.encode(string, string, uint8): {0}")]
+    BadMetadata(String),
+}
+
+impl Deposit {
+    /// `abi.encode(token, from, to, amount, metadata)`, metadata being
+    /// `abi.encode(name, symbol, decimals)` or empty.
+    pub fn encode(&self) -> Bytes {
+        let metadata = self
+            .metadata
+            .as_ref()
+            .map(|m| {
+                Bytes::from(MetadataAbi::abi_encode_params(&(
+                    m.name.clone(),
+                    m.symbol.clone(),
+                    m.decimals,
+                )))
+            })
+            .unwrap_or_default();
+        (self.token, self.from, self.to, self.amount, metadata)
+            .abi_encode_params()
+            .into()
+    }
+
+    /// Reads the data of a state message; refuses anything the L1 bridge would not write.
+    pub fn decode(data: &[u8]) -> Result<Self, BridgeError> {
+        type Params = (Address, Address, Address, U256, Bytes);
+        let (token, from, to, amount, metadata) = Params::abi_decode_params_validate(data)
+            .map_err(|e| BridgeError::BadDeposit(e.to_string()))?;
+        let metadata = if metadata.is_empty() {
+            None
+        } else {
+            let (name, symbol, decimals) = MetadataAbi::abi_decode_params_validate(&metadata)
+                .map_err(|e| BridgeError::BadMetadata(e.to_string()))?;
+            Some(TokenMetadata {
+                name,
+                symbol,
+                decimals,
+            })
+        };
+        Ok(Self {
+            token,
+            from,
+            to,
+            amount,
+            metadata,
+        })
+    }
+}
+
+/// The hash chain over state messages: the hash after message `id`, given the hash after
+/// `id - 1` (zero before the first):
+/// `keccak256(abi.encode(previous, id, receiver, keccak256(data)))`.
+pub fn next_state_hash(previous: B256, id: u64, receiver: Address, data: &[u8]) -> B256 {
+    keccak256((previous, U256::from(id), receiver, keccak256(data)).abi_encode_params())
+}
+
+impl Withdrawal {
+    /// Its leaf in the block's withdrawals tree:
+    /// `keccak256(abi.encode(nonce, sender, recipient, token, amount))`.
+    pub fn leaf(&self) -> B256 {
+        keccak256(self.abi_encode())
+    }
+}
+
+/// The withdrawal carried by `log`, if it is a `WithdrawalInitiated` event of the L2
+/// bridge. The same event from any other contract is not a withdrawal.
+pub fn withdrawal_of(log: &Log) -> Option<Withdrawal> {
+    if log.address != L2_BRIDGE_ADDRESS
+        || log.topics().first() != Some(&WithdrawalInitiated::SIGNATURE_HASH)
+    {
+        return None;
+    }
+    let event = WithdrawalInitiated::decode_log_data(&log.data).ok()?;
+    Some(Withdrawal {
+        nonce: event.nonce,
+        sender: event.sender,
+        recipient: event.recipient,
+        token: event.token,
+        amount: event.amount,
+    })
+}
+
+/// The block's withdrawals, in the order of its logs.
+pub fn withdrawals<'a>(logs: impl IntoIterator<Item = &'a Log>) -> Vec<Withdrawal> {
+    logs.into_iter().filter_map(withdrawal_of).collect()
+}
+
+/// The header's `withdrawalsRoot` for a block with `withdrawals`: the binary Merkle root
+/// (the checkpoint format's tree) over their leaves, or Ethereum's empty-trie root when
+/// there are none, so a block without withdrawals has the header Ethereum clients expect.
+/// (A tree of one or more leaves can never have that root: it would be a keccak256
+/// preimage of the empty trie's RLP.)
+pub fn withdrawals_root(withdrawals: &[Withdrawal]) -> B256 {
+    if withdrawals.is_empty() {
+        return EMPTY_ROOT_HASH;
+    }
+    MerkleTree::from_iter(withdrawals.iter().map(Withdrawal::leaf)).root()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::LogData;
+
+    fn event_log(emitter: Address, w: &Withdrawal) -> Log {
+        let event = WithdrawalInitiated {
+            nonce: w.nonce,
+            sender: w.sender,
+            recipient: w.recipient,
+            token: w.token,
+            amount: w.amount,
+        };
+        Log {
+            address: emitter,
+            data: event.encode_log_data(),
+        }
+    }
+
+    fn withdrawal(nonce: u64) -> Withdrawal {
+        Withdrawal {
+            nonce: U256::from(nonce),
+            sender: Address::with_last_byte(1),
+            recipient: Address::with_last_byte(2),
+            token: KMC_TOKEN,
+            amount: U256::from(1000 + nonce),
+        }
+    }
+
+    #[test]
+    fn only_the_l2_bridge_emits_withdrawals() {
+        let w = withdrawal(3);
+        let ours = event_log(L2_BRIDGE_ADDRESS, &w);
+        let theirs = event_log(Address::with_last_byte(0x99), &w);
+        let other_event = Log {
+            address: L2_BRIDGE_ADDRESS,
+            data: LogData::new_unchecked(vec![B256::ZERO], Bytes::new()),
+        };
+        assert_eq!(withdrawal_of(&ours), Some(w.clone()));
+        assert_eq!(withdrawal_of(&theirs), None);
+        assert_eq!(withdrawal_of(&other_event), None);
+        let all = withdrawals([&theirs, &ours, &other_event]);
+        assert_eq!(all, vec![w.clone()]);
+        assert_eq!(withdrawals_root(&all), w.leaf(), "one leaf is its own root");
+    }
+
+    #[test]
+    fn no_withdrawals_keep_the_empty_trie_root() {
+        assert_eq!(withdrawals_root(&[]), EMPTY_ROOT_HASH);
+        let two = [withdrawal(0), withdrawal(1)];
+        let root = withdrawals_root(&two);
+        assert_ne!(root, EMPTY_ROOT_HASH);
+        assert_eq!(
+            root,
+            keccak256([two[0].leaf(), two[1].leaf()].concat()),
+            "parent = keccak256(left ‖ right)"
+        );
+    }
+
+    #[test]
+    fn deposits_round_trip_and_garbage_is_refused() {
+        let d = Deposit {
+            token: ETH_TOKEN,
+            from: Address::with_last_byte(1),
+            to: Address::with_last_byte(2),
+            amount: U256::from(5),
+            metadata: Some(TokenMetadata {
+                name: "Ether".into(),
+                symbol: "ETH".into(),
+                decimals: 18,
+            }),
+        };
+        assert_eq!(Deposit::decode(&d.encode()), Ok(d.clone()));
+        let plain = Deposit {
+            metadata: None,
+            ..d
+        };
+        assert_eq!(Deposit::decode(&plain.encode()), Ok(plain.clone()));
+        assert!(matches!(
+            Deposit::decode(&[1, 2, 3]),
+            Err(BridgeError::BadDeposit(_))
+        ));
+        let mut bad_meta = (
+            plain.token,
+            plain.from,
+            plain.to,
+            plain.amount,
+            Bytes::from(vec![7u8; 5]),
+        )
+            .abi_encode_params();
+        assert!(matches!(
+            Deposit::decode(&bad_meta),
+            Err(BridgeError::BadMetadata(_))
+        ));
+        bad_meta.truncate(100);
+        assert!(Deposit::decode(&bad_meta).is_err());
+    }
+}
