@@ -7,7 +7,8 @@
 //   node contracts/build.js --check    exit 1 if a committed artifact is stale
 //
 // Two builds:
-//   - the L1 contracts, contracts/src -> contracts/artifacts (via-IR: the BLS code needs it);
+//   - the contracts, contracts/src -> contracts/artifacts (via-IR: the BLS code needs it),
+//     and the L2 bridge predeploy's code into genesis/devnet.json;
 //   - the end-to-end test fixtures, tests/fixtures/contracts -> tests/fixtures/artifacts.
 // solc and OpenZeppelin are resolved from contracts/node_modules (`npm ci` there; the
 // test command links it to its cache).
@@ -34,6 +35,7 @@ const BUILDS = [
     settings: { ...BASE_SETTINGS, viaIR: true },
     // only what gets deployed: libraries are internal, OpenZeppelin is imported
     deployable: ['RootChain', 'StakingToken', 'Bridge', 'L2Bridge'],
+    predeploys: true,
   },
   {
     name: 'test fixtures',
@@ -110,6 +112,25 @@ function compile(solc, build) {
   return artifacts;
 }
 
+// The devnet genesis (genesis/devnet.json) carries the L2 bridge predeploy's code; it is
+// kept equal to the artifact's deployedBytecode here, and `--check` fails if it is not.
+const GENESIS = path.join(repo, 'genesis', 'devnet.json');
+const PREDEPLOYS = { L2Bridge: '0x0000000000000000000000000000000000001001' };
+
+function genesisWithPredeploys(artifacts) {
+  let text = fs.readFileSync(GENESIS, 'utf8');
+  for (const [name, address] of Object.entries(PREDEPLOYS)) {
+    const code = JSON.parse(artifacts[`${name}.json`]).deployedBytecode;
+    const entry = new RegExp(`("${address}":\\s*\\{[^}]*"code":\\s*")0x[0-9a-fA-F]*(")`);
+    if (!entry.test(text)) {
+      console.error(`${path.relative(repo, GENESIS)} has no alloc entry with code for ${name} at ${address}`);
+      process.exit(1);
+    }
+    text = text.replace(entry, `$1${code}$2`);
+  }
+  return text;
+}
+
 function main() {
   const check = process.argv.includes('--check');
   const solc = loadSolc();
@@ -117,6 +138,11 @@ function main() {
   for (const build of BUILDS) {
     const artifacts = compile(solc, build);
     const { outDir } = build;
+    if (build.predeploys) {
+      const genesis = genesisWithPredeploys(artifacts);
+      if (check && fs.readFileSync(GENESIS, 'utf8') !== genesis) stale.push('genesis/devnet.json (predeploy code)');
+      if (!check) fs.writeFileSync(GENESIS, genesis);
+    }
     const existing = fs.existsSync(outDir) ? fs.readdirSync(outDir).filter((f) => f.endsWith('.json')) : [];
     const rel = path.relative(repo, outDir);
     if (check) {

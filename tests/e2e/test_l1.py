@@ -10,6 +10,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import eth_abi
 import pytest
 from eth_account import Account
 from web3 import Web3
@@ -316,3 +317,142 @@ def test_koma_l1_deploy_writes_a_contracts_file(devnet, tmp_path):
               timeout=60)
     assert res.returncode != 0 and not bad.exists()
     assert "does not answer" in res.stderr, res.stderr
+
+
+L2_BRIDGE = "0x0000000000000000000000000000000000001001"
+KMC_ID = "0x0000000000000000000000000000000000001010"
+EMPTY_TRIE_ROOT = "0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421"
+
+
+def exit_args(p: dict) -> tuple:
+    """koma_getWithdrawalProof's answer as Bridge.exit's ExitProof tuple."""
+    w, leaf = p["withdrawal"], p["blockLeaf"]
+    return (
+        (int(w["nonce"], 16), w["sender"], w["recipient"], w["token"], int(w["amount"], 16)),
+        int(p["withdrawalIndex"], 16), p["withdrawalProof"], int(p["checkpoint"], 16),
+        (int(leaf["number"], 16), int(leaf["timestamp"], 16), leaf["blockHash"], leaf["receiptsRoot"],
+         leaf["withdrawalsRoot"]),
+        int(p["blockIndex"], 16), p["blockProof"])
+
+
+def test_native_kmc_withdrawn_on_l2_exits_on_l1_once(devnet):
+    """Native KMC sent to the L2 bridge predeploy with web3.py: its WithdrawalInitiated
+    event is in the receipt and the block's withdrawalsRoot commits to it;
+    koma_getWithdrawalProof gives, once a checkpoint covers the block, exactly what
+    Bridge.exit takes; a relayer exits it on L1 and the recipient gets the KMC there, to
+    the wei; a replay and a changed amount are refused with the contract's errors. The
+    bridge's KMC held on L1 backs the L2 genesis allocation from the start."""
+    l1, contracts = devnet["w3"], devnet["contracts"]
+    l2 = Web3(Web3.HTTPProvider(devnet["l2_url"]))
+    token = devnet["token"]
+    bridge = l1.eth.contract(address=contracts["bridge"], abi=abi("Bridge"))
+    l2_bridge = l2.eth.contract(address=Web3.to_checksum_address(L2_BRIDGE), abi=abi("L2Bridge"))
+
+    # the L2 genesis allocation's circulating KMC (10 dev accounts x 10,000) is locked on L1
+    genesis = json.loads((devnet["datadir"] / "genesis.json").read_text())
+    circulating = sum(int(a["balance"], 16) for addr, a in genesis["alloc"].items()
+                      if addr.lower() != L2_BRIDGE)
+    assert circulating == 100_000 * KMC
+    assert bridge.functions.genesisLocked().call()
+    locked_before = bridge.functions.locked(KMC_ID).call()
+    assert locked_before == circulating  # no deposit has been made on this devnet
+    assert token.functions.balanceOf(bridge.address).call() == locked_before
+
+    sender = Account.from_key(DEV_KEYS[6])
+    recipient = Account.create().address  # a fresh L1 account
+    amount = 3 * KMC + 12345
+    reserve_before = l2.eth.get_balance(l2_bridge.address)
+    tx = l2_bridge.functions.withdraw(recipient).build_transaction({
+        "from": sender.address, "value": amount, "chainId": CHAIN_ID, "gas": 200_000,
+        "nonce": l2.eth.get_transaction_count(sender.address), "maxFeePerGas": 10**11,
+        "maxPriorityFeePerGas": 10**9})
+    tx_hash = l2.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
+    receipt = l2.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
+    assert receipt["status"] == 1
+    events = l2_bridge.events.WithdrawalInitiated().process_receipt(receipt)
+    assert len(events) == 1
+    ev = events[0]["args"]
+    assert (ev["sender"], ev["recipient"], ev["token"].lower(), ev["amount"]) == (
+        sender.address, recipient, KMC_ID, amount)
+    assert l2.eth.get_balance(l2_bridge.address, receipt["blockNumber"]) == reserve_before + amount
+
+    # the header commits to it: one withdrawal is its own root
+    leaf = Web3.keccak(eth_abi.encode(["uint256", "address", "address", "address", "uint256"],
+                                      [ev["nonce"], sender.address, recipient, KMC_ID, amount]))
+    block = l2.eth.get_block(receipt["blockNumber"])
+    assert block["withdrawalsRoot"] == leaf
+    # a block without withdrawals keeps the empty-trie root clients expect
+    assert l2.eth.get_block(receipt["blockNumber"] - 1)["withdrawalsRoot"].to_0x_hex() == EMPTY_TRIE_ROOT
+
+    def proof():
+        p = l2.provider.make_request("koma_getWithdrawalProof", [tx_hash.to_0x_hex()])["result"]
+        return p if p is not None and p["checkpoint"] is not None else None
+
+    first = l2.provider.make_request("koma_getWithdrawalProof", [tx_hash.to_0x_hex()])["result"]
+    assert first["leaf"] == leaf.to_0x_hex() and first["withdrawalIndex"] == "0x0"
+    p = wait_until("a checkpoint covering the withdrawal", proof, timeout=150, interval=1)
+    assert p["blockLeaf"]["withdrawalsRoot"] == leaf.to_0x_hex()
+
+    # a relayer (not the sender) exits it on L1
+    relayer = Account.from_key(DEV_KEYS[7])
+    args = exit_args(p)
+    bad = list(args)
+    bad[0] = args[0][:4] + (amount + 1,)
+    with pytest.raises(ContractCustomError) as e:
+        bridge.functions.exit(tuple(bad)).call({"from": relayer.address})
+    assert error_selector(e.value) == selector("BadWithdrawalProof()")
+    exit_tx = bridge.functions.exit(args).build_transaction({
+        "from": relayer.address, "chainId": L1_CHAIN_ID, "gas": 300_000,
+        "nonce": l1.eth.get_transaction_count(relayer.address)})
+    exit_receipt = l1.eth.wait_for_transaction_receipt(
+        l1.eth.send_raw_transaction(relayer.sign_transaction(exit_tx).raw_transaction), timeout=30)
+    assert exit_receipt["status"] == 1, exit_receipt
+    assert token.functions.balanceOf(recipient).call() == amount
+    assert bridge.functions.locked(KMC_ID).call() == locked_before - amount
+    assert bridge.functions.isExited(ev["nonce"]).call()
+    with pytest.raises(ContractCustomError) as e:
+        bridge.functions.exit(args).call({"from": relayer.address})
+    assert error_selector(e.value) == selector("AlreadyExited(uint256)")
+
+    # an unknown transaction has no proof; there is no second withdrawal in this one
+    assert l2.provider.make_request("koma_getWithdrawalProof", ["0x" + "11" * 32])["result"] is None
+    err = l2.provider.make_request("koma_getWithdrawalProof", [tx_hash.to_0x_hex(), 1])["error"]
+    assert err["code"] == -32602 and "1 withdrawal" in err["message"], err
+
+
+def test_koma_bridge_withdraws_and_exits(devnet):
+    """The operator's tool: `koma bridge withdraw` on L2, `koma bridge exit` (which waits
+    for the checkpoint and says so), `koma bridge status`, with development accounts."""
+    l1_url = devnet["w3"].provider.endpoint_uri
+    contracts_file = str(devnet["datadir"] / "l1-contracts.json")
+    recipient = Account.create().address
+
+    out = run([str(koma_bin()), "bridge", "withdraw", "--amount", "2.5", "--to", recipient,
+               "--l2-rpc", devnet["l2_url"], "--account", "8"], timeout=90)
+    assert out.returncode == 0, out.stdout + out.stderr
+    tx = next(line.split()[-1] for line in out.stdout.splitlines() if line.startswith("withdrawal sent:"))
+    assert "koma bridge exit --tx" in out.stdout, out.stdout
+
+    status = run([str(koma_bin()), "bridge", "status", "--tx", tx, "--l2-rpc", devnet["l2_url"],
+                  "--l1-rpc", l1_url, "--l1-contracts", contracts_file], timeout=30)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "included in L2 block" in status.stdout, status.stdout
+
+    out = run([str(koma_bin()), "bridge", "exit", "--tx", tx, "--l2-rpc", devnet["l2_url"],
+               "--l1-rpc", l1_url, "--l1-contracts", contracts_file, "--account", "9"], timeout=200)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "exited: withdrawal" in out.stdout, out.stdout
+    assert devnet["token"].functions.balanceOf(recipient).call() == 5 * KMC // 2
+
+    status = run([str(koma_bin()), "bridge", "status", "--tx", tx, "--l2-rpc", devnet["l2_url"],
+                  "--l1-rpc", l1_url, "--bridge", devnet["contracts"]["bridge"]], timeout=30)
+    assert "exited on L1" in status.stdout, status.stdout
+    # a second exit is not sent
+    again = run([str(koma_bin()), "bridge", "exit", "--tx", tx, "--l2-rpc", devnet["l2_url"],
+                 "--l1-rpc", l1_url, "--l1-contracts", contracts_file], timeout=60)
+    assert again.returncode == 0 and "already exited" in again.stdout, again.stdout + again.stderr
+
+    # bad input: one clear line, no panic
+    bad = run([str(koma_bin()), "bridge", "withdraw", "--amount", "1.2.3", "--l2-rpc", devnet["l2_url"]],
+              timeout=30)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: invalid amount"), bad.stderr

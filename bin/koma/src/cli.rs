@@ -33,6 +33,9 @@ pub enum Command {
     /// Inspect or check a node's database (the node must be stopped).
     #[command(subcommand)]
     Db(DbCommand),
+    /// The bridge: withdraw from L2, exit on L1, follow a withdrawal.
+    #[command(subcommand)]
+    Bridge(crate::bridge::BridgeCommand),
     /// Benchmarks: executor, state root, end-to-end load over JSON-RPC.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),

@@ -72,6 +72,7 @@ pub async fn run(cmd: L1Command) -> eyre::Result<()> {
                 _ => None,
             };
             let mut params = DeployParams::devnet(spec.chain_id);
+            params.genesis_supply = koma_l1::genesis_supply(&spec);
             params.max_range = args.max_range;
             params.max_stakers = args.max_stakers;
             params.withdrawal_delay = args.withdrawal_delay;
@@ -186,6 +187,9 @@ pub fn print_contracts(l1_rpc: &str, contracts: &L1Contracts, file: Option<&Path
     );
     println!("RootChain:    {}", contracts.root_chain);
     println!("StakingToken: {}", contracts.staking_token);
+    if let Some(bridge) = contracts.bridge {
+        println!("Bridge:       {bridge}");
+    }
     if let Some(file) = file {
         println!("Contracts:    {}", file.display());
     }

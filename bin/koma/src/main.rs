@@ -3,7 +3,8 @@
 //! - `koma devnet`: a local network (4 nodes by default) with embedded defaults.
 //! - `koma node`: a node from a chain spec file.
 //! - `koma keys`: producer keys in encrypted keystores (Web3 Secret Storage).
-//! - `koma l1 deploy`: the root contracts on an L1.
+//! - `koma l1 deploy`: the root contracts and the bridge on an L1.
+//! - `koma bridge`: withdraw from L2, exit on L1.
 //! - `koma db verify`: re-executes a stopped node's chain and checks every root.
 //! - `koma bench`: executor, state-root and end-to-end throughput benchmarks.
 
@@ -11,6 +12,7 @@
 mod bad_peer;
 mod bench;
 mod bench_net;
+mod bridge;
 mod cli;
 mod config;
 mod devnet;
@@ -80,6 +82,7 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             }
         },
         Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Bridge(cmd) => bridge::run(cmd).await,
         #[cfg(feature = "test-tools")]
         Command::Debug(cli::DebugCommand::BadPeer(args)) => bad_peer::run(args).await,
     }

@@ -24,7 +24,7 @@ fn help_lists_the_operator_commands() {
     let out = koma(&["--help"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let help = String::from_utf8_lossy(&out.stdout);
-    for command in ["devnet", "node", "keys", "l1", "db", "bench"] {
+    for command in ["devnet", "node", "keys", "l1", "db", "bridge", "bench"] {
         assert!(
             help.lines()
                 .any(|l| l.trim_start().starts_with(&format!("{command} "))),

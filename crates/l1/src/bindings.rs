@@ -106,6 +106,86 @@ sol! {
         error SafeERC20FailedOperation(address token);
     }
 
+    /// The bridge on L1: deposits (state messages to L2) and exits (docs/bridge.md).
+    #[sol(rpc)]
+    #[derive(Debug, PartialEq, Eq)]
+    contract Bridge {
+        struct Withdrawal { uint256 nonce; address sender; address recipient; address token; uint256 amount; }
+        struct BlockLeaf {
+            uint256 number;
+            uint256 timestamp;
+            bytes32 blockHash;
+            bytes32 receiptsRoot;
+            bytes32 withdrawalsRoot;
+        }
+        struct ExitProof {
+            Withdrawal withdrawal;
+            uint256 withdrawalIndex;
+            bytes32[] withdrawalProof;
+            uint256 checkpoint;
+            BlockLeaf blockLeaf;
+            uint256 blockIndex;
+            bytes32[] blockProof;
+        }
+
+        constructor(address kmc_, address rootChain_, address l2Bridge_);
+
+        function depositEtherFor(address to) external payable;
+        function depositERC20For(address token, address to, uint256 amount) external;
+        function exit(ExitProof calldata p) external;
+        function isExited(uint256 nonce) external view returns (bool);
+        function lockGenesisSupply(uint256 amount) external;
+        function locked(address token) external view returns (uint256);
+        function mapped(address token) external view returns (bool);
+        function genesisLocked() external view returns (bool);
+        function stateCounter() external view returns (uint256);
+        function stateHash() external view returns (bytes32);
+        function kmc() external view returns (address);
+        function deployer() external view returns (address);
+        function rootChain() external view returns (address);
+        function l2Bridge() external view returns (address);
+
+        event StateSynced(uint256 indexed id, address indexed receiver, bytes data);
+        event Deposited(uint256 indexed id, address indexed token, address indexed from, address to, uint256 amount);
+        event Exited(uint256 indexed nonce, address indexed recipient, address indexed token, uint256 amount);
+        event GenesisSupplyLocked(uint256 amount);
+
+        error ZeroAmount();
+        error ZeroRecipient();
+        error NotDeployer();
+        error GenesisAlreadyLocked();
+        error PayoutFailed(address recipient, address token, uint256 amount);
+        error AlreadyExited(uint256 nonce);
+        error UnknownCheckpoint(uint256 number);
+        error BadWithdrawalProof();
+        error BadBlockProof();
+        error BadProofIndex(uint256 index, uint256 depth);
+        error SafeERC20FailedOperation(address token);
+    }
+
+    /// The bridge predeploy on L2 (at `koma_primitives::bridge::L2_BRIDGE_ADDRESS`).
+    #[sol(rpc)]
+    #[derive(Debug, PartialEq, Eq)]
+    contract L2Bridge {
+        function SYSTEM() external view returns (address);
+        function RECIPIENT_GAS() external view returns (uint256);
+        function lastStateId() external view returns (uint256);
+        function withdrawalCount() external view returns (uint256);
+        function childOf(address rootToken) external view returns (address);
+        function rootOf(address child) external view returns (address);
+        function claimable(address account) external view returns (uint256);
+        function childAddress(address rootToken) external view returns (address);
+        function onStateReceive(uint256 id, bytes calldata data) external;
+        function withdraw(address recipient) external payable;
+        function withdrawToken(address child, address recipient, uint256 amount) external;
+        function claim(address to) external;
+
+        event DepositApplied(uint256 indexed id, address indexed token, address indexed to, uint256 amount, bool credited);
+        event ChildTokenCreated(address indexed rootToken, address indexed child, string name, string symbol, uint8 decimals);
+        event WithdrawalInitiated(uint256 indexed nonce, address indexed sender, address indexed recipient, address token, uint256 amount);
+        event Claimed(address indexed account, address to, uint256 amount);
+    }
+
     /// KMC on L1 (an OpenZeppelin ERC-20 with permit).
     #[sol(rpc)]
     #[derive(Debug, PartialEq, Eq)]
@@ -129,6 +209,10 @@ sol! {
 pub mod artifacts {
     /// `contracts/artifacts/RootChain.json`.
     pub const ROOT_CHAIN: &str = include_str!("../../../contracts/artifacts/RootChain.json");
+    /// `contracts/artifacts/Bridge.json`.
+    pub const BRIDGE: &str = include_str!("../../../contracts/artifacts/Bridge.json");
+    /// `contracts/artifacts/L2Bridge.json` (the L2 predeploy; its code is in the genesis).
+    pub const L2_BRIDGE: &str = include_str!("../../../contracts/artifacts/L2Bridge.json");
     /// `contracts/artifacts/StakingToken.json`.
     pub const STAKING_TOKEN: &str = include_str!("../../../contracts/artifacts/StakingToken.json");
 }
@@ -205,6 +289,38 @@ mod tests {
         );
         assert!(errors.contains(&RootChain::InvalidSignature::SELECTOR));
 
+        let bridge = abi(artifacts::BRIDGE);
+        let functions: BTreeSet<[u8; 4]> = bridge.functions().map(|f| f.selector().0).collect();
+        let ours: BTreeSet<[u8; 4]> = Bridge::BridgeCalls::SELECTORS.iter().copied().collect();
+        assert_eq!(
+            ours, functions,
+            "Bridge functions differ from the artifact's ABI"
+        );
+        let events: BTreeSet<[u8; 32]> = bridge.events().map(|e| e.selector().0).collect();
+        let ours: BTreeSet<[u8; 32]> = Bridge::BridgeEvents::SELECTORS.iter().copied().collect();
+        assert_eq!(ours, events, "Bridge events differ from the artifact's ABI");
+        let errors: BTreeSet<[u8; 4]> = bridge.errors().map(|e| e.selector().0).collect();
+        let ours: BTreeSet<[u8; 4]> = Bridge::BridgeErrors::SELECTORS.iter().copied().collect();
+        assert_eq!(ours, errors, "Bridge errors differ from the artifact's ABI");
+
+        let l2 = abi(artifacts::L2_BRIDGE);
+        let functions: BTreeSet<[u8; 4]> = l2.functions().map(|f| f.selector().0).collect();
+        let ours: BTreeSet<[u8; 4]> = L2Bridge::L2BridgeCalls::SELECTORS.iter().copied().collect();
+        assert_eq!(
+            ours, functions,
+            "L2Bridge functions differ from the artifact's ABI"
+        );
+        let events: BTreeSet<[u8; 32]> = l2.events().map(|e| e.selector().0).collect();
+        let ours: BTreeSet<[u8; 32]> = L2Bridge::L2BridgeEvents::SELECTORS
+            .iter()
+            .copied()
+            .collect();
+        assert_eq!(
+            ours, events,
+            "L2Bridge events differ from the artifact's ABI"
+        );
+        assert!(events.contains(&koma_primitives::bridge::WithdrawalInitiated::SIGNATURE_HASH.0));
+
         let token = abi(artifacts::STAKING_TOKEN);
         let functions: BTreeSet<[u8; 4]> = token.functions().map(|f| f.selector().0).collect();
         for ours in StakingToken::StakingTokenCalls::SELECTORS {
@@ -213,6 +329,21 @@ mod tests {
                 "token function {ours:?} not in the artifact"
             );
         }
+    }
+
+    /// The devnet genesis carries the L2 bridge's code as compiled (contracts/build.js
+    /// writes it there; this catches a hand edit or a stale genesis).
+    #[test]
+    fn the_devnet_genesis_holds_the_compiled_l2_bridge() {
+        let json: serde_json::Value = serde_json::from_str(artifacts::L2_BRIDGE).unwrap();
+        let code: Bytes = json["deployedBytecode"].as_str().unwrap().parse().unwrap();
+        let spec = koma_primitives::ChainSpec::devnet();
+        let account = &spec.alloc[&koma_primitives::bridge::L2_BRIDGE_ADDRESS];
+        assert_eq!(account.code.as_ref(), Some(&code));
+        assert!(
+            account.balance > alloy_primitives::U256::ZERO,
+            "the native reserve"
+        );
     }
 
     #[test]
@@ -229,6 +360,7 @@ mod tests {
                 .len()
                 > 1_000
         );
+        assert!(creation_code("Bridge", artifacts::BRIDGE).unwrap().len() > 1_000);
         assert!(creation_code("x", "{}").is_err());
         assert!(creation_code("x", r#"{"bytecode":"0xzz"}"#).is_err());
     }

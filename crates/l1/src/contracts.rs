@@ -19,6 +19,13 @@ pub struct L1Contracts {
     /// `StakingToken` (KMC on L1).
     #[serde(serialize_with = "checksummed")]
     pub staking_token: Address,
+    /// The bridge (absent in a file written before the bridge existed).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "checksummed_opt"
+    )]
+    pub bridge: Option<Address>,
     /// The L1 block of the deployment: watchers start reading events here.
     pub deploy_block: u64,
     /// The first L2 block of checkpoint 1.
@@ -34,6 +41,16 @@ pub struct L1Contracts {
 /// Addresses are written with their EIP-55 checksum, which clients such as web3.py insist on.
 fn checksummed<S: serde::Serializer>(address: &Address, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&address.to_checksum(None))
+}
+
+fn checksummed_opt<S: serde::Serializer>(
+    address: &Option<Address>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match address {
+        Some(a) => checksummed(a, s),
+        None => s.serialize_none(),
+    }
 }
 
 /// Why the contracts file cannot be used.
@@ -94,6 +111,7 @@ mod tests {
             l2_chain_id: 42424,
             root_chain: Address::repeat_byte(1),
             staking_token: alloy_primitives::address!("5FbDB2315678afecb367f032d93F642f64180aa3"),
+            bridge: Some(Address::repeat_byte(2)),
             deploy_block: 7,
             first_block: 0,
             max_range: 1024,
@@ -111,6 +129,16 @@ mod tests {
             text.contains("0x5FbDB2315678afecb367f032d93F642f64180aa3"),
             "checksummed: {text}"
         );
+        // a file from before the bridge: no `bridge` field
+        let old: String = text
+            .lines()
+            .filter(|l| !l.contains("\"bridge\""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&path, &old).unwrap();
+        let read = L1Contracts::from_file(&path).unwrap();
+        assert_eq!(read.bridge, None);
+        assert_eq!(read.root_chain, c.root_chain);
         std::fs::write(&path, text.replace("\"maxRange\"", "\"maxRang\"")).unwrap();
         let err = L1Contracts::from_file(&path).unwrap_err().to_string();
         assert!(err.contains("not a contracts file"), "{err}");

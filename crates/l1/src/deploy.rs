@@ -1,6 +1,6 @@
 //! Deploying the root contracts to an L1 and registering stakers.
 
-use crate::bindings::{RootChain, StakingToken, artifacts, creation_code};
+use crate::bindings::{Bridge, RootChain, StakingToken, artifacts, creation_code};
 use crate::contracts::L1Contracts;
 use alloy::network::{ReceiptResponse, TransactionBuilder};
 use alloy::providers::Provider;
@@ -25,6 +25,20 @@ pub struct DeployParams {
     pub withdrawal_delay: u64,
     /// KMC minted at deployment, to the deployer.
     pub token_supply: U256,
+    /// KMC the deployer locks in the bridge as the backing of the L2 genesis allocation's
+    /// circulating native balances ([`genesis_supply`]).
+    pub genesis_supply: U256,
+}
+
+/// The native KMC in circulation at the L2's genesis: every allocated balance except the
+/// L2 bridge's reserve. The L1 bridge must hold at least this much from the start.
+pub fn genesis_supply(spec: &koma_primitives::ChainSpec) -> U256 {
+    spec.alloc
+        .iter()
+        .filter(|(address, _)| **address != koma_primitives::bridge::L2_BRIDGE_ADDRESS)
+        .fold(U256::ZERO, |sum, (_, account)| {
+            sum.saturating_add(account.balance)
+        })
 }
 
 impl DeployParams {
@@ -39,6 +53,7 @@ impl DeployParams {
             max_stakers: 128,
             withdrawal_delay: 3600,
             token_supply: U256::from(1_000_000_000u64) * kmc,
+            genesis_supply: genesis_supply(&koma_primitives::ChainSpec::devnet()),
         }
     }
 }
@@ -107,12 +122,27 @@ pub async fn deploy<P: Provider>(
         .abi_encode(),
     );
     let (root_chain, _) = create(provider, "RootChain", init).await?;
-    tracing::info!(%token, %root_chain, l1_chain_id, "deployed the root contracts");
+
+    let mut init = creation_code("Bridge", artifacts::BRIDGE)?.to_vec();
+    init.extend(
+        Bridge::constructorCall {
+            kmc_: token,
+            rootChain_: root_chain,
+            l2Bridge_: koma_primitives::bridge::L2_BRIDGE_ADDRESS,
+        }
+        .abi_encode(),
+    );
+    let (bridge, _) = create(provider, "Bridge", init).await?;
+    if !params.genesis_supply.is_zero() {
+        lock_genesis_supply(provider, token, bridge, params.genesis_supply).await?;
+    }
+    tracing::info!(%token, %root_chain, %bridge, l1_chain_id, "deployed the root contracts and the bridge");
     Ok(L1Contracts {
         l1_chain_id,
         l2_chain_id: params.l2_chain_id,
         root_chain,
         staking_token: token,
+        bridge: Some(bridge),
         deploy_block: first,
         first_block: params.first_block,
         max_range: params.max_range,
@@ -120,6 +150,37 @@ pub async fn deploy<P: Provider>(
         max_stakers: params.max_stakers,
         withdrawal_delay: params.withdrawal_delay,
     })
+}
+
+/// Locks `amount` KMC of the provider's sender (the deployer) in `bridge` as the backing
+/// of the L2 genesis allocation.
+async fn lock_genesis_supply<P: Provider>(
+    provider: &P,
+    token: Address,
+    bridge: Address,
+    amount: U256,
+) -> eyre::Result<()> {
+    let receipt = StakingToken::new(token, provider)
+        .approve(bridge, amount)
+        .send()
+        .await
+        .wrap_err("cannot send the approval of the genesis supply")?
+        .get_receipt()
+        .await?;
+    if !receipt.status() {
+        bail!("approving the genesis supply reverted");
+    }
+    let receipt = Bridge::new(bridge, provider)
+        .lockGenesisSupply(amount)
+        .send()
+        .await
+        .map_err(|e| eyre!("cannot lock the genesis supply: {e}"))?
+        .get_receipt()
+        .await?;
+    if !receipt.status() {
+        bail!("locking the genesis supply reverted");
+    }
+    Ok(())
 }
 
 /// What a staker registers.

@@ -15,6 +15,6 @@ pub mod dev;
 
 pub use contracts::L1Contracts;
 pub use deploy::{
-    DeployParams, StakerRegistration, activate_genesis_set, deploy, register_staker,
-    transfer_tokens,
+    DeployParams, StakerRegistration, activate_genesis_set, deploy, genesis_supply,
+    register_staker, transfer_tokens,
 };

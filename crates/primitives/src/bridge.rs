@@ -4,6 +4,7 @@
 //! `withdrawalsRoot`). `contracts/src/bridge/BridgeMessages.sol` computes the same bytes;
 //! `tests/vectors/bridge.json` holds both sides to them.
 
+use alloy::consensus::ReceiptEnvelope;
 use alloy::consensus::constants::EMPTY_ROOT_HASH;
 use alloy::primitives::{Address, B256, Bytes, Log, U256, address, keccak256};
 use alloy::sol;
@@ -172,6 +173,12 @@ pub fn withdrawals_root(withdrawals: &[Withdrawal]) -> B256 {
         return EMPTY_ROOT_HASH;
     }
     MerkleTree::from_iter(withdrawals.iter().map(Withdrawal::leaf)).root()
+}
+
+/// The header's `withdrawalsRoot` of a block with `receipts`: over the withdrawals in
+/// the order of the block's logs.
+pub fn block_withdrawals_root(receipts: &[ReceiptEnvelope]) -> B256 {
+    withdrawals_root(&withdrawals(receipts.iter().flat_map(|r| r.logs())))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{Address, B256};
 use koma_evm::{BlockEnvInput, BlockExecutor, TxError};
 use koma_primitives::compute::{MIN_TX_COMPUTE_UNITS, max_tx_compute_units};
-use koma_primitives::{Block, ChainSpec, EMPTY_ROOT_HASH, SealedHeader, SignedHeader};
+use koma_primitives::{Block, ChainSpec, SealedHeader, SignedHeader};
 use koma_storage::{Database, StorageError};
 use std::time::Instant;
 
@@ -215,7 +215,9 @@ pub fn build_block_until(
         mix_hash: env.prevrandao,
         nonce: Default::default(),
         base_fee_per_gas: Some(base_fee),
-        withdrawals_root: Some(EMPTY_ROOT_HASH),
+        withdrawals_root: Some(koma_primitives::bridge::block_withdrawals_root(
+            &executed.receipts,
+        )),
         blob_gas_used: Some(0),
         excess_blob_gas: Some(0),
         parent_beacon_block_root: Some(B256::ZERO),

@@ -246,6 +246,16 @@ pub fn execute_block<S: StateReader>(
             receipts_root,
         ));
     }
+    // the bridge's withdrawals, which exits on L1 prove against this root
+    let withdrawals_root = koma_primitives::bridge::block_withdrawals_root(&executed.receipts);
+    if h.withdrawals_root != Some(withdrawals_root) {
+        return Err(mismatch(
+            number,
+            "withdrawals root",
+            h.withdrawals_root.unwrap_or_default(),
+            withdrawals_root,
+        ));
+    }
     if executed.logs_bloom != h.logs_bloom {
         return Err(mismatch::<Bloom>(
             number,

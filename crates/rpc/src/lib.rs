@@ -54,7 +54,7 @@ mod tests;
 
 pub use api::{
     BlockSeal, EthApiServer, KomaApi, KomaChainApiServer, NetApiServer, TxpoolApiServer,
-    Web3ApiServer, event_logs,
+    Web3ApiServer, WithdrawalFields, WithdrawalProof, event_logs,
 };
 pub use backend::{
     CheckpointApi, CheckpointInfo, ConsensusApi, FinalBlock, NetworkApi, NodeInfo, ThresholdStatus,

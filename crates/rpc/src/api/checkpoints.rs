@@ -12,7 +12,7 @@ use jsonrpsee::core::RpcResult;
 use serde::Serialize;
 
 /// The fields of a block's checkpoint leaf.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProvenLeaf {
     #[serde(with = "alloy::serde::quantity")]

@@ -18,6 +18,7 @@
 //! (constants, the in-memory head, the pool's counters) answer on the async worker.
 
 mod blocks;
+mod bridge;
 mod call;
 mod checkpoints;
 mod fees;
@@ -29,6 +30,7 @@ mod subscriptions;
 mod transactions;
 
 pub use blocks::BlockSeal;
+pub use bridge::{WithdrawalFields, WithdrawalProof};
 pub use checkpoints::{BlockProof, MerkleOfMerkles};
 pub use pool::{TxpoolContent, TxpoolStatus};
 pub use subscriptions::event_logs;
@@ -181,6 +183,17 @@ pub trait KomaChainApi {
     /// Both are numbers or hex quantities; `depth` is 1 to 10,000.
     #[method(name = "calcMoM")]
     async fn calc_mom(&self, height: Quantity, depth: Quantity) -> RpcResult<MerkleOfMerkles>;
+    /// What `Bridge.exit` on L1 takes for the `index`-th (default 0) withdrawal that
+    /// transaction `tx` made through the L2 bridge: the withdrawal, its proof to the
+    /// block's `withdrawalsRoot`, the block's leaf, and, once an accepted checkpoint covers
+    /// the block, the checkpoint number and the block's proof (else `null`). `null` for an
+    /// unknown transaction.
+    #[method(name = "getWithdrawalProof")]
+    async fn withdrawal_proof(
+        &self,
+        tx: B256,
+        index: Option<Quantity>,
+    ) -> RpcResult<Option<WithdrawalProof>>;
 }
 
 #[rpc(server, namespace = "net")]
@@ -465,6 +478,14 @@ impl KomaChainApiServer for KomaApi {
     }
     async fn calc_mom(&self, height: Quantity, depth: Quantity) -> RpcResult<MerkleOfMerkles> {
         self.io(move |api| api.mom_at(height.0, depth.0)).await
+    }
+    async fn withdrawal_proof(
+        &self,
+        tx: B256,
+        index: Option<Quantity>,
+    ) -> RpcResult<Option<WithdrawalProof>> {
+        let index = index.map_or(0, |q| q.0);
+        self.io(move |api| api.withdrawal_proof_of(tx, index)).await
     }
 }
 
