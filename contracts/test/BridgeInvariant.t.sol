@@ -220,6 +220,7 @@ contract BridgeInvariantTest is Test {
     /// Every deposit was applied on L2, once, in order.
     function invariant_everyDepositAppliedOnce() public view {
         assertEq(l2.lastStateId(), bridge.stateCounter(), "applied");
+        assertEq(l2.lastStateHash(), bridge.stateHash(), "the same hash chain on both sides");
     }
 
     function _child(address token) internal view {

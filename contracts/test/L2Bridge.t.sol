@@ -41,6 +41,7 @@ contract L2BridgeTest is Test {
         vm.expectRevert(abi.encodeWithSelector(L2Bridge.StateOutOfOrder.selector, 2, 1));
         l2.onStateReceive(1, data); // never twice
         assertEq(l2.lastStateId(), 1, "applied once");
+        assertEq(l2.lastStateHash(), BridgeMessages.nextStateHash(0, 1, address(l2), data), "hash chain");
         assertEq(BOB.balance, 1, "credited once");
     }
 

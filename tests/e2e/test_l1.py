@@ -327,8 +327,10 @@ EMPTY_TRIE_ROOT = "0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e36
 def exit_args(p: dict) -> tuple:
     """koma_getWithdrawalProof's answer as Bridge.exit's ExitProof tuple."""
     w, leaf = p["withdrawal"], p["blockLeaf"]
+    address = Web3.to_checksum_address  # JSON-RPC answers are lowercase; web3.py wants checksums
     return (
-        (int(w["nonce"], 16), w["sender"], w["recipient"], w["token"], int(w["amount"], 16)),
+        (int(w["nonce"], 16), address(w["sender"]), address(w["recipient"]), address(w["token"]),
+         int(w["amount"], 16)),
         int(p["withdrawalIndex"], 16), p["withdrawalProof"], int(p["checkpoint"], 16),
         (int(leaf["number"], 16), int(leaf["timestamp"], 16), leaf["blockHash"], leaf["receiptsRoot"],
          leaf["withdrawalsRoot"]),
@@ -456,3 +458,155 @@ def test_koma_bridge_withdraws_and_exits(devnet):
     bad = run([str(koma_bin()), "bridge", "withdraw", "--amount", "1.2.3", "--l2-rpc", devnet["l2_url"]],
               timeout=30)
     assert bad.returncode == 1 and bad.stderr.startswith("error: invalid amount"), bad.stderr
+
+
+ETH_ID = "0xEeeeeEeeeEeEeeEeEeEeeEEEeeeeEeeeeeeeEEeE"
+SYSTEM = "0xffffFFFfFFffffffffffffffFfFFFfffFFFfFFfE"
+TRANSFER_LOG = "0x0000000000000000000000000000000000001010"
+
+
+def send_l1(w3: Web3, key: str, call, value: int = 0) -> dict:
+    account = Account.from_key(key)
+    tx = call.build_transaction({"from": account.address, "value": value, "chainId": L1_CHAIN_ID,
+                                 "nonce": w3.eth.get_transaction_count(account.address)})
+    receipt = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction), timeout=60)
+    assert receipt["status"] == 1, receipt
+    return receipt
+
+
+def get_deposit(l2: Web3, deposit_id: int) -> dict:
+    return l2.provider.make_request("koma_getDeposit", [hex(deposit_id)])["result"]
+
+
+def test_deposits_of_kmc_eth_and_an_erc20_are_applied_once_on_l2(devnet):
+    """Deposits made on the devnet's L1 with web3.py (KMC, ETH, and a freshly deployed
+    ERC-20) arrive on L2 as system transactions at the start of a block: from the system
+    address, with receipts and logs clients read like any other, native KMC credited from
+    the bridge's reserve (with its transfer-log entry) and ETH/ERC-20 minted as child
+    tokens that carry the L1 token's name, symbol and decimals. koma_getDeposit follows
+    each from L1 to a final L2 block; the hash chain L2 keeps equals L1's; locked on L1
+    equals what L2 holds, to the wei; the credited KMC is spent on L2 at once."""
+    l1, contracts = devnet["w3"], devnet["contracts"]
+    l2 = Web3(Web3.HTTPProvider(devnet["l2_url"]))
+    token = devnet["token"]
+    bridge = l1.eth.contract(address=contracts["bridge"], abi=abi("Bridge"))
+    l2_bridge = l2.eth.contract(address=Web3.to_checksum_address(L2_BRIDGE), abi=abi("L2Bridge"))
+    depositor = DEV_KEYS[0]  # the L1 deployer: holds the KMC not staked or locked
+    holder = Account.create()  # fresh on L2: no balance, no nonce
+    recipient = holder.address
+    kmc_amount, eth_amount, usd_amount = 7 * KMC + 1, KMC // 4, 1_234_567
+
+    # a fresh ERC-20 on L1 (the StakingToken bytecode, with its own supply)
+    artifact = json.loads((REPO / "contracts" / "artifacts" / "StakingToken.json").read_text())
+    factory = l1.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"]["object"]
+                              if isinstance(artifact["bytecode"], dict) else artifact["bytecode"])
+    depositor_address = Account.from_key(depositor).address
+    created = send_l1(l1, depositor, factory.constructor(depositor_address, 10**24))
+    usd = l1.eth.contract(address=created["contractAddress"], abi=artifact["abi"])
+
+    locked_kmc = bridge.functions.locked(KMC_ID).call()
+    reserve = l2.eth.get_balance(l2_bridge.address)
+    first_id = bridge.functions.stateCounter().call() + 1
+    send_l1(l1, depositor, token.functions.approve(bridge.address, kmc_amount))
+    send_l1(l1, depositor, bridge.functions.depositERC20For(token.address, recipient, kmc_amount))
+    send_l1(l1, depositor, bridge.functions.depositEtherFor(recipient), value=eth_amount)
+    send_l1(l1, depositor, usd.functions.approve(bridge.address, usd_amount))
+    receipt = send_l1(l1, depositor, bridge.functions.depositERC20For(usd.address, recipient, usd_amount))
+    last_id = bridge.events.Deposited().process_receipt(receipt)[0]["args"]["id"]
+    assert last_id == first_id + 2
+
+    # spendable on L2 within seconds of its L1 confirmations
+    wait_until("the KMC deposit on L2", lambda: l2.eth.get_balance(recipient) == kmc_amount, timeout=60)
+    applied = wait_until("all three applied", lambda: all(
+        get_deposit(l2, i)["status"] == "applied" for i in range(first_id, last_id + 1)), timeout=60)
+    assert applied
+    statuses = [get_deposit(l2, i) for i in range(first_id, last_id + 1)]
+    kmc_status = statuses[0]
+    assert (kmc_status["token"].lower(), Web3.to_checksum_address(kmc_status["to"]),
+            int(kmc_status["amount"], 16)) == (KMC_ID, recipient, kmc_amount)
+    assert Web3.to_checksum_address(kmc_status["from"]) == depositor_address
+
+    # the system transaction: first in its block, from the system, zero gas price, a
+    # receipt with the bridge's event, found by eth_getLogs, and read by web3.py as is
+    tx = l2.eth.get_transaction(kmc_status["transactionHash"])
+    assert tx["from"] == SYSTEM and tx["to"] == l2_bridge.address and tx["gasPrice"] == 0
+    block = l2.eth.get_block(tx["blockNumber"], full_transactions=True)
+    assert block["transactions"][0]["hash"] == tx["hash"]
+    l2_receipt = l2.eth.get_transaction_receipt(tx["hash"])
+    assert l2_receipt["status"] == 1
+    applied_events = l2_bridge.events.DepositApplied().process_receipt(l2_receipt)
+    assert [(e["args"]["id"], e["args"]["to"], e["args"]["amount"], e["args"]["credited"])
+            for e in applied_events] == [(first_id, recipient, kmc_amount, True)]
+    logs = l2.eth.get_logs({"fromBlock": tx["blockNumber"], "toBlock": tx["blockNumber"],
+                            "address": l2_bridge.address})
+    assert any(log["transactionHash"] == tx["hash"] for log in logs)
+    # the native credit is in the transfer log, from the bridge's reserve to the recipient
+    transfer_topic = Web3.keccak(text="LogTransfer(address,address,address,uint256,uint256,uint256,uint256,uint256)")
+    credits = [log for log in l2_receipt["logs"] if log["address"].lower() == TRANSFER_LOG
+               and log["topics"][0] == transfer_topic]
+    assert len(credits) == 1, l2_receipt["logs"]
+    assert Web3.to_checksum_address(credits[0]["topics"][2][-20:]) == l2_bridge.address
+    assert Web3.to_checksum_address(credits[0]["topics"][3][-20:]) == recipient
+
+    # ETH and the ERC-20 as child tokens at their deterministic addresses
+    child_abi = [{"type": "function", "name": n, "stateMutability": "view", "inputs": i,
+                  "outputs": [{"name": "", "type": t}]}
+                 for n, i, t in [("name", [], "string"), ("symbol", [], "string"), ("decimals", [], "uint8"),
+                                 ("totalSupply", [], "uint256"),
+                                 ("balanceOf", [{"name": "a", "type": "address"}], "uint256")]]
+    eth_child = l2.eth.contract(address=l2_bridge.functions.childAddress(ETH_ID).call(), abi=child_abi)
+    usd_child = l2.eth.contract(address=l2_bridge.functions.childAddress(usd.address).call(), abi=child_abi)
+    assert l2_bridge.functions.childOf(ETH_ID).call() == eth_child.address
+    assert eth_child.functions.balanceOf(recipient).call() == eth_amount
+    assert (eth_child.functions.name().call(), eth_child.functions.symbol().call(),
+            eth_child.functions.decimals().call()) == ("Ether", "ETH", 18)
+    assert usd_child.functions.balanceOf(recipient).call() == usd_amount
+    assert usd_child.functions.symbol().call() == usd.functions.symbol().call()
+
+    # both sides keep the same hash chain and count; locked on L1 = held on L2
+    wait_until("final", lambda: get_deposit(l2, last_id)["finality"]["status"] != "included", timeout=60)
+    final = get_deposit(l2, last_id)
+    assert final["stateHash"] == "0x" + bridge.functions.stateHash().call().hex()
+    assert l2_bridge.functions.lastStateHash().call().hex() == bridge.functions.stateHash().call().hex()
+    assert l2_bridge.functions.lastStateId().call() == bridge.functions.stateCounter().call()
+    assert bridge.functions.locked(KMC_ID).call() == locked_kmc + kmc_amount
+    assert l2.eth.get_balance(l2_bridge.address) == reserve - kmc_amount
+    assert bridge.functions.locked(ETH_ID).call() == eth_child.functions.totalSupply().call()
+    assert bridge.functions.locked(usd.address).call() == usd_child.functions.totalSupply().call() == usd_amount
+
+    # the deposited KMC pays for its own use on L2 at once, gas accounted to the wei
+    other = Account.create().address
+    spend = l2.eth.send_raw_transaction(holder.sign_transaction({
+        "to": other, "value": KMC, "gas": 21_000, "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 10**9,
+        "nonce": 0, "chainId": CHAIN_ID}).raw_transaction)
+    spent = l2.eth.wait_for_transaction_receipt(spend, timeout=30)
+    assert spent["status"] == 1
+    assert l2.eth.get_balance(other) == KMC
+    assert l2.eth.get_balance(recipient) == kmc_amount - KMC - spent["gasUsed"] * spent["effectiveGasPrice"]
+
+    # no deposit id 0; an id not made yet is unknown
+    assert get_deposit(l2, 0) is None
+    assert get_deposit(l2, last_id + 1000)["status"] == "unknown"
+
+
+def test_koma_bridge_deposits_and_waits_for_l2(devnet):
+    """`koma bridge deposit` approves, deposits, and says how far it is until the deposit
+    is spendable on L2; `koma bridge status --deposit` reports it afterwards."""
+    l2 = Web3(Web3.HTTPProvider(devnet["l2_url"]))
+    l1_url = devnet["w3"].provider.endpoint_uri
+    contracts_file = str(devnet["datadir"] / "l1-contracts.json")
+    recipient = Account.create().address
+    out = run([str(koma_bin()), "bridge", "deposit", "--amount", "1.5", "--to", recipient,
+               "--l2-rpc", devnet["l2_url"], "--l1-rpc", l1_url, "--l1-contracts", contracts_file,
+               "--account", "0"], timeout=200)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "applied in L2 block" in out.stdout, out.stdout
+    assert l2.eth.get_balance(recipient) == 3 * KMC // 2
+    deposit_id = next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("deposit "))
+    status = run([str(koma_bin()), "bridge", "status", "--deposit", deposit_id, "--l2-rpc", devnet["l2_url"],
+                  "--l1-rpc", l1_url, "--l1-contracts", contracts_file], timeout=30)
+    assert status.returncode == 0 and "applied in L2 block" in status.stdout, status.stdout + status.stderr
+    bad = run([str(koma_bin()), "bridge", "deposit", "--amount", "1", "--token", "USDC",
+               "--l1-contracts", contracts_file], timeout=30)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: invalid token"), bad.stderr

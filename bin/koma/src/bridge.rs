@@ -1,4 +1,5 @@
-//! `koma bridge`: withdraw from L2, exit on L1, and follow a withdrawal (docs/bridge.md).
+//! `koma bridge`: deposit from L1, withdraw from L2, exit on L1, and follow either
+//! (docs/bridge.md).
 //!
 //! By default it acts for the devnet: the first development account, the devnet's L2 RPC
 //! and the contracts file `koma devnet` writes.
@@ -10,7 +11,7 @@ use alloy_primitives::{Address, B256, U256};
 use clap::{Args, Subcommand};
 use eyre::{WrapErr, bail, eyre};
 use koma_l1::L1Contracts;
-use koma_l1::bindings::{Bridge, L2Bridge};
+use koma_l1::bindings::{Bridge, L2Bridge, StakingToken};
 use koma_primitives::bridge::{KMC_TOKEN, L2_BRIDGE_ADDRESS};
 use koma_rpc::WithdrawalProof;
 use std::path::PathBuf;
@@ -18,11 +19,13 @@ use std::time::Duration;
 
 #[derive(Debug, Subcommand)]
 pub enum BridgeCommand {
+    /// Deposit KMC, ETH or an ERC-20 from L1 to L2 and wait until it is spendable there.
+    Deposit(DepositArgs),
     /// Withdraw native KMC from L2 to an L1 address (sends it to the L2 bridge).
     Withdraw(WithdrawArgs),
     /// Exit a withdrawal on L1 once a checkpoint covers it (waits for the checkpoint).
     Exit(ExitArgs),
-    /// Where a withdrawal stands: included, checkpointed, exited.
+    /// Where a withdrawal (--tx) or a deposit (--deposit) stands.
     Status(StatusArgs),
 }
 
@@ -92,10 +95,40 @@ pub struct ExitArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DepositArgs {
+    /// Amount, in the token's units (decimals allowed: 1.5).
+    #[arg(long)]
+    pub amount: String,
+    /// What to deposit: KMC, ETH, or an ERC-20's L1 address.
+    #[arg(long, default_value = "KMC")]
+    pub token: String,
+    /// The L2 address to credit (default: the depositing account's own address).
+    #[arg(long)]
+    pub to: Option<Address>,
+    /// JSON-RPC URL of a KOMA node that follows the L1.
+    #[arg(long, default_value = "http://127.0.0.1:8545")]
+    pub l2_rpc: String,
+    /// JSON-RPC URL of the L1 (default: the devnet's L1).
+    #[arg(long, default_value = "http://127.0.0.1:8645")]
+    pub l1_rpc: String,
+    #[command(flatten)]
+    pub l1: L1Bridge,
+    /// Give up waiting for the deposit on L2 after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    #[command(flatten)]
+    pub account: Account,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["tx", "deposit"])))]
 pub struct StatusArgs {
     /// The L2 transaction that withdrew.
     #[arg(long)]
-    pub tx: B256,
+    pub tx: Option<B256>,
+    /// The id of a deposit (`koma bridge deposit` prints it).
+    #[arg(long)]
+    pub deposit: Option<u64>,
     /// Which of the transaction's withdrawals (if it made several).
     #[arg(long, default_value_t = 0)]
     pub index: u64,
@@ -137,9 +170,186 @@ impl L1Bridge {
 
 pub async fn run(cmd: BridgeCommand) -> eyre::Result<()> {
     match cmd {
+        BridgeCommand::Deposit(args) => deposit(args).await,
         BridgeCommand::Withdraw(args) => withdraw(args).await,
         BridgeCommand::Exit(args) => exit(args).await,
         BridgeCommand::Status(args) => status(args).await,
+    }
+}
+
+/// An L1 token as `--token` names it.
+#[derive(Debug, Clone, Copy)]
+enum DepositToken {
+    Kmc,
+    Ether,
+    Erc20(Address),
+}
+
+fn deposit_token(text: &str) -> eyre::Result<DepositToken> {
+    match text.to_ascii_uppercase().as_str() {
+        "KMC" => Ok(DepositToken::Kmc),
+        "ETH" => Ok(DepositToken::Ether),
+        _ => text
+            .parse()
+            .map(DepositToken::Erc20)
+            .map_err(|_| eyre!("invalid token {text:?}: KMC, ETH or an ERC-20's L1 address")),
+    }
+}
+
+async fn deposit_of(l2: &impl Provider, id: u64) -> eyre::Result<serde_json::Value> {
+    let status: Option<serde_json::Value> = l2
+        .raw_request("koma_getDeposit".into(), (id,))
+        .await
+        .wrap_err("koma_getDeposit failed")?;
+    status.ok_or_else(|| eyre!("no deposit {id}"))
+}
+
+fn field<'a>(v: &'a serde_json::Value, name: &str) -> &'a str {
+    v.get(name).and_then(|f| f.as_str()).unwrap_or("?")
+}
+
+/// A hex quantity field in decimal ("?" if absent).
+fn number(v: &serde_json::Value, name: &str) -> String {
+    let text = field(v, name);
+    u64::from_str_radix(text.trim_start_matches("0x"), 16)
+        .map_or_else(|_| text.to_string(), |n| n.to_string())
+}
+
+fn describe_deposit(d: &serde_json::Value) -> String {
+    let id = number(d, "id");
+    match field(d, "status") {
+        "applied" => format!(
+            "deposit {id}: applied in L2 block {} (tx {}), {}",
+            number(d, "blockNumber"),
+            field(d, "transactionHash"),
+            d.get("finality")
+                .and_then(|f| f.get("status"))
+                .and_then(|s| s.as_str())
+                .unwrap_or("included")
+        ),
+        "confirmed" => format!(
+            "deposit {id}: confirmed on L1 (block {}), waiting for an L2 block to apply it",
+            number(d, "l1BlockNumber")
+        ),
+        _ => format!("deposit {id}: not confirmed on L1 yet as the L2 node reads it"),
+    }
+}
+
+async fn deposit(args: DepositArgs) -> eyre::Result<()> {
+    let bridge_at = args.l1.address()?;
+    let token = deposit_token(&args.token)?;
+    let signer = args.account.signer()?;
+    let from = signer.address();
+    let to = args.to.unwrap_or(from);
+    let l1 = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(signer))
+        .connect_http(url(&args.l1_rpc)?);
+    let l2 = ProviderBuilder::new().connect_http(url(&args.l2_rpc)?);
+    let bridge = Bridge::new(bridge_at, &l1);
+    let call = match token {
+        DepositToken::Ether => {
+            let amount = parse_amount(&args.amount, 18)?;
+            bridge
+                .depositEtherFor(to)
+                .value(amount)
+                .into_transaction_request()
+        }
+        DepositToken::Kmc | DepositToken::Erc20(_) => {
+            let address = match token {
+                DepositToken::Erc20(a) => a,
+                _ => bridge
+                    .kmc()
+                    .call()
+                    .await
+                    .wrap_err("cannot read the bridge on L1")?,
+            };
+            let erc20 = StakingToken::new(address, &l1);
+            let decimals = erc20
+                .decimals()
+                .call()
+                .await
+                .wrap_err_with(|| format!("{address} is not an ERC-20 on L1"))?;
+            let amount = parse_amount(&args.amount, decimals)?;
+            let balance = erc20.balanceOf(from).call().await?;
+            if balance < amount {
+                bail!(
+                    "{from} holds {} of {address} on L1, less than {}",
+                    format_units(balance, decimals),
+                    args.amount
+                );
+            }
+            if erc20.allowance(from, bridge_at).call().await? < amount {
+                let receipt = erc20
+                    .approve(bridge_at, amount)
+                    .send()
+                    .await
+                    .wrap_err("the L1 refused the approval")?
+                    .with_timeout(Some(Duration::from_secs(120)))
+                    .get_receipt()
+                    .await?;
+                if !receipt.status() {
+                    bail!("the approval reverted (L1 tx {})", receipt.transaction_hash);
+                }
+                println!(
+                    "approved the bridge to take {} (L1 tx {})",
+                    args.amount, receipt.transaction_hash
+                );
+            }
+            bridge
+                .depositERC20For(address, to, amount)
+                .into_transaction_request()
+        }
+    };
+    let receipt = l1
+        .send_transaction(call)
+        .await
+        .map_err(|e| eyre!("the L1 refused the deposit: {e}"))?
+        .with_timeout(Some(Duration::from_secs(120)))
+        .get_receipt()
+        .await?;
+    if !receipt.status() {
+        bail!("the deposit reverted (L1 tx {})", receipt.transaction_hash);
+    }
+    let id = receipt
+        .inner
+        .logs()
+        .iter()
+        .filter(|l| l.address() == bridge_at)
+        .find_map(|l| l.log_decode::<Bridge::Deposited>().ok())
+        .map(|l| l.inner.data.id)
+        .ok_or_else(|| eyre!("the deposit's L1 transaction emitted no Deposited event"))?;
+    let id = u64::try_from(id).map_err(|_| eyre!("deposit id {id} is above u64"))?;
+    let included = receipt.block_number.unwrap_or_default();
+    println!(
+        "deposit {id} sent: {} {} from {from} to {to} on L2 (L1 tx {}, block {included})",
+        args.amount, args.token, receipt.transaction_hash
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
+    let mut said = String::new();
+    loop {
+        let d = deposit_of(&l2, id).await?;
+        let line = match field(&d, "status") {
+            "applied" => {
+                println!("{}", describe_deposit(&d));
+                return Ok(());
+            }
+            "confirmed" => describe_deposit(&d),
+            _ => {
+                let head = l1.get_block_number().await.unwrap_or(included);
+                format!(
+                    "waiting for L1 confirmations: {} so far",
+                    head.saturating_sub(included)
+                )
+            }
+        };
+        if line != said {
+            println!("{line}");
+            said = line;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("deposit {id} is not applied on L2 after {} s", args.timeout);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -339,8 +549,17 @@ pub fn format_units(amount: U256, decimals: u8) -> String {
 
 async fn status(args: StatusArgs) -> eyre::Result<()> {
     let l2 = ProviderBuilder::new().connect_http(url(&args.l2_rpc)?);
-    let Some(p) = proof_of(&l2, args.tx, args.index).await? else {
-        bail!("transaction {} is not in the L2 chain", args.tx);
+    let tx = match (args.tx, args.deposit) {
+        (Some(tx), _) => tx,
+        (None, Some(id)) => {
+            let d = deposit_of(&l2, id).await?;
+            println!("{}", describe_deposit(&d));
+            return Ok(());
+        }
+        (None, None) => bail!("pass --tx or --deposit"),
+    };
+    let Some(p) = proof_of(&l2, tx, args.index).await? else {
+        bail!("transaction {tx} is not in the L2 chain");
     };
     let w = &p.withdrawal;
     println!(
@@ -364,7 +583,7 @@ async fn status(args: StatusArgs) -> eyre::Result<()> {
     if bridge.isExited(w.nonce).call().await? {
         println!("exited on L1");
     } else {
-        println!("ready to exit: koma bridge exit --tx {}", args.tx);
+        println!("ready to exit: koma bridge exit --tx {tx}");
     }
     Ok(())
 }
@@ -393,6 +612,15 @@ mod tests {
             parse_amount("0.001", 2).is_err(),
             "more decimals than the token has"
         );
+    }
+
+    #[test]
+    fn tokens_by_symbol_or_address() {
+        assert!(matches!(deposit_token("kmc"), Ok(DepositToken::Kmc)));
+        assert!(matches!(deposit_token("ETH"), Ok(DepositToken::Ether)));
+        let a = Address::with_last_byte(7);
+        assert!(matches!(deposit_token(&a.to_string()), Ok(DepositToken::Erc20(x)) if x == a));
+        assert!(deposit_token("USDC").is_err());
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub enum Command {
     /// Inspect or check a node's database (the node must be stopped).
     #[command(subcommand)]
     Db(DbCommand),
-    /// The bridge: withdraw from L2, exit on L1, follow a withdrawal.
+    /// The bridge: deposit from L1, withdraw from L2, exit on L1, follow either.
     #[command(subcommand)]
     Bridge(crate::bridge::BridgeCommand),
     /// Benchmarks: executor, state root, end-to-end load over JSON-RPC.
@@ -319,7 +319,8 @@ pub struct CheckpointArgs {
     /// --password-file. Without it the node follows checkpoints without signing.
     #[arg(long, requires = "l1_rpc")]
     pub bls_keystore: Option<PathBuf>,
-    /// L1 blocks after which an accepted checkpoint counts as notarized.
+    /// L1 blocks after which an accepted checkpoint counts as notarized and a deposit
+    /// as confirmed (and is applied on L2).
     #[arg(long, default_value_t = 2)]
     pub l1_confirmations: u64,
     /// The highest max fee per gas a checkpoint submission offers on L1, in gwei (a

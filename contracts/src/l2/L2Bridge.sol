@@ -25,6 +25,9 @@ contract L2Bridge {
 
     /// The id of the last state message applied.
     uint256 public lastStateId;
+    /// The hash chain through message `lastStateId`, as L1's `StateSender.stateHash`
+    /// computes it: L2's state commits to exactly which deposits it applied.
+    bytes32 public lastStateHash;
     /// The nonce the next withdrawal gets.
     uint256 public withdrawalCount;
     /// The child token of each L1 token id, and back.
@@ -55,6 +58,7 @@ contract L2Bridge {
         if (msg.sender != SYSTEM) revert OnlySystem();
         if (id != lastStateId + 1) revert StateOutOfOrder(lastStateId + 1, id);
         lastStateId = id;
+        lastStateHash = BridgeMessages.nextStateHash(lastStateHash, id, address(this), data);
         (address token, , address to, uint256 amount, bytes memory metadata) =
             abi.decode(data, (address, address, address, uint256, bytes));
         bool credited = true;

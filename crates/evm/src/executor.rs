@@ -304,6 +304,24 @@ impl<S: StateReader> BlockExecutor<S> {
         })
     }
 
+    /// Executes a system transaction (a deposit, `koma_primitives::bridge::deposit_tx`)
+    /// from `sender`: as [`Self::execute`], but at a base fee of zero, so its gas price
+    /// of zero is valid and it pays nothing (the `BASEFEE` opcode reads 0 inside it).
+    /// The caller decides that `tx` is a system transaction.
+    pub fn execute_system(
+        &mut self,
+        tx: TxEnvelope,
+        sender: Address,
+    ) -> Result<ExecutedTx, TxError> {
+        let base_fee = self.env.base_fee;
+        self.env.base_fee = 0;
+        self.evm.ctx.block.basefee = 0;
+        let outcome = self.execute(tx, sender);
+        self.env.base_fee = base_fee;
+        self.evm.ctx.block.basefee = base_fee;
+        outcome
+    }
+
     /// Balance of `address` in the block's current state.
     pub fn balance(&mut self, address: Address) -> Result<U256, DbError> {
         self.evm.ctx.db_mut().balance(address)

@@ -170,6 +170,7 @@ sol! {
         function SYSTEM() external view returns (address);
         function RECIPIENT_GAS() external view returns (uint256);
         function lastStateId() external view returns (uint256);
+        function lastStateHash() external view returns (bytes32);
         function withdrawalCount() external view returns (uint256);
         function childOf(address rootToken) external view returns (address);
         function rootOf(address child) external view returns (address);

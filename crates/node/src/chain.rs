@@ -3,12 +3,13 @@
 //! time, and it announces what changed to the pool, the RPC subscriptions and the head
 //! watchers.
 
+use crate::deposits::DepositBook;
 use alloy::consensus::{ReceiptEnvelope, TxEnvelope};
 use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{Address, B256, U256};
 use alloy_rlp::Encodable;
 use koma_primitives::{Block, ChainSpec, SealedHeader};
-use koma_producer::{BuildError, ImportError, ImportOutcome, PoolAccess, build_block_until};
+use koma_producer::{BuildError, ImportError, ImportOutcome, PoolAccess, build_block_with};
 use koma_storage::ChainEvent;
 use koma_storage::{Database, StoredBody};
 use koma_txpool::{BestTransactions, PoolStateView, TxPool};
@@ -35,6 +36,8 @@ pub(crate) struct ChainWriter {
     /// Tips of the stored side branches (hash -> number, total difficulty), to find
     /// the heaviest known descendant of a block fork choice must switch to.
     pub side_tips: parking_lot::Mutex<std::collections::HashMap<B256, (u64, U256)>>,
+    /// Deposits confirmed on L1, which own blocks apply first.
+    pub deposits: Arc<DepositBook>,
 }
 
 /// A block this node produced, committed and announced, for the producer loop to report
@@ -89,6 +92,7 @@ impl ChainWriter {
         pool: Arc<TxPool>,
         events: broadcast::Sender<Arc<ChainEvent>>,
         max_reorg_depth: u64,
+        deposits: Arc<DepositBook>,
     ) -> Self {
         let head = db.head();
         Self {
@@ -102,6 +106,7 @@ impl ChainWriter {
             finalized: std::sync::atomic::AtomicU64::new(0),
             estimate: Default::default(),
             side_tips: Default::default(),
+            deposits,
         }
     }
 
@@ -162,10 +167,11 @@ impl ChainWriter {
                 best: this.pool.best_transactions(base_fee),
                 rejected: Vec::new(),
             };
-            let built = build_block_until(
+            let built = build_block_with(
                 &this.spec,
                 &this.db,
                 &mut best,
+                &*this.deposits,
                 &key,
                 timestamp,
                 Some(deadline),

@@ -33,6 +33,7 @@ mod checkpoint;
 pub use checkpoint::{CheckpointConfig, Vote as CheckpointVote};
 mod clock;
 mod consensus;
+mod deposits;
 pub use consensus::LibSecp256k1Verifier;
 mod metrics;
 mod net;
@@ -142,12 +143,14 @@ impl Node {
         let (events, _) = broadcast::channel(1024);
         let (stop, stop_rx) = watch::channel(false);
         let (spawner, failures) = TaskSpawner::new(stop_rx.clone());
+        let deposits = Arc::new(deposits::DepositBook::new(config.checkpoint.is_some()));
         let chain = Arc::new(ChainWriter::new(
             spec.clone(),
             db.clone(),
             pool.clone(),
             events.clone(),
             config.max_reorg_depth,
+            deposits.clone(),
         ));
         let sync_state = Arc::new(SyncState::default());
         let mut tasks = Vec::new();
@@ -190,6 +193,18 @@ impl Node {
             }
             None => (None, None),
         };
+        if let Some(c) = &config.checkpoint {
+            let watch = deposits::WatchConfig {
+                l1_rpc: c.l1_rpc.clone(),
+                contracts_file: c.contracts_file.clone(),
+                confirmations: c.confirmations,
+                poll: c.poll,
+            };
+            tasks.push(spawner.critical(
+                "L1 deposits",
+                deposits::watch_l1(deposits.clone(), watch, stop_rx.clone()),
+            ));
+        }
         if let (Some(checkpoint), Some(votes), Some(ledger)) =
             (config.checkpoint.clone(), checkpoint_rx, ledger.clone())
         {
@@ -279,6 +294,10 @@ impl Node {
                 Arc::new(checkpoint::CheckpointView(l)) as Arc<dyn koma_rpc::CheckpointApi>
             }),
             checkpoint_trees: Default::default(),
+            deposits: config
+                .checkpoint
+                .as_ref()
+                .map(|_| deposits.clone() as Arc<dyn koma_rpc::DepositsApi>),
         });
         let (rpc_addr, rpc) = koma_rpc::start(state, &config.rpc).await?;
         tracing::info!(%rpc_addr, "JSON-RPC listening (HTTP and WebSocket)");

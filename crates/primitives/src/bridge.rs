@@ -4,11 +4,12 @@
 //! `withdrawalsRoot`). `contracts/src/bridge/BridgeMessages.sol` computes the same bytes;
 //! `tests/vectors/bridge.json` holds both sides to them.
 
-use alloy::consensus::ReceiptEnvelope;
 use alloy::consensus::constants::EMPTY_ROOT_HASH;
+use alloy::consensus::{ReceiptEnvelope, SignableTransaction, TxEnvelope, TxLegacy};
 use alloy::primitives::{Address, B256, Bytes, Log, U256, address, keccak256};
+use alloy::primitives::{Signature, TxKind};
 use alloy::sol;
-use alloy::sol_types::{SolEvent, SolType, SolValue, sol_data};
+use alloy::sol_types::{SolCall, SolEvent, SolType, SolValue, sol_data};
 
 use crate::merkle::MerkleTree;
 use crate::transfer_log::TRANSFER_LOG_ADDRESS;
@@ -33,6 +34,9 @@ sol! {
     /// A withdrawal started on L2 (`L2Bridge`). `token` is the L1 token id.
     #[derive(Debug, PartialEq, Eq)]
     event WithdrawalInitiated(uint256 indexed nonce, address indexed sender, address indexed recipient, address token, uint256 amount);
+
+    /// The L2 bridge's entry for deposits, called by [`SYSTEM_ADDRESS`].
+    function onStateReceive(uint256 id, bytes data);
 
     /// A withdrawal as the L1 bridge proves it (`BridgeMessages.Withdrawal`).
     #[derive(Debug, PartialEq, Eq)]
@@ -68,6 +72,19 @@ pub struct Deposit {
     pub amount: U256,
     /// Present on the first deposit of an ETH or ERC-20 token.
     pub metadata: Option<TokenMetadata>,
+}
+
+/// A state message as a node read it from L1, past its confirmations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct L1Deposit {
+    pub id: u64,
+    /// The message's data (a [`Deposit`], encoded).
+    pub data: Bytes,
+    /// The L1 block and transaction that emitted it.
+    pub l1_block: u64,
+    pub l1_tx: B256,
+    /// The hash chain through this message ([`next_state_hash`]).
+    pub state_hash: B256,
 }
 
 /// Why the data of a state message is not a deposit.
@@ -181,10 +198,96 @@ pub fn block_withdrawals_root(receipts: &[ReceiptEnvelope]) -> B256 {
     withdrawals_root(&withdrawals(receipts.iter().flat_map(|r| r.logs())))
 }
 
+/// The gas limit of every deposit transaction: enough for the first deposit of a token
+/// (which deploys its child, about 1.3 M gas) with room to spare; the recipient of a
+/// native deposit gets at most `L2Bridge.RECIPIENT_GAS` of it.
+pub const DEPOSIT_TX_GAS: u64 = 3_000_000;
+
+/// Storage slot of `L2Bridge.lastStateId` (the id of the last deposit applied).
+pub const LAST_STATE_ID_SLOT: U256 = U256::ZERO;
+/// Storage slot of `L2Bridge.lastStateHash` (the hash chain through it).
+pub const LAST_STATE_HASH_SLOT: U256 = U256::from_limbs([1, 0, 0, 0]);
+
+/// The system transaction that applies deposit `id` (its state message's `data`) on a
+/// chain with `chain_id`: a legacy (EIP-155) transaction from [`SYSTEM_ADDRESS`] to the
+/// L2 bridge calling `onStateReceive(id, data)`, nonce `id - 1`, gas price 0, and an
+/// all-zero signature, which no key can make. Everything in it follows from
+/// `(chain_id, id, data)`, so every node builds the same bytes and the same hash; an
+/// importer rebuilds it to check a block's deposits ([`deposit_of_tx`]).
+pub fn deposit_tx(chain_id: u64, id: u64, data: Bytes) -> TxEnvelope {
+    let tx = TxLegacy {
+        chain_id: Some(chain_id),
+        nonce: id.saturating_sub(1),
+        gas_price: 0,
+        gas_limit: DEPOSIT_TX_GAS,
+        to: TxKind::Call(L2_BRIDGE_ADDRESS),
+        value: U256::ZERO,
+        input: onStateReceiveCall {
+            id: U256::from(id),
+            data,
+        }
+        .abi_encode()
+        .into(),
+    };
+    TxEnvelope::Legacy(tx.into_signed(Signature::new(U256::ZERO, U256::ZERO, false)))
+}
+
+/// Whether `tx` carries the all-zero signature of a system transaction (its sender is
+/// then [`SYSTEM_ADDRESS`], never a recovered key).
+pub fn is_system_tx(tx: &TxEnvelope) -> bool {
+    let sig = tx.signature();
+    sig.r().is_zero() && sig.s().is_zero()
+}
+
+/// The deposit id and data that `tx` applies, if it is exactly the deposit transaction
+/// [`deposit_tx`] builds for them on `chain_id`.
+pub fn deposit_of_tx(chain_id: u64, tx: &TxEnvelope) -> Option<(u64, Bytes)> {
+    let TxEnvelope::Legacy(signed) = tx else {
+        return None;
+    };
+    let call = onStateReceiveCall::abi_decode(&signed.tx().input).ok()?;
+    let id = u64::try_from(call.id).ok().filter(|id| *id > 0)?;
+    let rebuilt = deposit_tx(chain_id, id, call.data.clone());
+    (rebuilt.tx_hash() == tx.tx_hash()).then_some((id, call.data))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloy::consensus::Transaction;
     use alloy::primitives::LogData;
+
+    #[test]
+    fn deposit_transactions_are_rebuilt_exactly() {
+        let data = Bytes::from(vec![1u8, 2, 3]);
+        let tx = deposit_tx(7, 5, data.clone());
+        assert!(is_system_tx(&tx));
+        assert_eq!(tx.nonce(), 4, "nonce = id - 1");
+        assert_eq!(deposit_of_tx(7, &tx), Some((5, data.clone())));
+        assert_eq!(deposit_of_tx(8, &tx), None, "another chain's");
+        // round trip through the block body encoding
+        let raw = alloy::eips::eip2718::Encodable2718::encoded_2718(&tx);
+        let back =
+            <TxEnvelope as alloy::eips::eip2718::Decodable2718>::decode_2718(&mut raw.as_slice())
+                .expect("decodes");
+        assert_eq!(back.tx_hash(), tx.tx_hash());
+        assert_eq!(deposit_of_tx(7, &back), Some((5, data)));
+        // the same call with any field changed is not a deposit transaction
+        let TxEnvelope::Legacy(signed) = &tx else {
+            unreachable!()
+        };
+        let mut changed = signed.tx().clone();
+        changed.gas_limit += 1;
+        let forged = TxEnvelope::Legacy(changed.into_signed(*signed.signature()));
+        assert_eq!(deposit_of_tx(7, &forged), None);
+        assert!(koma_recovers_no_key(&tx));
+    }
+
+    /// No key signs as the system: recovery of the all-zero signature fails.
+    fn koma_recovers_no_key(tx: &TxEnvelope) -> bool {
+        use alloy::consensus::transaction::SignerRecoverable;
+        tx.recover_signer().is_err()
+    }
 
     fn event_log(emitter: Address, w: &Withdrawal) -> Log {
         let event = WithdrawalInitiated {

@@ -3,10 +3,12 @@ use alloy::consensus::proofs::{calculate_receipt_root, calculate_transaction_roo
 use alloy::consensus::{BlockBody, EMPTY_OMMER_ROOT_HASH, Header, Transaction, TxEnvelope};
 use alloy::eips::eip4895::Withdrawals;
 use alloy::signers::local::PrivateKeySigner;
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, B256, Bytes};
 use koma_evm::{BlockEnvInput, BlockExecutor, TxError};
+use koma_primitives::bridge;
 use koma_primitives::compute::{MIN_TX_COMPUTE_UNITS, max_tx_compute_units};
 use koma_primitives::{Block, ChainSpec, SealedHeader, SignedHeader};
+use koma_storage::StateReader as _;
 use koma_storage::{Database, StorageError};
 use std::time::Instant;
 
@@ -25,6 +27,27 @@ pub trait PoolAccess {
     fn reject(&mut self, tx: B256, sender: Address) {
         let _ = tx;
         self.skip_sender(sender);
+    }
+}
+
+/// The most deposits one block applies; the rest wait for the next block.
+pub const MAX_DEPOSITS_PER_BLOCK: usize = 256;
+
+/// Where the builder takes deposits from: the node's reading of the L1 bridge, past its
+/// confirmations (docs/bridge.md).
+pub trait DepositSource {
+    /// The data of deposits `first, first + 1, ...` in id order, as many as are
+    /// confirmed (at most `max`); empty if `first` is not confirmed yet.
+    fn confirmed_from(&self, first: u64, max: usize) -> Vec<Bytes>;
+}
+
+/// No L1: no deposits.
+#[derive(Debug, Clone, Copy)]
+pub struct NoDeposits;
+
+impl DepositSource for NoDeposits {
+    fn confirmed_from(&self, _: u64, _: usize) -> Vec<Bytes> {
+        Vec::new()
     }
 }
 
@@ -56,6 +79,42 @@ pub struct BuiltBlock {
     pub commit_ms: f64,
 }
 
+/// Executes the confirmed deposits after the L2 bridge's last applied one as system
+/// transactions. One that does not fit the block's gas or compute stops the run (it
+/// comes first in the next block); one that fails otherwise is a bug in the bridge or
+/// the data, and is logged and left out, as are the ones after it.
+fn apply_deposits<S: koma_storage::StateReader>(
+    spec: &ChainSpec,
+    db: &Database,
+    deposits: &dyn DepositSource,
+    exec: &mut BlockExecutor<S>,
+) -> Result<(), BuildError> {
+    let last = db
+        .latest()
+        .storage(bridge::L2_BRIDGE_ADDRESS, bridge::LAST_STATE_ID_SLOT)?;
+    let Ok(last) = u64::try_from(last) else {
+        return Ok(());
+    };
+    let first = last.saturating_add(1);
+    for (id, data) in (first..).zip(deposits.confirmed_from(first, MAX_DEPOSITS_PER_BLOCK)) {
+        let tx = bridge::deposit_tx(spec.chain_id, id, data);
+        let hash = *tx.tx_hash();
+        match exec.execute_system(tx, bridge::SYSTEM_ADDRESS) {
+            Ok(done) if done.success => {}
+            Ok(_) => {
+                tracing::error!(id, %hash, "deposit transaction reverted: deposits stop here");
+                return Err(BuildError::Execution(format!("deposit {id} reverted")));
+            }
+            Err(TxError::Database(e)) => return Err(BuildError::Execution(e.to_string())),
+            Err(e) => {
+                tracing::warn!(id, %hash, error = %e, "deposit left for the next block");
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Builds, seals and commits the next block on the current head. The block's
 /// timestamp is `timestamp`, raised to the earliest the producer's slot allows.
 pub fn build_block(
@@ -75,6 +134,20 @@ pub fn build_block_until(
     spec: &ChainSpec,
     db: &Database,
     pool: &mut dyn PoolAccess,
+    key: &PrivateKeySigner,
+    timestamp: u64,
+    deadline: Option<Instant>,
+) -> Result<BuiltBlock, BuildError> {
+    build_block_with(spec, db, pool, &NoDeposits, key, timestamp, deadline)
+}
+
+/// [`build_block_until`] that first applies the deposits `deposits` has confirmed,
+/// in id order from the one after the L2 bridge's `lastStateId`.
+pub fn build_block_with(
+    spec: &ChainSpec,
+    db: &Database,
+    pool: &mut dyn PoolAccess,
+    deposits: &dyn DepositSource,
     key: &PrivateKeySigner,
     timestamp: u64,
     deadline: Option<Instant>,
@@ -110,6 +183,7 @@ pub fn build_block_until(
     // that fit whatever they execute are tried, so that at most one transaction's
     // execution is spent on a transaction left out.
     let mut compute_full = false;
+    apply_deposits(spec, db, deposits, &mut exec)?;
     while let Some((tx, sender)) = pool.next_best() {
         if exec.gas_remaining() < 21_000 || exec.compute_remaining() < MIN_TX_COMPUTE_UNITS {
             break;

@@ -3,6 +3,7 @@ use alloy::consensus::Transaction;
 use alloy::consensus::proofs::{calculate_receipt_root, calculate_transaction_root};
 use alloy_primitives::{Address, B256, Bloom};
 use koma_evm::{BlockEnvInput, BlockExecutor, ExecutedBlock, TxError};
+use koma_primitives::bridge;
 use koma_primitives::seal::MAX_EXTRA_DATA;
 use koma_primitives::{Block, ChainSpec, SealedHeader};
 use koma_storage::{Database, StateReader, StorageError};
@@ -215,8 +216,34 @@ pub fn execute_block<S: StateReader>(
         prevrandao: h.mix_hash,
     };
     let mut exec = BlockExecutor::new(spec, state, env);
+    // Deposits come first, each exactly the system transaction built for its id and
+    // data (the L2 bridge applies them only in id order, once each).
+    let mut in_deposits = true;
     for (index, (tx, sender)) in block.body.transactions.iter().zip(senders).enumerate() {
-        exec.execute(tx.clone(), *sender).map_err(|e| match e {
+        let system = *sender == bridge::SYSTEM_ADDRESS;
+        if system {
+            let reason = if !in_deposits {
+                Some("a deposit transaction after a user transaction")
+            } else if bridge::deposit_of_tx(spec.chain_id, tx).is_none() {
+                Some("a system transaction that is not a deposit transaction")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(ImportError::BadTransaction {
+                    number,
+                    index,
+                    reason: reason.into(),
+                });
+            }
+        }
+        in_deposits &= system;
+        let outcome = if system {
+            exec.execute_system(tx.clone(), *sender)
+        } else {
+            exec.execute(tx.clone(), *sender)
+        };
+        let executed = outcome.map_err(|e| match e {
             TxError::ComputeLimitExceeded { units, remaining } => {
                 ImportError::ComputeLimitExceeded {
                     number,
@@ -232,6 +259,16 @@ pub fn execute_block<S: StateReader>(
                 reason: e.to_string(),
             },
         })?;
+        if system && !executed.success {
+            // never the case for a deposit in order: the bridge credits or keeps the
+            // amount claimable, it does not revert
+            return Err(ImportError::BadTransaction {
+                number,
+                index,
+                reason: "a deposit transaction that reverted (out of order or applied twice)"
+                    .into(),
+            });
+        }
     }
     let executed = exec.finish();
     if executed.gas_used != h.gas_used {
@@ -333,8 +370,17 @@ pub(crate) fn recover_senders(
 ) -> Result<Vec<Address>, ImportError> {
     let number = block.header.number;
     let txs = &block.body.transactions;
-    let mut senders: Vec<Option<Address>> =
-        txs.iter().map(|tx| known.sender(tx.tx_hash())).collect();
+    // a system transaction's all-zero signature names no key: its sender is the system
+    let mut senders: Vec<Option<Address>> = txs
+        .iter()
+        .map(|tx| {
+            if bridge::is_system_tx(tx) {
+                Some(bridge::SYSTEM_ADDRESS)
+            } else {
+                known.sender(tx.tx_hash())
+            }
+        })
+        .collect();
     let missing: Vec<usize> = senders
         .iter()
         .enumerate()

@@ -32,7 +32,10 @@ mod schedule;
 #[cfg(feature = "test-utils")]
 pub mod test_utils;
 
-pub use build::{BuildError, BuiltBlock, PoolAccess, build_block, build_block_until};
+pub use build::{
+    BuildError, BuiltBlock, DepositSource, MAX_DEPOSITS_PER_BLOCK, NoDeposits, PoolAccess,
+    build_block, build_block_until, build_block_with,
+};
 pub use fork_choice::{ImportOutcome, block_from, import, import_with, reorg_to};
 pub use import::{
     ImportError, KnownSenders, NoKnownSenders, check_state_root, execute_block, import_block,

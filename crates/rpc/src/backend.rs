@@ -56,6 +56,14 @@ pub trait CheckpointApi: Send + Sync + std::fmt::Debug {
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<CheckpointInfo>;
 }
 
+/// The deposits a node read from the L1 bridge, past its confirmations.
+pub trait DepositsApi: Send + Sync + std::fmt::Debug {
+    /// Deposit `id`, if confirmed here.
+    fn deposit(&self, id: u64) -> Option<koma_primitives::bridge::L1Deposit>;
+    /// How many deposits are confirmed here, and the L1 block read up to.
+    fn confirmed(&self) -> (u64, u64);
+}
+
 /// A block final at some threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -53,12 +53,12 @@ mod state;
 mod tests;
 
 pub use api::{
-    BlockSeal, EthApiServer, KomaApi, KomaChainApiServer, NetApiServer, TxpoolApiServer,
-    Web3ApiServer, WithdrawalFields, WithdrawalProof, event_logs,
+    BlockSeal, DepositStatus, EthApiServer, KomaApi, KomaChainApiServer, NetApiServer,
+    TxpoolApiServer, Web3ApiServer, WithdrawalFields, WithdrawalProof, event_logs,
 };
 pub use backend::{
-    CheckpointApi, CheckpointInfo, ConsensusApi, FinalBlock, NetworkApi, NodeInfo, ThresholdStatus,
-    ValidatorStatus,
+    CheckpointApi, CheckpointInfo, ConsensusApi, DepositsApi, FinalBlock, NetworkApi, NodeInfo,
+    ThresholdStatus, ValidatorStatus,
 };
 pub use convert::{RpcReceipt, rpc_block, rpc_header, rpc_receipts, rpc_transaction};
 pub use filters::FilterStore;

@@ -65,6 +65,7 @@ pub fn max_params(method: &str) -> Option<usize> {
         | "koma_getBlockSeal"
         | "koma_getCheckpoint"
         | "koma_getBlockProof"
+        | "koma_getDeposit"
         | "admin_addPeer"
         | "admin_blockPeer"
         | "admin_unblockPeer" => 1,
@@ -76,7 +77,8 @@ pub fn max_params(method: &str) -> Option<usize> {
         | "eth_getBlockByNumber"
         | "eth_getBlockByHash"
         | "eth_subscribe"
-        | "koma_calcMoM" => 2,
+        | "koma_calcMoM"
+        | "koma_getWithdrawalProof" => 2,
         "eth_feeHistory" | "eth_getStorageAt" | "eth_call" | "eth_estimateGas" => 3,
         _ => return None,
     })

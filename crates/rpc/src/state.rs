@@ -148,6 +148,8 @@ pub struct RpcState {
     pub checkpoints: Option<Arc<dyn crate::backend::CheckpointApi>>,
     /// The trees of the newest checkpoints, rebuilt from this node's blocks.
     pub checkpoint_trees: CheckpointTrees,
+    /// Deposits read from the L1 bridge; `None`: the node follows no L1.
+    pub deposits: Option<Arc<dyn crate::backend::DepositsApi>>,
 }
 
 /// Trees of accepted checkpoints rebuilt from the node's blocks and found equal to L1's

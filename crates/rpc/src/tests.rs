@@ -28,6 +28,7 @@ fn state(dir: &tempfile::TempDir) -> Arc<RpcState> {
         finalized: broadcast::channel(16).0,
         checkpoints: None,
         checkpoint_trees: Default::default(),
+        deposits: None,
     })
 }
 

@@ -60,6 +60,8 @@ impl ConsensusTask {
         self.apply(startup, None).await;
         // Proposals wait for the L2 block they name; each new head may be it.
         let mut heads = self.chain.head.subscribe();
+        // ... and for the deposits in them to be confirmed on L1 here.
+        let mut deposits = self.chain.deposits.subscribe();
         loop {
             let sleep = match self.timers.first() {
                 Some(t) => Duration::from_millis(t.saturating_sub(now_ms())),
@@ -106,6 +108,13 @@ impl ConsensusTask {
                     self.refresh_validators();
                 }
                 changed = heads.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let effects = self.eras.recheck_values(now_ms());
+                    self.apply(effects, None).await;
+                }
+                changed = deposits.changed() => {
                     if changed.is_err() {
                         break;
                     }

@@ -1,16 +1,39 @@
 //! The value rule: which proposed L2 blocks the node accepts as milestones.
 
+use crate::deposits::{DepositBook, DepositVerdict};
 use alloy_primitives::B256;
 use koma_consensus::{Validity, ValueCheck};
+use koma_primitives::bridge;
+use parking_lot::Mutex;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// Blocks whose own deposits were found confirmed are remembered (up to this many), so
+/// a block's body is read once however many proposals span it.
+const CHECKED_KEPT: usize = 4096;
 
 /// Proposed values are L2 block hashes: valid if the block is known here and descends
-/// from (or is) the parent milestone; unknown until it has been imported.
+/// from (or is) the parent milestone; unknown until it has been imported, and until
+/// every deposit in the blocks it adds to the parent milestone is confirmed in this
+/// node's own reading of L1 (docs/bridge.md).
 pub(super) struct ChainValues {
     pub(super) db: koma_storage::Database,
+    pub(super) chain_id: u64,
+    pub(super) deposits: Arc<DepositBook>,
+    pub(super) checked: Mutex<HashSet<B256>>,
 }
 
 impl ValueCheck for ChainValues {
     fn check(&self, value: &B256, parent: &B256) -> Validity {
+        match self.descends(value, parent) {
+            Validity::Valid => self.deposits_confirmed(value, parent),
+            other => other,
+        }
+    }
+}
+
+impl ChainValues {
+    fn descends(&self, value: &B256, parent: &B256) -> Validity {
         let Ok(Some(header)) = self.db.header(*value) else {
             return Validity::Unknown;
         };
@@ -39,5 +62,161 @@ impl ValueCheck for ChainValues {
         } else {
             Validity::Invalid
         }
+    }
+
+    /// Valid if every deposit in the blocks after `parent` up to `value` (which
+    /// descends from it) is confirmed in this node's book; `Unknown` (wait) if one is
+    /// not, or not with the same data.
+    fn deposits_confirmed(&self, value: &B256, parent: &B256) -> Validity {
+        if !self.deposits.reads_l1() {
+            return Validity::Valid;
+        }
+        let mut hash = *value;
+        let mut newly = Vec::new();
+        while hash != *parent {
+            let Ok(Some(header)) = self.db.header(hash) else {
+                return Validity::Unknown;
+            };
+            if !self.checked.lock().contains(&hash) {
+                let Ok(Some(body)) = self.db.body(hash) else {
+                    return Validity::Unknown;
+                };
+                for tx in body
+                    .transactions
+                    .iter()
+                    .take_while(|tx| bridge::is_system_tx(tx))
+                {
+                    let Some((id, data)) = bridge::deposit_of_tx(self.chain_id, tx) else {
+                        // import refuses these; never vote for one
+                        return Validity::Invalid;
+                    };
+                    match self.deposits.verdict(id, &data) {
+                        DepositVerdict::Confirmed | DepositVerdict::NoL1 => {}
+                        DepositVerdict::NotSeen => {
+                            tracing::debug!(
+                                block = header.number,
+                                id,
+                                "proposal waits: a deposit not confirmed here"
+                            );
+                            return Validity::Unknown;
+                        }
+                    }
+                }
+                newly.push(hash);
+            }
+            if header.number == 0 {
+                break;
+            }
+            hash = header.parent_hash;
+        }
+        let mut checked = self.checked.lock();
+        if checked.len().saturating_add(newly.len()) > CHECKED_KEPT {
+            checked.clear();
+        }
+        checked.extend(newly);
+        Validity::Valid
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::{Address, Bytes, U256};
+    use koma_primitives::bridge::{Deposit, KMC_TOKEN, L2_BRIDGE_ADDRESS};
+    use koma_primitives::{ChainSpec, dev};
+    use koma_producer::test_utils::VecPool;
+    use koma_producer::{DepositSource, build_block_with};
+
+    struct Confirmed(Vec<Bytes>);
+
+    impl DepositSource for Confirmed {
+        fn confirmed_from(&self, first: u64, max: usize) -> Vec<Bytes> {
+            let skip = usize::try_from(first.saturating_sub(1)).unwrap_or(usize::MAX);
+            self.0.iter().skip(skip).take(max).cloned().collect()
+        }
+    }
+
+    fn deposit(amount: u64) -> Bytes {
+        Deposit {
+            token: KMC_TOKEN,
+            from: Address::with_last_byte(1),
+            to: Address::with_last_byte(2),
+            amount: U256::from(amount),
+            metadata: None,
+        }
+        .encode()
+    }
+
+    fn values(db: &koma_storage::Database, book: Arc<DepositBook>) -> ChainValues {
+        ChainValues {
+            db: db.clone(),
+            chain_id: ChainSpec::devnet().chain_id,
+            deposits: book,
+            checked: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_proposal_waits_until_its_deposits_are_confirmed_here() {
+        let spec = ChainSpec::devnet();
+        let dir = tempfile::tempdir().unwrap();
+        let db = koma_storage::Database::open(dir.path(), &spec).unwrap();
+        let genesis = db.head().hash;
+        let key = dev::dev_producer_key(0);
+        let applied = Confirmed(vec![deposit(5), deposit(6)]);
+        let build = |n: u64, source: &Confirmed| {
+            build_block_with(
+                &spec,
+                &db,
+                &mut VecPool::default(),
+                source,
+                &key,
+                spec.timestamp + n,
+                None,
+            )
+            .unwrap()
+            .header
+            .hash
+        };
+        let first = build(1, &applied);
+        let second = build(2, &applied); // nothing left to apply
+        let receiver = L2_BRIDGE_ADDRESS;
+        let read = |data: &[Bytes]| {
+            data.iter()
+                .enumerate()
+                .map(|(i, d)| (i as u64 + 1, d.clone(), 10, B256::ZERO))
+                .collect::<Vec<_>>()
+        };
+
+        // this node has not seen them on L1: wait (never "invalid")
+        let book = Arc::new(DepositBook::new(true));
+        let v = values(&db, book.clone());
+        assert_eq!(v.check(&second, &genesis), Validity::Unknown);
+        assert_eq!(
+            v.check(&second, &first),
+            Validity::Valid,
+            "no deposits after the parent"
+        );
+        // the first one only: still waiting
+        assert!(book.extend(read(&applied.0[..1]), receiver));
+        assert_eq!(v.check(&first, &genesis), Validity::Unknown);
+        // L1 says something else for id 2: still waiting
+        let other = Arc::new(DepositBook::new(true));
+        assert!(other.extend(read(&[deposit(5), deposit(7)]), receiver));
+        assert_eq!(
+            values(&db, other).check(&first, &genesis),
+            Validity::Unknown
+        );
+        // both, with the same data: accepted
+        assert!(book.extend(read(&applied.0), receiver));
+        assert_eq!(v.check(&second, &genesis), Validity::Valid);
+        assert_eq!(v.check(&first, &genesis), Validity::Valid);
+        // a node that reads no L1 follows the stakers
+        assert_eq!(
+            values(&db, Arc::new(DepositBook::new(false))).check(&second, &genesis),
+            Validity::Valid
+        );
+        // the rule on ancestry is unchanged
+        assert_eq!(v.check(&genesis, &second), Validity::Invalid);
     }
 }

@@ -1,4 +1,5 @@
-//! `koma_getWithdrawalProof`: what `Bridge.exit` on L1 takes for a withdrawal made on L2.
+//! `koma_getWithdrawalProof`: what `Bridge.exit` on L1 takes for a withdrawal made on L2;
+//! `koma_getDeposit`: where a deposit from L1 is.
 
 use super::KomaApi;
 use super::checkpoints::ProvenLeaf;
@@ -8,8 +9,9 @@ use crate::state::block_leaf;
 use alloy::eips::BlockNumberOrTag;
 use alloy_primitives::{Address, B256, U256};
 use jsonrpsee::core::RpcResult;
-use koma_primitives::bridge::{Withdrawal, withdrawals};
+use koma_primitives::bridge::{self, Deposit, Withdrawal, withdrawals};
 use koma_primitives::merkle::MerkleTree;
+use koma_storage::StateReader as _;
 use serde::{Deserialize, Serialize};
 
 /// A withdrawal's fields as `BridgeMessages.Withdrawal` has them.
@@ -46,7 +48,86 @@ pub struct WithdrawalProof {
     pub block_proof: Option<Vec<B256>>,
 }
 
+/// `koma_getDeposit`: a deposit from L1 (state message `id`) and how far it has come.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DepositStatus {
+    #[serde(with = "alloy::serde::quantity")]
+    pub id: u64,
+    /// `unknown` (not confirmed on L1 as this node reads it, not applied), `confirmed`
+    /// (confirmed on L1, not yet in the chain) or `applied` (its transaction is in the
+    /// canonical chain).
+    pub status: &'static str,
+    /// The deposit's fields, when this node read it from L1.
+    pub token: Option<Address>,
+    pub from: Option<Address>,
+    pub to: Option<Address>,
+    pub amount: Option<U256>,
+    #[serde(with = "alloy::serde::quantity::opt")]
+    pub l1_block_number: Option<u64>,
+    pub l1_transaction_hash: Option<B256>,
+    /// The hash chain through this deposit (as L1's `stateHash` and L2's
+    /// `lastStateHash` compute it).
+    pub state_hash: Option<B256>,
+    /// The system transaction that applied it on L2.
+    pub transaction_hash: Option<B256>,
+    #[serde(with = "alloy::serde::quantity::opt")]
+    pub block_number: Option<u64>,
+    pub block_hash: Option<B256>,
+    /// `koma_getFinality` of that block (`null` before it is applied, or without
+    /// KoMaBFT).
+    pub finality: Option<crate::finality::Finality>,
+}
+
 impl KomaApi {
+    /// Deposit `id` (`None`: the id is 0).
+    pub(super) fn deposit_status(&self, id: u64) -> RpcResult<Option<DepositStatus>> {
+        if id == 0 {
+            return Ok(None);
+        }
+        let snap = self.snapshot()?;
+        let applied = snap
+            .storage(bridge::L2_BRIDGE_ADDRESS, bridge::LAST_STATE_ID_SLOT)
+            .map_err(storage_err)?
+            >= U256::from(id);
+        let read = self.state.deposits.as_ref().and_then(|d| d.deposit(id));
+        let fields = read.as_ref().and_then(|d| Deposit::decode(&d.data).ok());
+        let tx = read
+            .as_ref()
+            .map(|d| *bridge::deposit_tx(self.state.spec.chain_id, id, d.data.clone()).tx_hash());
+        let location = match tx {
+            Some(hash) if applied => snap.tx_location(hash).map_err(storage_err)?,
+            _ => None,
+        };
+        let finality = match (&location, crate::KomaConsensus::new(self.state.clone())) {
+            (Some(loc), Some(consensus)) => {
+                crate::KomaConsensusApiServer::get_finality(&consensus, loc.block_hash.to_string())?
+            }
+            _ => None,
+        };
+        Ok(Some(DepositStatus {
+            id,
+            status: if applied {
+                "applied"
+            } else if read.is_some() {
+                "confirmed"
+            } else {
+                "unknown"
+            },
+            token: fields.as_ref().map(|d| d.token),
+            from: fields.as_ref().map(|d| d.from),
+            to: fields.as_ref().map(|d| d.to),
+            amount: fields.as_ref().map(|d| d.amount),
+            l1_block_number: read.as_ref().map(|d| d.l1_block),
+            l1_transaction_hash: read.as_ref().map(|d| d.l1_tx),
+            state_hash: read.as_ref().map(|d| d.state_hash),
+            transaction_hash: location.as_ref().and(tx),
+            block_number: location.as_ref().map(|l| l.block_number),
+            block_hash: location.as_ref().map(|l| l.block_hash),
+            finality,
+        }))
+    }
+
     /// The proof of the `index`-th withdrawal made by transaction `tx` (`None`: no such
     /// transaction in the chain).
     pub(super) fn withdrawal_proof_of(

@@ -30,7 +30,7 @@ mod subscriptions;
 mod transactions;
 
 pub use blocks::BlockSeal;
-pub use bridge::{WithdrawalFields, WithdrawalProof};
+pub use bridge::{DepositStatus, WithdrawalFields, WithdrawalProof};
 pub use checkpoints::{BlockProof, MerkleOfMerkles};
 pub use pool::{TxpoolContent, TxpoolStatus};
 pub use subscriptions::event_logs;
@@ -194,6 +194,11 @@ pub trait KomaChainApi {
         tx: B256,
         index: Option<Quantity>,
     ) -> RpcResult<Option<WithdrawalProof>>;
+    /// Deposit `id` from L1: its fields and L1 transaction as this node read them past
+    /// its confirmations, and where it was applied on L2 with that block's finality;
+    /// `null` for id 0.
+    #[method(name = "getDeposit")]
+    async fn deposit(&self, id: Quantity) -> RpcResult<Option<DepositStatus>>;
 }
 
 #[rpc(server, namespace = "net")]
@@ -486,6 +491,10 @@ impl KomaChainApiServer for KomaApi {
     ) -> RpcResult<Option<WithdrawalProof>> {
         let index = index.map_or(0, |q| q.0);
         self.io(move |api| api.withdrawal_proof_of(tx, index)).await
+    }
+
+    async fn deposit(&self, id: Quantity) -> RpcResult<Option<DepositStatus>> {
+        self.io(move |api| api.deposit_status(id.0)).await
     }
 }
 

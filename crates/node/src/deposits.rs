@@ -1,0 +1,361 @@
+//! Deposits from L1, node side (docs/bridge.md, ADR 0016).
+//!
+//! - **Reading.** The watcher reads the L1 bridge's `StateSynced` events up to the L1
+//!   block `confirmations` below the head, in id order, and keeps the hash chain over
+//!   them; after each read it compares its count and hash with the contract's
+//!   `stateCounter`/`stateHash` at that block, and reads everything again if they
+//!   differ (a reorg deeper than the confirmations, or a missed event). What it holds is
+//!   the node's [`DepositBook`]: confirmed deposits only.
+//! - **Applying.** A producer applies the confirmed deposits after the L2 bridge's
+//!   `lastStateId` as system transactions at the start of its block
+//!   (`koma_producer::build_block_with`); importers check that each is exactly the
+//!   transaction for its id and data and that the bridge takes them in order, once.
+//! - **Agreeing.** A staker accepts a proposed milestone only once every deposit in the
+//!   blocks it adds is in its own book with the same data; until then the proposal
+//!   waits (never "invalid": L1 views converge, and a node whose L1 lags must not
+//!   refuse what the others accept). So a block with an invented or altered deposit is
+//!   never finalized, and the final chain's deposits are the ones the stakers saw
+//!   confirmed on L1.
+
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent;
+use alloy_primitives::{Address, B256, Bytes, U256};
+use koma_l1::L1Contracts;
+use koma_l1::bindings::Bridge;
+use koma_primitives::bridge::{L1Deposit, StateSynced, next_state_hash};
+use koma_producer::DepositSource;
+use parking_lot::RwLock;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// L1 blocks read per `eth_getLogs` request.
+const LOG_RANGE: u64 = 2_000;
+
+/// What a staker's book says about a deposit a block applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DepositVerdict {
+    /// Confirmed on L1 with the same data.
+    Confirmed,
+    /// Not confirmed here (yet), or confirmed with other data: wait.
+    NotSeen,
+    /// This node does not read an L1: it follows the stakers.
+    NoL1,
+}
+
+#[derive(Debug, Default)]
+struct Book {
+    /// Confirmed messages from id 1 on: index `id - 1`.
+    messages: Vec<L1Deposit>,
+    /// The next L1 block to read.
+    next_block: u64,
+    /// The L1 block read up to (0: nothing yet).
+    read_to: u64,
+}
+
+impl Book {
+    fn hash(&self) -> B256 {
+        self.messages.last().map_or(B256::ZERO, |m| m.state_hash)
+    }
+}
+
+/// The deposits this node saw confirmed on L1 (empty on a node without an L1).
+#[derive(Debug)]
+pub struct DepositBook {
+    reads_l1: bool,
+    book: RwLock<Book>,
+    /// Bumped whenever deposits were added (proposals waiting on them are checked
+    /// again).
+    grew: watch::Sender<u64>,
+}
+
+impl DepositBook {
+    pub(crate) fn new(reads_l1: bool) -> Self {
+        Self {
+            reads_l1,
+            book: RwLock::new(Book::default()),
+            grew: watch::channel(0).0,
+        }
+    }
+
+    pub fn reads_l1(&self) -> bool {
+        self.reads_l1
+    }
+
+    pub(crate) fn verdict(&self, id: u64, data: &[u8]) -> DepositVerdict {
+        if !self.reads_l1 {
+            return DepositVerdict::NoL1;
+        }
+        match koma_rpc::DepositsApi::deposit(self, id) {
+            Some(d) if d.data.as_ref() == data => DepositVerdict::Confirmed,
+            _ => DepositVerdict::NotSeen,
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.grew.subscribe()
+    }
+
+    /// Appends messages read in order; refuses (and changes nothing) if they do not
+    /// continue the book. Returns whether anything was added.
+    pub(crate) fn extend(&self, read: Vec<(u64, Bytes, u64, B256)>, receiver: Address) -> bool {
+        let mut b = self.book.write();
+        let mut hash = b.hash();
+        let mut next = (b.messages.len() as u64).saturating_add(1);
+        let mut added = Vec::with_capacity(read.len());
+        for (id, data, l1_block, l1_tx) in read {
+            if id < next {
+                continue; // read again (an overlapping range)
+            }
+            if id != next {
+                return false;
+            }
+            hash = next_state_hash(hash, id, receiver, &data);
+            added.push(L1Deposit {
+                id,
+                data,
+                l1_block,
+                l1_tx,
+                state_hash: hash,
+            });
+            next = next.saturating_add(1);
+        }
+        let grew = !added.is_empty();
+        b.messages.extend(added);
+        drop(b);
+        if grew {
+            self.grew.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        grew
+    }
+}
+
+impl koma_rpc::DepositsApi for DepositBook {
+    fn deposit(&self, id: u64) -> Option<L1Deposit> {
+        let index = usize::try_from(id.checked_sub(1)?).ok()?;
+        self.book.read().messages.get(index).cloned()
+    }
+
+    fn confirmed(&self) -> (u64, u64) {
+        let b = self.book.read();
+        (b.messages.len() as u64, b.read_to)
+    }
+}
+
+impl DepositSource for DepositBook {
+    fn confirmed_from(&self, first: u64, max: usize) -> Vec<Bytes> {
+        let b = self.book.read();
+        let Some(start) = first.checked_sub(1).and_then(|i| usize::try_from(i).ok()) else {
+            return Vec::new();
+        };
+        b.messages
+            .iter()
+            .skip(start)
+            .take(max)
+            .map(|m| m.data.clone())
+            .collect()
+    }
+}
+
+/// Where and how to read L1.
+#[derive(Debug, Clone)]
+pub(crate) struct WatchConfig {
+    pub l1_rpc: String,
+    pub contracts_file: PathBuf,
+    pub confirmations: u64,
+    pub poll: Duration,
+}
+
+/// Reads confirmed deposits into `book` until `stop`; an L1 that fails is retried,
+/// never fatal.
+pub(crate) async fn watch_l1(
+    book: std::sync::Arc<DepositBook>,
+    config: WatchConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let contracts = loop {
+        match L1Contracts::from_file(&config.contracts_file) {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::debug!(error = %e, "deposits: waiting for the L1 contracts file");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    };
+    let Some(bridge) = contracts.bridge else {
+        tracing::info!("deposits: the L1 deployment has no bridge");
+        let _ = stop.changed().await;
+        return;
+    };
+    let provider = match config.l1_rpc.parse() {
+        Ok(url) => ProviderBuilder::new().connect_http(url).erased(),
+        Err(e) => {
+            tracing::error!(url = %config.l1_rpc, error = %e, "invalid L1 URL; deposits are off");
+            let _ = stop.changed().await;
+            return;
+        }
+    };
+    book.book.write().next_block = contracts.deploy_block;
+    tracing::info!(%bridge, confirmations = config.confirmations, "deposits: following the L1 bridge");
+    let mut failures = 0u64;
+    let mut tick = tokio::time::interval(config.poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match read(
+            &book,
+            &provider,
+            bridge,
+            contracts.deploy_block,
+            config.confirmations,
+        )
+        .await
+        {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                if failures == 1 || failures.is_multiple_of(20) {
+                    tracing::warn!(error = %e, failures, "deposits: cannot read the L1; retrying");
+                }
+            }
+        }
+    }
+}
+
+/// One read: the new confirmed events, then the contract's count and hash at the last
+/// block read, which must match the book.
+async fn read(
+    book: &DepositBook,
+    provider: &DynProvider,
+    bridge: Address,
+    deploy_block: u64,
+    confirmations: u64,
+) -> eyre::Result<()> {
+    let head = provider.get_block_number().await?;
+    let Some(safe) = head.checked_sub(confirmations) else {
+        return Ok(());
+    };
+    let from = book.book.read().next_block;
+    if safe < from {
+        return Ok(());
+    }
+    let to = safe.min(from.saturating_add(LOG_RANGE - 1));
+    let filter = Filter::new()
+        .address(bridge)
+        .event_signature(StateSynced::SIGNATURE_HASH)
+        .from_block(from)
+        .to_block(to);
+    let mut read = Vec::new();
+    let mut receiver = Address::ZERO;
+    for log in provider.get_logs(&filter).await? {
+        let event = StateSynced::decode_log_data(log.data())
+            .map_err(|e| eyre::eyre!("a StateSynced event that does not decode: {e}"))?;
+        let id = u64::try_from(event.id).map_err(|_| eyre::eyre!("a deposit id above u64"))?;
+        receiver = event.receiver;
+        read.push((
+            id,
+            event.data,
+            log.block_number.unwrap_or(to),
+            log.transaction_hash.unwrap_or_default(),
+        ));
+    }
+    let contract = Bridge::new(bridge, provider);
+    let added = !read.is_empty();
+    if added && !book.extend(read, receiver) {
+        return restart(book, deploy_block, "the events skip an id");
+    }
+    let counter = contract.stateCounter().block(to.into()).call().await?;
+    let hash = contract.stateHash().block(to.into()).call().await?;
+    let (count, ours) = {
+        let b = book.book.read();
+        (b.messages.len() as u64, b.hash())
+    };
+    if counter != U256::from(count) || hash != ours {
+        if count > 0 && counter < U256::from(count) {
+            // the book holds deposits the L1 no longer has: a reorg deeper than the
+            // confirmations. What was agreed on L2 stays; say so loudly.
+            tracing::error!(
+                ours = count,
+                l1 = %counter,
+                "deposits: the L1 lost confirmed deposits (a reorg deeper than the confirmations)"
+            );
+        }
+        return restart(book, deploy_block, "the contract's hash chain differs");
+    }
+    {
+        let mut b = book.book.write();
+        b.next_block = to.saturating_add(1);
+        b.read_to = to;
+    }
+    if added {
+        tracing::info!(
+            deposits = count,
+            l1_block = to,
+            state_hash = %ours,
+            "deposits: confirmed on L1"
+        );
+    }
+    Ok(())
+}
+
+/// Drops the book and reads from the deployment again.
+fn restart(book: &DepositBook, deploy_block: u64, why: &str) -> eyre::Result<()> {
+    tracing::warn!(
+        why,
+        "deposits: reading the L1 bridge again from its deployment"
+    );
+    let mut b = book.book.write();
+    *b = Book {
+        next_block: deploy_block,
+        ..Book::default()
+    };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use koma_rpc::DepositsApi;
+
+    fn msg(id: u64) -> (u64, Bytes, u64, B256) {
+        (id, Bytes::from(vec![id as u8; 3]), 10 + id, B256::ZERO)
+    }
+
+    #[test]
+    fn the_book_takes_messages_in_order_only() {
+        let book = DepositBook::new(true);
+        let receiver = Address::with_last_byte(1);
+        assert!(book.extend(vec![msg(1), msg(2)], receiver));
+        assert!(!book.extend(vec![msg(4)], receiver), "a gap is refused");
+        assert!(
+            !book.extend(vec![msg(2)], receiver),
+            "a repeat adds nothing"
+        );
+        assert!(
+            book.extend(vec![msg(2), msg(3)], receiver),
+            "an overlap continues"
+        );
+        assert_eq!(book.confirmed().0, 3);
+        let h1 = next_state_hash(B256::ZERO, 1, receiver, &msg(1).1);
+        let h2 = next_state_hash(h1, 2, receiver, &msg(2).1);
+        assert_eq!(book.deposit(2).map(|d| d.state_hash), Some(h2));
+        assert_eq!(book.confirmed_from(2, 10), vec![msg(2).1, msg(3).1]);
+        assert_eq!(book.confirmed_from(2, 1), vec![msg(2).1]);
+        assert!(book.confirmed_from(4, 10).is_empty());
+        assert!(book.confirmed_from(0, 10).is_empty());
+        assert_eq!(book.verdict(3, &msg(3).1), DepositVerdict::Confirmed);
+        assert_eq!(book.verdict(3, &msg(2).1), DepositVerdict::NotSeen);
+        assert_eq!(book.verdict(4, &msg(4).1), DepositVerdict::NotSeen);
+        assert_eq!(
+            DepositBook::new(false).verdict(1, &msg(1).1),
+            DepositVerdict::NoL1
+        );
+    }
+}
