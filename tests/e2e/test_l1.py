@@ -486,7 +486,8 @@ def test_deposits_of_kmc_eth_and_an_erc20_are_applied_once_on_l2(devnet):
     the bridge's reserve (with its transfer-log entry) and ETH/ERC-20 minted as child
     tokens that carry the L1 token's name, symbol and decimals. koma_getDeposit follows
     each from L1 to a final L2 block; the hash chain L2 keeps equals L1's; locked on L1
-    equals what L2 holds, to the wei; the credited KMC is spent on L2 at once."""
+    equals what L2 holds, to the wei; the credited KMC is spent on L2 at once; the ETH
+    and ERC-20 child tokens are burned on L2 and exited on L1 back to their L1 form."""
     l1, contracts = devnet["w3"], devnet["contracts"]
     l2 = Web3(Web3.HTTPProvider(devnet["l2_url"]))
     token = devnet["token"]
@@ -589,6 +590,38 @@ def test_deposits_of_kmc_eth_and_an_erc20_are_applied_once_on_l2(devnet):
     assert get_deposit(l2, 0) is None
     assert get_deposit(l2, last_id + 1000)["status"] == "unknown"
 
+    # and back: the holder burns part of each child token on L2 (paying gas with the
+    # deposited KMC) and a relayer exits both on L1, where the recipient is paid in ETH
+    # and in the ERC-20; locked on L1 still equals what L2 holds
+    l1_recipient = Account.create().address
+    burns = [(eth_child, ETH_ID, eth_amount // 2), (usd_child, usd.address, usd_amount - 1)]
+    exits = []
+    nonce = 1
+    for child, _, amount in burns:
+        burn = l2_bridge.functions.withdrawToken(child.address, l1_recipient, amount).build_transaction({
+            "from": recipient, "chainId": CHAIN_ID, "gas": 200_000, "nonce": nonce,
+            "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 10**9})
+        nonce += 1
+        burned = l2.eth.wait_for_transaction_receipt(
+            l2.eth.send_raw_transaction(holder.sign_transaction(burn).raw_transaction), timeout=30)
+        assert burned["status"] == 1, burned
+        exits.append(burned["transactionHash"].to_0x_hex())
+    assert eth_child.functions.balanceOf(recipient).call() == eth_amount - eth_amount // 2
+    assert usd_child.functions.totalSupply().call() == 1
+
+    def proof(tx):
+        p = l2.provider.make_request("koma_getWithdrawalProof", [tx])["result"]
+        return p if p is not None and p["checkpoint"] is not None else None
+
+    for tx, (_, token_id, _) in zip(exits, burns):
+        p = wait_until("a checkpoint covering the burn", lambda: proof(tx), timeout=150, interval=1)
+        assert Web3.to_checksum_address(p["withdrawal"]["token"]) == Web3.to_checksum_address(token_id)
+        send_l1(l1, DEV_KEYS[7], bridge.functions.exit(exit_args(p)))
+    assert l1.eth.get_balance(l1_recipient) == eth_amount // 2
+    assert usd.functions.balanceOf(l1_recipient).call() == usd_amount - 1
+    assert bridge.functions.locked(ETH_ID).call() == eth_child.functions.totalSupply().call()
+    assert bridge.functions.locked(usd.address).call() == usd_child.functions.totalSupply().call() == 1
+
 
 def test_koma_bridge_deposits_and_waits_for_l2(devnet):
     """`koma bridge deposit` approves, deposits, and says how far it is until the deposit
@@ -610,3 +643,21 @@ def test_koma_bridge_deposits_and_waits_for_l2(devnet):
     bad = run([str(koma_bin()), "bridge", "deposit", "--amount", "1", "--token", "USDC",
                "--l1-contracts", contracts_file], timeout=30)
     assert bad.returncode == 1 and bad.stderr.startswith("error: invalid token"), bad.stderr
+
+    # ETH round trip with the CLI: deposited to the account's own L2 address, its child
+    # token burned on L2, exited on L1 to a fresh address
+    endpoints = ["--l2-rpc", devnet["l2_url"], "--l1-rpc", l1_url, "--l1-contracts", contracts_file]
+    out = run([str(koma_bin()), "bridge", "deposit", "--amount", "0.5", "--token", "ETH", *endpoints,
+               "--account", "4"], timeout=200)
+    assert out.returncode == 0 and "applied in L2 block" in out.stdout, out.stdout + out.stderr
+    l1_to = Account.create().address
+    out = run([str(koma_bin()), "bridge", "withdraw", "--amount", "0.25", "--token", "eth", "--to", l1_to,
+               "--l2-rpc", devnet["l2_url"], "--account", "4"], timeout=90)
+    assert out.returncode == 0 and "0.25 ETH" in out.stdout, out.stdout + out.stderr
+    tx = next(line.split()[-1] for line in out.stdout.splitlines() if line.startswith("withdrawal sent:"))
+    out = run([str(koma_bin()), "bridge", "exit", "--tx", tx, *endpoints, "--account", "5"], timeout=200)
+    assert out.returncode == 0 and "exited: withdrawal" in out.stdout, out.stdout + out.stderr
+    assert devnet["w3"].eth.get_balance(l1_to) == KMC // 4
+    never = run([str(koma_bin()), "bridge", "withdraw", "--amount", "1", "--token", "0x" + "77" * 20,
+                 "--l2-rpc", devnet["l2_url"]], timeout=30)
+    assert never.returncode == 1 and "never been deposited" in never.stderr, never.stderr

@@ -21,7 +21,8 @@ use std::time::Duration;
 pub enum BridgeCommand {
     /// Deposit KMC, ETH or an ERC-20 from L1 to L2 and wait until it is spendable there.
     Deposit(DepositArgs),
-    /// Withdraw native KMC from L2 to an L1 address (sends it to the L2 bridge).
+    /// Withdraw KMC (native), or burn a bridged ETH/ERC-20 child token, from L2 to an L1
+    /// address.
     Withdraw(WithdrawArgs),
     /// Exit a withdrawal on L1 once a checkpoint covers it (waits for the checkpoint).
     Exit(ExitArgs),
@@ -58,9 +59,13 @@ impl Account {
 
 #[derive(Debug, Args)]
 pub struct WithdrawArgs {
-    /// Amount of KMC, in KMC (decimals allowed: 1.5).
+    /// Amount, in the token's units (decimals allowed: 1.5).
     #[arg(long)]
     pub amount: String,
+    /// What to withdraw: KMC, ETH, or an ERC-20's L1 address (its child token on L2 is
+    /// burned).
+    #[arg(long, default_value = "KMC")]
+    pub token: String,
     /// The L1 address to pay (default: the sending account's own address).
     #[arg(long)]
     pub to: Option<Address>,
@@ -381,18 +386,58 @@ fn url(rpc: &str) -> eyre::Result<reqwest::Url> {
 }
 
 async fn withdraw(args: WithdrawArgs) -> eyre::Result<()> {
+    let token = deposit_token(&args.token)?;
     let signer = args.account.signer()?;
     let from = signer.address();
     let to = args.to.unwrap_or(from);
-    let amount = parse_amount(&args.amount, 18)?;
     let l2 = ProviderBuilder::new()
         .wallet(EthereumWallet::from(signer))
         .connect_http(url(&args.l2_rpc)?);
     let bridge = L2Bridge::new(L2_BRIDGE_ADDRESS, &l2);
-    let pending = bridge
-        .withdraw(to)
-        .value(amount)
-        .send()
+    let (call, amount, token_id) = match token {
+        DepositToken::Kmc => {
+            let amount = parse_amount(&args.amount, 18)?;
+            (
+                bridge.withdraw(to).value(amount).into_transaction_request(),
+                amount,
+                KMC_TOKEN,
+            )
+        }
+        DepositToken::Ether | DepositToken::Erc20(_) => {
+            let root = match token {
+                DepositToken::Erc20(a) => a,
+                _ => koma_primitives::bridge::ETH_TOKEN,
+            };
+            let child = bridge
+                .childOf(root)
+                .call()
+                .await
+                .wrap_err("cannot read the L2 bridge")?;
+            if child == Address::ZERO {
+                bail!("{root} has never been deposited: it has no child token on L2");
+            }
+            let erc20 = StakingToken::new(child, &l2);
+            let decimals = erc20.decimals().call().await?;
+            let amount = parse_amount(&args.amount, decimals)?;
+            let balance = erc20.balanceOf(from).call().await?;
+            if balance < amount {
+                bail!(
+                    "{from} holds {} of child token {child} on L2, less than {}",
+                    format_units(balance, decimals),
+                    args.amount
+                );
+            }
+            (
+                bridge
+                    .withdrawToken(child, to, amount)
+                    .into_transaction_request(),
+                amount,
+                root,
+            )
+        }
+    };
+    let pending = l2
+        .send_transaction(call)
         .await
         .wrap_err("the L2 node refused the withdrawal")?;
     let hash = *pending.tx_hash();
@@ -408,7 +453,7 @@ async fn withdraw(args: WithdrawArgs) -> eyre::Result<()> {
     let block = receipt.block_number.unwrap_or_default();
     println!(
         "included in L2 block {block}: {} from {from} to {to} on L1",
-        show(amount, KMC_TOKEN)
+        show(amount, token_id)
     );
     println!("exit it once a checkpoint covers block {block}: koma bridge exit --tx {hash}");
     Ok(())

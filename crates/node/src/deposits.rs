@@ -21,7 +21,6 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
 use alloy_primitives::{Address, B256, Bytes, U256};
-use koma_l1::L1Contracts;
 use koma_l1::bindings::Bridge;
 use koma_primitives::bridge::{L1Deposit, StateSynced, next_state_hash};
 use koma_producer::DepositSource;
@@ -174,17 +173,10 @@ pub(crate) async fn watch_l1(
     config: WatchConfig,
     mut stop: watch::Receiver<bool>,
 ) {
-    let contracts = loop {
-        match L1Contracts::from_file(&config.contracts_file) {
-            Ok(c) => break c,
-            Err(e) => {
-                tracing::debug!(error = %e, "deposits: waiting for the L1 contracts file");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = stop.changed() => return,
-                }
-            }
-        }
+    let Some(contracts) =
+        crate::checkpoint::wait_for_contracts(&config.contracts_file, &mut stop).await
+    else {
+        return;
     };
     let Some(bridge) = contracts.bridge else {
         tracing::info!("deposits: the L1 deployment has no bridge");

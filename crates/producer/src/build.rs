@@ -80,9 +80,10 @@ pub struct BuiltBlock {
 }
 
 /// Executes the confirmed deposits after the L2 bridge's last applied one as system
-/// transactions. One that does not fit the block's gas or compute stops the run (it
-/// comes first in the next block); one that fails otherwise is a bug in the bridge or
-/// the data, and is logged and left out, as are the ones after it.
+/// transactions. One that is not includable (it does not fit the block's gas or
+/// compute) stops the run: it comes first in the next block. One that reverts, which
+/// the bridge never does for a message L1's bridge sent, fails the build, since every
+/// importer would refuse the block.
 fn apply_deposits<S: koma_storage::StateReader>(
     spec: &ChainSpec,
     db: &Database,

@@ -193,6 +193,26 @@ struct Service {
     l1_failures: u32,
 }
 
+/// The L1 deployment described in `file`, read once it exists: the deployment may still
+/// be under way (`koma devnet` writes the file when done). `None` if `stop` comes first.
+pub(crate) async fn wait_for_contracts(
+    file: &std::path::Path,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<L1Contracts> {
+    loop {
+        match L1Contracts::from_file(file) {
+            Ok(c) => return Some(c),
+            Err(e) => {
+                tracing::debug!(error = %e, "waiting for the L1 contracts file");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => return None,
+                }
+            }
+        }
+    }
+}
+
 /// Runs the checkpoint service until `stop`; never returns early (an L1 that misbehaves is
 /// retried).
 pub(crate) async fn run(
@@ -203,18 +223,8 @@ pub(crate) async fn run(
     ledger: Arc<parking_lot::RwLock<Ledger>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    // the deployment may still be under way (koma devnet writes the file when done)
-    let contracts = loop {
-        match L1Contracts::from_file(&config.contracts_file) {
-            Ok(c) => break c,
-            Err(e) => {
-                tracing::debug!(error = %e, "waiting for the L1 contracts file");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = stop.changed() => return,
-                }
-            }
-        }
+    let Some(contracts) = wait_for_contracts(&config.contracts_file, &mut stop).await else {
+        return;
     };
     let url = match config.l1_rpc.parse() {
         Ok(url) => url,
