@@ -87,9 +87,6 @@ pub struct ExitArgs {
     /// JSON-RPC URL of a KOMA node that follows the L1.
     #[arg(long, default_value = "http://127.0.0.1:8545")]
     pub l2_rpc: String,
-    /// JSON-RPC URL of the L1 (default: the devnet's L1).
-    #[arg(long, default_value = "http://127.0.0.1:8645")]
-    pub l1_rpc: String,
     #[command(flatten)]
     pub l1: L1Bridge,
     /// Give up waiting for a checkpoint after this many seconds.
@@ -113,9 +110,6 @@ pub struct DepositArgs {
     /// JSON-RPC URL of a KOMA node that follows the L1.
     #[arg(long, default_value = "http://127.0.0.1:8545")]
     pub l2_rpc: String,
-    /// JSON-RPC URL of the L1 (default: the devnet's L1).
-    #[arg(long, default_value = "http://127.0.0.1:8645")]
-    pub l1_rpc: String,
     #[command(flatten)]
     pub l1: L1Bridge,
     /// Give up waiting for the deposit on L2 after this many seconds.
@@ -140,16 +134,16 @@ pub struct StatusArgs {
     /// JSON-RPC URL of a KOMA node that follows the L1.
     #[arg(long, default_value = "http://127.0.0.1:8545")]
     pub l2_rpc: String,
-    /// JSON-RPC URL of the L1 (default: the devnet's L1).
-    #[arg(long, default_value = "http://127.0.0.1:8645")]
-    pub l1_rpc: String,
     #[command(flatten)]
     pub l1: L1Bridge,
 }
 
-/// Where the bridge is on L1.
+/// The L1 and where the bridge is on it.
 #[derive(Debug, Args)]
 pub struct L1Bridge {
+    /// JSON-RPC URL of the L1 (default: the devnet's L1).
+    #[arg(long, default_value = "http://127.0.0.1:8645")]
+    pub l1_rpc: String,
     /// The contracts file of the L1 deployment (`koma devnet` prints its path).
     #[arg(long, required_unless_present = "bridge")]
     pub l1_contracts: Option<PathBuf>,
@@ -248,7 +242,7 @@ async fn deposit(args: DepositArgs) -> eyre::Result<()> {
     let to = args.to.unwrap_or(from);
     let l1 = ProviderBuilder::new()
         .wallet(EthereumWallet::from(signer))
-        .connect_http(url(&args.l1_rpc)?);
+        .connect_http(url(&args.l1.l1_rpc)?);
     let l2 = ProviderBuilder::new().connect_http(url(&args.l2_rpc)?);
     let bridge = Bridge::new(bridge_at, &l1);
     let call = match token {
@@ -531,7 +525,7 @@ async fn exit(args: ExitArgs) -> eyre::Result<()> {
     let signer = args.account.signer()?;
     let l1 = ProviderBuilder::new()
         .wallet(EthereumWallet::from(signer))
-        .connect_http(url(&args.l1_rpc)?);
+        .connect_http(url(&args.l1.l1_rpc)?);
     let bridge = Bridge::new(bridge_at, &l1);
     let nonce = proof.withdrawal.nonce;
     if bridge.isExited(nonce).call().await? {
@@ -623,7 +617,7 @@ async fn status(args: StatusArgs) -> eyre::Result<()> {
         return Ok(());
     };
     println!("checkpointed in checkpoint {checkpoint}");
-    let l1 = ProviderBuilder::new().connect_http(url(&args.l1_rpc)?);
+    let l1 = ProviderBuilder::new().connect_http(url(&args.l1.l1_rpc)?);
     let bridge = Bridge::new(args.l1.address()?, &l1);
     if bridge.isExited(w.nonce).call().await? {
         println!("exited on L1");
