@@ -28,6 +28,9 @@ pub enum BridgeCommand {
     Exit(ExitArgs),
     /// Where a withdrawal (--tx) or a deposit (--deposit) stands.
     Status(StatusArgs),
+    /// Check, token by token, that what the L1 bridge holds is what the L2 can claim
+    /// (issued on L2 + pending deposits + pending exits), to the wei.
+    Audit(crate::audit::AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -153,7 +156,7 @@ pub struct L1Bridge {
 }
 
 impl L1Bridge {
-    fn address(&self) -> eyre::Result<Address> {
+    pub fn address(&self) -> eyre::Result<Address> {
         match (self.bridge, &self.l1_contracts) {
             (Some(address), _) => Ok(address),
             (None, Some(file)) => L1Contracts::from_file(file)?.bridge.ok_or_else(|| {
@@ -165,6 +168,14 @@ impl L1Bridge {
             (None, None) => bail!("pass --l1-contracts or --bridge"),
         }
     }
+
+    /// The L1 block the bridge was deployed in (0 when only --bridge is given).
+    pub fn deploy_block(&self) -> eyre::Result<u64> {
+        match (self.bridge, &self.l1_contracts) {
+            (None, Some(file)) => Ok(L1Contracts::from_file(file)?.deploy_block),
+            _ => Ok(0),
+        }
+    }
 }
 
 pub async fn run(cmd: BridgeCommand) -> eyre::Result<()> {
@@ -173,6 +184,7 @@ pub async fn run(cmd: BridgeCommand) -> eyre::Result<()> {
         BridgeCommand::Withdraw(args) => withdraw(args).await,
         BridgeCommand::Exit(args) => exit(args).await,
         BridgeCommand::Status(args) => status(args).await,
+        BridgeCommand::Audit(args) => crate::audit::run(args).await,
     }
 }
 
@@ -375,7 +387,7 @@ pub fn parse_amount(amount: &str, decimals: u8) -> eyre::Result<U256> {
     Ok(value)
 }
 
-fn url(rpc: &str) -> eyre::Result<reqwest::Url> {
+pub fn url(rpc: &str) -> eyre::Result<reqwest::Url> {
     rpc.parse().wrap_err_with(|| format!("invalid URL {rpc}"))
 }
 

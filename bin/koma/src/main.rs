@@ -9,6 +9,7 @@
 //! - `koma bench`: executor, state-root and end-to-end throughput benchmarks.
 
 #[cfg(feature = "test-tools")]
+mod audit;
 mod bad_peer;
 mod bench;
 mod bench_net;

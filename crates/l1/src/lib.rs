@@ -8,6 +8,7 @@
 //! that every function, event and error declared here has the selector the artifact's
 //! ABI gives it.
 
+pub mod audit;
 pub mod bindings;
 pub mod contracts;
 pub mod deploy;
