@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 from web3 import Web3
+from web3.logs import DISCARD
 
 from bridgeutil import (CHILD_ABI, ETH_ID, KMC, KMC_ID, L2_BRIDGE, abi, audit, checkpointed_proof,
                         deploy_erc20, exit_args, fee, get_deposit, send_l1, send_l2)
 from cluster import free_port_range, wait_until
-from devnode import DEV_KEYS, anvil_bin, koma_bin
+from devnode import DEV_KEYS, anvil_bin, koma_bin, run
 
 pytestmark = pytest.mark.koma_only
 
@@ -110,7 +111,7 @@ class Net:
             erc20 = self.kmc if token == KMC_ID else self.l1.eth.contract(address=token, abi=abi("StakingToken"))
             receipts.append(send_l1(self.l1, key, erc20.functions.approve(self.bridge.address, amount)))
             receipts.append(send_l1(self.l1, key, self.bridge.functions.depositERC20For(erc20.address, to, amount)))
-        event = self.bridge.events.Deposited().process_receipt(receipts[-1])[0]["args"]
+        event = self.bridge.events.Deposited().process_receipt(receipts[-1], errors=DISCARD)[0]["args"]
         return event["id"], receipts
 
     def wait_applied(self, deposit_id: int) -> dict:
@@ -224,6 +225,15 @@ def test_eth_kmc_and_an_erc20_round_trip_through_anvil_to_the_wei(net):
     usd_books = next(t for t in report["tokens"] if t["token"].lower() == usd.address.lower())
     assert (wei(usd_books["locked"]), wei(usd_books["issued"]), wei(usd_books["pendingExits"])) == \
         (900_000, 900_000, 0), usd_books
+    # the same for a person, and a clear error for a block that does not exist
+    endpoints = ["--l2-rpc", net.l2_url, "--l1-rpc", net.l1_url, "--l1-contracts", str(net.contracts_file),
+                 "--genesis", str(net.datadir / "genesis.json")]
+    out = run([str(koma_bin()), "bridge", "audit", *endpoints], timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"{usd.functions.symbol().call()} ({usd.address}): balanced" in out.stdout, out.stdout
+    assert "issued on L2 0.0000000000009 + pending deposits 0 + pending exits 0"  # 18 decimals in out.stdout, out.stdout
+    out = run([str(koma_bin()), "bridge", "audit", *endpoints, "--block", "99999999"], timeout=60)
+    assert out.returncode == 1 and "the L2 has no block 99999999 yet" in out.stderr, out.stderr
 
 
 def test_a_deposit_reorged_out_before_its_confirmations_is_never_applied(net):
@@ -312,10 +322,13 @@ def test_random_deposits_transfers_withdrawals_exits_and_reorgs_keep_the_books(n
             did = f"{op} {amount} of {token}"
         elif op == "exit" and unexited:
             net.exit(unexited.pop(rng.randrange(len(unexited))))
+            did = f"exit ({len(unexited)} withdrawals left to exit)"
         elif op == "reorg":
             net.reorged_deposit(DEV_KEYS[3], user.address, rng.randint(1, KMC))
+            did = "a deposit reorged out on L1"
         else:
             did = f"{op} (nothing to do)"
+        print(f"step {step}: {did}")
         for block in ("finalized", "latest"):
             try:
                 net.audit(block)

@@ -16,13 +16,13 @@ from eth_account import Account
 from web3 import Web3
 from web3.exceptions import ContractCustomError
 
+from bridgeutil import ETH_ID, KMC, KMC_ID, L2_BRIDGE, abi, audit, exit_args, get_deposit, send_l1
 from cluster import WsCollector, free_port_range, wait_until
 from devnode import CHAIN_ID, DEV_KEYS, koma_bin, run
 
 pytestmark = pytest.mark.koma_only
 
 REPO = Path(__file__).resolve().parents[2]
-KMC = 10**18
 STAKE = 1_000 * KMC  # each devnet staker's stake on the development L1
 L1_CHAIN_ID = 1337
 INTERVAL = 32  # blocks per checkpoint (the devnet's default)
@@ -30,10 +30,6 @@ INTERVAL = 32  # blocks per checkpoint (the devnet's default)
 G1_GENERATOR = bytes.fromhex(
     "0000000000000000000000000000000017f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb"
     "0000000000000000000000000000000008b3f481e3aaa0f1a09e30ed741d8ae4fcf5e095d5d00af600db18cb2c04b3edd03cc744a2888ae40caa232946c5e7e1")
-
-
-def abi(name: str) -> list:
-    return json.loads((REPO / "contracts" / "artifacts" / f"{name}.json").read_text())["abi"]
 
 
 def selector(signature: str) -> str:
@@ -319,22 +315,7 @@ def test_koma_l1_deploy_writes_a_contracts_file(devnet, tmp_path):
     assert "does not answer" in res.stderr, res.stderr
 
 
-L2_BRIDGE = "0x0000000000000000000000000000000000001001"
-KMC_ID = "0x0000000000000000000000000000000000001010"
 EMPTY_TRIE_ROOT = "0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421"
-
-
-def exit_args(p: dict) -> tuple:
-    """koma_getWithdrawalProof's answer as Bridge.exit's ExitProof tuple."""
-    w, leaf = p["withdrawal"], p["blockLeaf"]
-    address = Web3.to_checksum_address  # JSON-RPC answers are lowercase; web3.py wants checksums
-    return (
-        (int(w["nonce"], 16), address(w["sender"]), address(w["recipient"]), address(w["token"]),
-         int(w["amount"], 16)),
-        int(p["withdrawalIndex"], 16), p["withdrawalProof"], int(p["checkpoint"], 16),
-        (int(leaf["number"], 16), int(leaf["timestamp"], 16), leaf["blockHash"], leaf["receiptsRoot"],
-         leaf["withdrawalsRoot"]),
-        int(p["blockIndex"], 16), p["blockProof"])
 
 
 def test_native_kmc_withdrawn_on_l2_exits_on_l1_once(devnet):
@@ -460,23 +441,8 @@ def test_koma_bridge_withdraws_and_exits(devnet):
     assert bad.returncode == 1 and bad.stderr.startswith("error: invalid amount"), bad.stderr
 
 
-ETH_ID = "0xEeeeeEeeeEeEeeEeEeEeeEEEeeeeEeeeeeeeEEeE"
 SYSTEM = "0xffffFFFfFFffffffffffffffFfFFFfffFFFfFFfE"
 TRANSFER_LOG = "0x0000000000000000000000000000000000001010"
-
-
-def send_l1(w3: Web3, key: str, call, value: int = 0) -> dict:
-    account = Account.from_key(key)
-    tx = call.build_transaction({"from": account.address, "value": value, "chainId": L1_CHAIN_ID,
-                                 "nonce": w3.eth.get_transaction_count(account.address)})
-    receipt = w3.eth.wait_for_transaction_receipt(
-        w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction), timeout=60)
-    assert receipt["status"] == 1, receipt
-    return receipt
-
-
-def get_deposit(l2: Web3, deposit_id: int) -> dict:
-    return l2.provider.make_request("koma_getDeposit", [hex(deposit_id)])["result"]
 
 
 def test_deposits_of_kmc_eth_and_an_erc20_are_applied_once_on_l2(devnet):
@@ -661,3 +627,10 @@ def test_koma_bridge_deposits_and_waits_for_l2(devnet):
     never = run([str(koma_bin()), "bridge", "withdraw", "--amount", "1", "--token", "0x" + "77" * 20,
                  "--l2-rpc", devnet["l2_url"]], timeout=30)
     assert never.returncode == 1 and "never been deposited" in never.stderr, never.stderr
+
+    # after every deposit, withdrawal and exit of this module, the books balance on the
+    # devnet's own L1 too
+    code, report, output = audit(devnet["l2_url"], l1_url, devnet["datadir"] / "l1-contracts.json",
+                                 devnet["datadir"] / "genesis.json", block="latest")
+    assert code == 0 and report["balanced"], output
+    assert all(t["surplus"] == "0" for t in report["tokens"]) and report["exited"] >= 4, output

@@ -48,15 +48,21 @@ pub async fn run(args: AuditArgs) -> eyre::Result<()> {
     };
     let l1 = ProviderBuilder::new().connect_http(url(&args.l1.l1_rpc)?);
     let l2 = ProviderBuilder::new().connect_http(url(&args.l2_rpc)?);
-    let block: BlockNumberOrTag = args
-        .block
-        .parse()
-        .map_err(|_| eyre!("--block takes a number, finalized, safe or latest"))?;
+    let block: BlockNumberOrTag = match args.block.parse::<u64>() {
+        Ok(n) => BlockNumberOrTag::Number(n),
+        Err(_) => args
+            .block
+            .parse()
+            .map_err(|_| eyre!("--block takes a number, finalized, safe or latest"))?,
+    };
     let header = l2
         .get_block_by_number(block)
         .await
         .wrap_err("cannot read the L2")?
-        .ok_or_else(|| eyre!("the L2 has no {block} block yet"))?;
+        .ok_or_else(|| match block {
+            BlockNumberOrTag::Number(n) => eyre!("the L2 has no block {n} yet"),
+            tag => eyre!("the L2 has no {tag} block yet"),
+        })?;
     let (l2_books, mut problems) = read_l2(&l2, header.header.number, &spec).await?;
     let (l1_books, l1_problems, names) =
         read_l1(&l1, args.l1.address()?, args.l1.deploy_block()?).await?;
@@ -233,7 +239,11 @@ async fn read_l1(
             let address = if token == KMC_TOKEN { kmc } else { token };
             let erc20 = StakingToken::new(address, l1);
             if token != KMC_TOKEN {
-                let symbol = erc20.symbol().call().await.unwrap_or_else(|_| token.to_string());
+                let symbol = erc20
+                    .symbol()
+                    .call()
+                    .await
+                    .unwrap_or_else(|_| token.to_string());
                 let decimals = erc20.decimals().call().await.unwrap_or(18);
                 names.insert(token, (symbol, decimals));
             }
@@ -285,6 +295,8 @@ fn print(report: &Audit, names: &Names) {
         println!("problem: {p}");
     }
     if report.balanced {
-        println!("balanced: for every token, locked on L1 = issued on L2 + pending deposits + pending exits");
+        println!(
+            "balanced: for every token, locked on L1 = issued on L2 + pending deposits + pending exits"
+        );
     }
 }
