@@ -149,7 +149,10 @@ pub fn audit(l1: &L1Books, l2: &L2Books) -> Audit {
     for (i, d) in l1.deposits.iter().enumerate() {
         let expected = u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1);
         if d.id != expected {
-            problems.push(format!("L1 state message {} where {expected} was expected", d.id));
+            problems.push(format!(
+                "L1 state message {} where {expected} was expected",
+                d.id
+            ));
             break;
         }
     }

@@ -10,7 +10,9 @@
 
 use alloy_primitives::{Address, B256, U256};
 use koma_l1::audit::{L1Books, L1DepositEntry, L1Exit, L2Books, audit};
-use koma_primitives::bridge::{ETH_TOKEN, KMC_TOKEN, L2_BRIDGE_ADDRESS, Withdrawal, next_state_hash};
+use koma_primitives::bridge::{
+    ETH_TOKEN, KMC_TOKEN, L2_BRIDGE_ADDRESS, Withdrawal, next_state_hash,
+};
 use proptest::prelude::*;
 
 const ERC20: Address = Address::repeat_byte(0x77);
@@ -157,7 +159,8 @@ impl World {
                 }));
             }
             Op::Apply { count } => {
-                let pending = self.l1_deposits().len() - usize::try_from(head.last_state_id).unwrap();
+                let pending =
+                    self.l1_deposits().len() - usize::try_from(head.last_state_id).unwrap();
                 let count = count.min(pending);
                 if count > 0 {
                     self.l2.push(L2Block::Apply(count));
@@ -350,7 +353,10 @@ proptest! {
 #[test]
 fn a_surplus_is_reported_but_not_a_problem() {
     let mut world = World::default();
-    world.apply(&Op::Deposit { token: 1, amount: 10 });
+    world.apply(&Op::Deposit {
+        token: 1,
+        amount: 10,
+    });
     world.apply(&Op::Apply { count: 1 });
     let mut l1 = world.l1_books();
     // ether forced into the L1 bridge: held above locked, books still balanced
