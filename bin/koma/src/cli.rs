@@ -286,6 +286,11 @@ pub struct NodeArgs {
     #[cfg(feature = "test-tools")]
     #[arg(long, hide = true)]
     pub equivocate_for_testing: bool,
+    /// TEST ONLY: as a producer, alter the amount of every deposit applied, or invent a
+    /// deposit when none is pending, so that the importers' refusal can be exercised.
+    #[cfg(feature = "test-tools")]
+    #[arg(long, hide = true)]
+    pub forge_deposits_for_testing: bool,
     /// Serve Prometheus metrics (`GET /metrics`) on this address: `IP:PORT`, or a
     /// port alone for 127.0.0.1 (e.g. `9545`). Off by default.
     #[arg(long, value_parser = crate::config::parse_metrics_addr)]
@@ -557,6 +562,7 @@ mod without_test_tools {
         let refused = |args: &[&str]| Cli::try_parse_from(args).is_err();
         assert!(refused(&["koma", "debug", "bad-peer", "--help"]));
         assert!(refused(&["koma", "node", "--equivocate-for-testing"]));
+        assert!(refused(&["koma", "node", "--forge-deposits-for-testing"]));
         assert!(refused(&["koma", "bench", "consensus"]));
         // while the same parser takes ordinary commands
         assert!(!refused(&["koma", "devnet", "--nodes", "2"]));

@@ -176,6 +176,7 @@ async fn devnet(args: cli::DevnetArgs, log: &str) -> eyre::Result<()> {
         producer_key: Some(key.clone()),
         staker_key: Some(key),
         equivocate: false,
+        forge_deposits: false,
         pool: Some(args.pool.apply(koma_node::pool_config(&spec))),
         max_reorg_depth: koma_node::DEFAULT_MAX_REORG_DEPTH,
         network: None,
@@ -301,6 +302,10 @@ async fn node(args: cli::NodeArgs) -> eyre::Result<()> {
         equivocate: args.equivocate_for_testing,
         #[cfg(not(feature = "test-tools"))]
         equivocate: false,
+        #[cfg(feature = "test-tools")]
+        forge_deposits: args.forge_deposits_for_testing,
+        #[cfg(not(feature = "test-tools"))]
+        forge_deposits: false,
         pool: Some(pool),
         max_reorg_depth: args.max_reorg_depth,
         network: args.p2p.settings()?,

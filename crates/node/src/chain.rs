@@ -3,7 +3,7 @@
 //! time, and it announces what changed to the pool, the RPC subscriptions and the head
 //! watchers.
 
-use crate::deposits::DepositBook;
+use crate::deposits::{DepositBook, DepositVerdict};
 use alloy::consensus::{ReceiptEnvelope, TxEnvelope};
 use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{Address, B256, U256};
@@ -38,6 +38,8 @@ pub(crate) struct ChainWriter {
     pub side_tips: parking_lot::Mutex<std::collections::HashMap<B256, (u64, U256)>>,
     /// Deposits confirmed on L1, which own blocks apply first.
     pub deposits: Arc<DepositBook>,
+    /// Test only (feature `forge-deposits`): own blocks alter or invent deposits.
+    pub forge_deposits: bool,
 }
 
 /// A block this node produced, committed and announced, for the producer loop to report
@@ -70,6 +72,42 @@ impl PoolAccess for BestAdapter {
     fn reject(&mut self, tx: B256, sender: Address) {
         self.best.mark_invalid(sender);
         self.rejected.push(tx);
+    }
+}
+
+/// Test only: the confirmed deposits with their amounts doubled, or, when none is
+/// pending, an invented deposit of 1,000 KMC to the producer (`.1`).
+#[cfg(feature = "forge-deposits")]
+struct Forged<'a>(&'a DepositBook, Address);
+
+#[cfg(feature = "forge-deposits")]
+impl koma_producer::DepositSource for Forged<'_> {
+    fn confirmed_from(&self, first: u64, max: usize) -> Vec<alloy_primitives::Bytes> {
+        use koma_primitives::bridge::{Deposit, KMC_TOKEN};
+        let real = self.0.confirmed_from(first, max);
+        if real.is_empty() {
+            tracing::warn!(id = first, "TEST: inventing a deposit");
+            return vec![
+                Deposit {
+                    token: KMC_TOKEN,
+                    from: Address::ZERO,
+                    to: self.1,
+                    amount: U256::from(1_000_000_000_000_000_000_000u128), // 1,000 KMC
+                    metadata: None,
+                }
+                .encode(),
+            ];
+        }
+        tracing::warn!(id = first, "TEST: altering deposits");
+        real.into_iter()
+            .map(|data| match Deposit::decode(&data) {
+                Ok(mut d) => {
+                    d.amount = d.amount.saturating_mul(U256::from(2u64));
+                    d.encode()
+                }
+                Err(_) => data,
+            })
+            .collect()
     }
 }
 
@@ -107,6 +145,7 @@ impl ChainWriter {
             estimate: Default::default(),
             side_tips: Default::default(),
             deposits,
+            forge_deposits: false,
         }
     }
 
@@ -167,11 +206,21 @@ impl ChainWriter {
                 best: this.pool.best_transactions(base_fee),
                 rejected: Vec::new(),
             };
+            #[cfg(feature = "forge-deposits")]
+            let forged = Forged(&this.deposits, key.address());
+            #[cfg(feature = "forge-deposits")]
+            let deposits: &dyn koma_producer::DepositSource = if this.forge_deposits {
+                &forged
+            } else {
+                &*this.deposits
+            };
+            #[cfg(not(feature = "forge-deposits"))]
+            let deposits: &dyn koma_producer::DepositSource = &*this.deposits;
             let built = build_block_with(
                 &this.spec,
                 &this.db,
                 &mut best,
-                &*this.deposits,
+                deposits,
                 &key,
                 timestamp,
                 Some(deadline),
@@ -221,6 +270,7 @@ impl ChainWriter {
 
     /// Applies fork choice to a block from a peer and announces the result.
     pub fn import(&self, block: &Block) -> Result<ImportOutcome, ImportError> {
+        self.check_deposits(block)?;
         let known = PoolSenders(&self.pool);
         let started = std::time::Instant::now();
         let outcome = match koma_producer::import_with(
@@ -251,6 +301,41 @@ impl ChainWriter {
         self.track_tips(&outcome, block.header.parent_hash)?;
         self.announce(&outcome)?;
         Ok(outcome)
+    }
+
+    /// Refuses a block that applies a deposit other than the one this node read on L1
+    /// for that id, and holds back one that applies a deposit it has not read yet
+    /// (ADR 0016). Blocks at or below the final one were agreed by the stakers already.
+    pub fn check_deposits(&self, block: &Block) -> Result<(), ImportError> {
+        let number = block.header.number;
+        if !self.deposits.reads_l1()
+            || number <= self.finalized.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Ok(());
+        }
+        for tx in block
+            .body
+            .transactions
+            .iter()
+            .take_while(|tx| koma_primitives::bridge::is_system_tx(tx))
+        {
+            // one that is not a deposit transaction is refused by the import itself
+            let Some((id, data)) = koma_primitives::bridge::deposit_of_tx(self.spec.chain_id, tx)
+            else {
+                return Ok(());
+            };
+            match self.deposits.verdict(id, &data) {
+                DepositVerdict::Confirmed | DepositVerdict::Seen | DepositVerdict::NoL1 => {}
+                DepositVerdict::NotSeen => return Err(ImportError::DepositNotSeen { number, id }),
+                DepositVerdict::Conflicts => {
+                    return Err(ImportError::Invalid {
+                        number,
+                        reason: format!("deposit {id} is not the one confirmed on L1"),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// How deep a reorg may go now: never below the last final block (at the node's
@@ -486,5 +571,111 @@ impl ChainWriter {
         })
         .await
         .map_err(|e| ImportError::Internal(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use koma_primitives::bridge::{Deposit, KMC_TOKEN};
+    use koma_primitives::dev;
+    use koma_producer::DepositSource;
+    use koma_producer::test_utils::VecPool;
+
+    /// Deposits a producer applies: `data[i]` is deposit `i + 1`.
+    struct Applies(Vec<alloy_primitives::Bytes>);
+
+    impl DepositSource for Applies {
+        fn confirmed_from(&self, first: u64, max: usize) -> Vec<alloy_primitives::Bytes> {
+            let start = usize::try_from(first.saturating_sub(1)).unwrap();
+            self.0.iter().skip(start).take(max).cloned().collect()
+        }
+    }
+
+    fn deposit(amount: u64) -> alloy_primitives::Bytes {
+        Deposit {
+            token: KMC_TOKEN,
+            from: Address::with_last_byte(0xaa),
+            to: Address::with_last_byte(0xbb),
+            amount: U256::from(amount),
+            metadata: None,
+        }
+        .encode()
+    }
+
+    fn importer(book: Arc<DepositBook>) -> (ChainWriter, tempfile::TempDir) {
+        let spec = Arc::new(ChainSpec::devnet());
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path(), &spec).unwrap();
+        let pool = Arc::new(TxPool::new(koma_txpool::PoolConfig::default()));
+        let writer = ChainWriter::new(spec, db, pool, broadcast::channel(16).0, 64, book);
+        (writer, dir)
+    }
+
+    /// Block 1 of the devnet applying `deposits` (made by another node).
+    fn block_applying(deposits: Vec<alloy_primitives::Bytes>) -> Block {
+        let spec = ChainSpec::devnet();
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path(), &spec).unwrap();
+        build_block_with(
+            &spec,
+            &db,
+            &mut VecPool(Default::default()),
+            &Applies(deposits),
+            &dev::dev_producer_key(0),
+            spec.timestamp + 1,
+            None,
+        )
+        .unwrap()
+        .block
+    }
+
+    #[test]
+    fn a_block_applies_only_deposits_this_node_read_on_l1() {
+        let receiver = koma_primitives::bridge::L2_BRIDGE_ADDRESS;
+        let read = |book: &DepositBook, amount: u64| {
+            assert!(book.extend(vec![(1, deposit(amount), 10, B256::ZERO)], receiver));
+        };
+
+        // not read here yet: held back, not refused
+        let book = Arc::new(DepositBook::new(true));
+        book.set_confirmations(2);
+        let (chain, _dir) = importer(book.clone());
+        let block = block_applying(vec![deposit(5)]);
+        let err = chain.import(&block).unwrap_err();
+        assert!(
+            matches!(err, ImportError::DepositNotSeen { number: 1, id: 1 }),
+            "{err}"
+        );
+        assert!(!err.is_invalid_block());
+        // read one L1 block short of the confirmations (the producer may be one ahead)
+        read(&book, 5);
+        assert!(matches!(
+            chain.import(&block).unwrap(),
+            ImportOutcome::Extended(_)
+        ));
+
+        // an invented or altered deposit: L1 has deposit 1 with another amount
+        let book = Arc::new(DepositBook::new(true));
+        book.set_confirmations(2);
+        let (chain, _dir) = importer(book.clone());
+        read(&book, 6);
+        // one block short, another amount: an L1 reorg may still change it, so wait
+        let err = chain.import(&block).unwrap_err();
+        assert!(matches!(err, ImportError::DepositNotSeen { .. }), "{err}");
+        book.saw_head(12);
+        let err = chain.import(&block).unwrap_err();
+        assert!(err.is_invalid_block(), "{err}");
+        assert!(
+            err.to_string()
+                .contains("deposit 1 is not the one confirmed on L1")
+        );
+
+        // a node that reads no L1 follows the stakers
+        let (chain, _dir) = importer(Arc::new(DepositBook::new(false)));
+        assert!(matches!(
+            chain.import(&block).unwrap(),
+            ImportOutcome::Extended(_)
+        ));
     }
 }

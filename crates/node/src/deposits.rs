@@ -32,30 +32,47 @@ use tokio::sync::watch;
 /// L1 blocks read per `eth_getLogs` request.
 const LOG_RANGE: u64 = 2_000;
 
-/// What a staker's book says about a deposit a block applies.
+/// What a node's book says about a deposit a block applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DepositVerdict {
-    /// Confirmed on L1 with the same data.
+    /// On L1 with the same data, `confirmations` deep: producers apply it, stakers vote
+    /// for it.
     Confirmed,
-    /// Not confirmed here (yet), or confirmed with other data: wait.
+    /// On L1 with the same data, one block short of `confirmations`: importers take it
+    /// (a producer's reading of L1 may be one block ahead of this node's).
+    Seen,
+    /// Not read here yet: an importer holds the block back, a staker waits.
     NotSeen,
+    /// Confirmed here with other data: the block invents or alters a deposit.
+    Conflicts,
     /// This node does not read an L1: it follows the stakers.
     NoL1,
 }
 
 #[derive(Debug, Default)]
 struct Book {
-    /// Confirmed messages from id 1 on: index `id - 1`.
+    /// Messages read from id 1 on (index `id - 1`): confirmed, or one L1 block short.
     messages: Vec<L1Deposit>,
     /// The next L1 block to read.
     next_block: u64,
-    /// The L1 block read up to (0: nothing yet).
-    read_to: u64,
+    /// The L1 head at the last read.
+    l1_head: u64,
+    /// How deep a message must be to be confirmed.
+    confirmations: u64,
 }
 
 impl Book {
     fn hash(&self) -> B256 {
         self.messages.last().map_or(B256::ZERO, |m| m.state_hash)
+    }
+
+    fn is_confirmed(&self, m: &L1Deposit) -> bool {
+        m.l1_block.saturating_add(self.confirmations) <= self.l1_head
+    }
+
+    /// How many messages are confirmed (they are in L1 block order).
+    fn confirmed_count(&self) -> usize {
+        self.messages.partition_point(|m| self.is_confirmed(m))
     }
 }
 
@@ -86,9 +103,33 @@ impl DepositBook {
         if !self.reads_l1 {
             return DepositVerdict::NoL1;
         }
-        match koma_rpc::DepositsApi::deposit(self, id) {
-            Some(d) if d.data.as_ref() == data => DepositVerdict::Confirmed,
+        let b = self.book.read();
+        let index = id.checked_sub(1).and_then(|i| usize::try_from(i).ok());
+        match index.and_then(|i| b.messages.get(i)) {
+            Some(m) if m.data.as_ref() == data && b.is_confirmed(m) => DepositVerdict::Confirmed,
+            Some(m) if m.data.as_ref() == data => DepositVerdict::Seen,
+            Some(m) if b.is_confirmed(m) => DepositVerdict::Conflicts,
             _ => DepositVerdict::NotSeen,
+        }
+    }
+
+    /// How deep on L1 a deposit must be for producers and stakers.
+    pub(crate) fn set_confirmations(&self, confirmations: u64) {
+        self.book.write().confirmations = confirmations;
+    }
+
+    /// The L1 head moved to `head`: messages may have become confirmed.
+    pub(crate) fn saw_head(&self, head: u64) {
+        let mut b = self.book.write();
+        if head <= b.l1_head {
+            return;
+        }
+        let before = b.confirmed_count();
+        b.l1_head = head;
+        let more = b.confirmed_count() > before;
+        drop(b);
+        if more {
+            self.grew.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 
@@ -133,12 +174,16 @@ impl DepositBook {
 impl koma_rpc::DepositsApi for DepositBook {
     fn deposit(&self, id: u64) -> Option<L1Deposit> {
         let index = usize::try_from(id.checked_sub(1)?).ok()?;
-        self.book.read().messages.get(index).cloned()
+        let b = self.book.read();
+        b.messages.get(index).filter(|m| b.is_confirmed(m)).cloned()
     }
 
     fn confirmed(&self) -> (u64, u64) {
         let b = self.book.read();
-        (b.messages.len() as u64, b.read_to)
+        (
+            b.confirmed_count() as u64,
+            b.l1_head.saturating_sub(b.confirmations),
+        )
     }
 }
 
@@ -152,6 +197,7 @@ impl DepositSource for DepositBook {
             .iter()
             .skip(start)
             .take(max)
+            .take_while(|m| b.is_confirmed(m))
             .map(|m| m.data.clone())
             .collect()
     }
@@ -191,6 +237,7 @@ pub(crate) async fn watch_l1(
             return;
         }
     };
+    book.set_confirmations(config.confirmations);
     book.book.write().next_block = contracts.deploy_block;
     tracing::info!(%bridge, confirmations = config.confirmations, "deposits: following the L1 bridge");
     let mut failures = 0u64;
@@ -221,8 +268,9 @@ pub(crate) async fn watch_l1(
     }
 }
 
-/// One read: the new confirmed events, then the contract's count and hash at the last
-/// block read, which must match the book.
+/// One read: the new events up to one L1 block short of `confirmations` (importers take
+/// those, producers and stakers wait for the last block), then the contract's count and
+/// hash at the last block read, which must match the book.
 async fn read(
     book: &DepositBook,
     provider: &DynProvider,
@@ -231,11 +279,12 @@ async fn read(
     confirmations: u64,
 ) -> eyre::Result<()> {
     let head = provider.get_block_number().await?;
-    let Some(safe) = head.checked_sub(confirmations) else {
+    let Some(safe) = head.checked_sub(confirmations.saturating_sub(1)) else {
         return Ok(());
     };
     let from = book.book.read().next_block;
     if safe < from {
+        book.saw_head(head);
         return Ok(());
     }
     let to = safe.min(from.saturating_add(LOG_RANGE - 1));
@@ -284,8 +333,8 @@ async fn read(
     {
         let mut b = book.book.write();
         b.next_block = to.saturating_add(1);
-        b.read_to = to;
     }
+    book.saw_head(head.min(to.saturating_add(confirmations.saturating_sub(1))));
     if added {
         tracing::info!(
             deposits = count,
@@ -306,6 +355,7 @@ fn restart(book: &DepositBook, deploy_block: u64, why: &str) -> eyre::Result<()>
     let mut b = book.book.write();
     *b = Book {
         next_block: deploy_block,
+        confirmations: b.confirmations,
         ..Book::default()
     };
     Ok(())
@@ -334,17 +384,48 @@ mod tests {
             book.extend(vec![msg(2), msg(3)], receiver),
             "an overlap continues"
         );
-        assert_eq!(book.confirmed().0, 3);
+        // read, but the L1 head is not known to be past them yet
+        book.set_confirmations(2);
+        assert_eq!(book.confirmed().0, 0);
+        assert!(book.confirmed_from(1, 10).is_empty());
+        assert_eq!(book.verdict(1, &msg(1).1), DepositVerdict::Seen);
+        assert!(book.deposit(1).is_none());
+
+        // messages are in L1 blocks 11, 12, 13: at head 14, the first two are 2 deep
+        let mut grew = book.subscribe();
+        book.saw_head(14);
+        assert!(grew.has_changed().unwrap());
+        grew.mark_unchanged();
+        assert_eq!(book.confirmed(), (2, 12));
         let h1 = next_state_hash(B256::ZERO, 1, receiver, &msg(1).1);
         let h2 = next_state_hash(h1, 2, receiver, &msg(2).1);
         assert_eq!(book.deposit(2).map(|d| d.state_hash), Some(h2));
+        assert!(book.deposit(3).is_none(), "one block short");
+        assert_eq!(book.confirmed_from(2, 10), vec![msg(2).1]);
+        assert_eq!(book.verdict(2, &msg(2).1), DepositVerdict::Confirmed);
+        assert_eq!(book.verdict(3, &msg(3).1), DepositVerdict::Seen);
+        assert_eq!(book.verdict(2, &msg(3).1), DepositVerdict::Conflicts);
+        assert_eq!(
+            book.verdict(3, &msg(2).1),
+            DepositVerdict::NotSeen,
+            "other data one block short: an L1 reorg may still change it"
+        );
+        assert_eq!(book.verdict(4, &msg(4).1), DepositVerdict::NotSeen);
+        book.saw_head(13);
+        assert!(!grew.has_changed().unwrap(), "the head never goes back");
+
+        book.saw_head(15);
+        assert!(grew.has_changed().unwrap());
         assert_eq!(book.confirmed_from(2, 10), vec![msg(2).1, msg(3).1]);
         assert_eq!(book.confirmed_from(2, 1), vec![msg(2).1]);
         assert!(book.confirmed_from(4, 10).is_empty());
         assert!(book.confirmed_from(0, 10).is_empty());
         assert_eq!(book.verdict(3, &msg(3).1), DepositVerdict::Confirmed);
-        assert_eq!(book.verdict(3, &msg(2).1), DepositVerdict::NotSeen);
-        assert_eq!(book.verdict(4, &msg(4).1), DepositVerdict::NotSeen);
+
+        // a restart keeps the depth
+        restart(&book, 5, "test").unwrap();
+        assert_eq!(book.book.read().confirmations, 2);
+        assert_eq!(book.confirmed(), (0, 0));
         assert_eq!(
             DepositBook::new(false).verdict(1, &msg(1).1),
             DepositVerdict::NoL1

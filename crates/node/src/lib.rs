@@ -82,6 +82,9 @@ pub struct NodeConfig {
     /// Test only: sign a second, conflicting version of every own unit (equivocate),
     /// to exercise detection and evidence on a real network.
     pub equivocate: bool,
+    /// Test only: as a producer, alter the amount of every deposit applied, or invent one
+    /// when none is pending, to exercise the importers' refusal on a real network.
+    pub forge_deposits: bool,
     pub pool: Option<PoolConfig>,
     /// Deepest reorg the node accepts (blocks unwound).
     pub max_reorg_depth: u64,
@@ -144,14 +147,21 @@ impl Node {
         let (stop, stop_rx) = watch::channel(false);
         let (spawner, failures) = TaskSpawner::new(stop_rx.clone());
         let deposits = Arc::new(deposits::DepositBook::new(config.checkpoint.is_some()));
-        let chain = Arc::new(ChainWriter::new(
+        #[cfg(not(feature = "forge-deposits"))]
+        eyre::ensure!(
+            !config.forge_deposits,
+            "this build cannot forge deposits (built without the `forge-deposits` feature)"
+        );
+        let mut writer = ChainWriter::new(
             spec.clone(),
             db.clone(),
             pool.clone(),
             events.clone(),
             config.max_reorg_depth,
             deposits.clone(),
-        ));
+        );
+        writer.forge_deposits = config.forge_deposits;
+        let chain = Arc::new(writer);
         let sync_state = Arc::new(SyncState::default());
         let mut tasks = Vec::new();
 

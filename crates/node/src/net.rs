@@ -315,35 +315,70 @@ pub(crate) async fn event_loop(
     pooler.abort();
 }
 
+/// Gossiped blocks held back until this node reads their deposits on L1, at most; the
+/// oldest goes first (sync fetches it again if it is still needed).
+const AWAITING_L1: usize = 64;
+
 async fn import_blocks(ctx: NetContext, mut queue: mpsc::Receiver<GossipBlock>) {
-    while let Some(GossipBlock {
-        block,
-        from,
-        validation,
-    }) = queue.recv().await
-    {
-        let number = block.header.number;
-        match ctx.chain.import_async(block).await {
-            Ok(ImportOutcome::AlreadyKnown) => validation.ignore(),
-            Ok(outcome) => {
-                if let ImportOutcome::Extended(h) = &outcome {
-                    tracing::info!(number = h.number(), hash = %h.hash, gas_used = h.header.gas_used, "imported block");
+    let mut grew = ctx.chain.deposits.subscribe();
+    let mut waiting: std::collections::VecDeque<(Block, PeerId)> = Default::default();
+    loop {
+        tokio::select! {
+            next = queue.recv() => {
+                let Some(GossipBlock { block, from, validation }) = next else { break };
+                if let Err(ImportError::DepositNotSeen { id, .. }) = ctx.chain.check_deposits(&block) {
+                    tracing::debug!(number = block.header.number, id, "block held back: its deposit is not read on L1 here yet");
+                    validation.ignore();
+                    if waiting.len() >= AWAITING_L1 {
+                        waiting.pop_front();
+                    }
+                    waiting.push_back((block, from));
+                    continue;
                 }
-                validation.accept();
+                match import_one(&ctx, block, from).await {
+                    Some(true) => validation.accept(),
+                    Some(false) => validation.reject(),
+                    None => validation.ignore(),
+                }
             }
-            Err(ImportError::UnknownParent { .. }) => {
-                validation.ignore();
-                let _ = ctx.hints.try_send(SyncHint::Behind(from));
+            Ok(()) = grew.changed(), if !waiting.is_empty() => {
+                // deposits were read: import what waited on them, oldest first
+                for (block, from) in std::mem::take(&mut waiting) {
+                    if let Err(ImportError::DepositNotSeen { .. }) = ctx.chain.check_deposits(&block) {
+                        waiting.push_back((block, from));
+                    } else {
+                        import_one(&ctx, block, from).await;
+                    }
+                }
             }
-            Err(e) if e.is_invalid_block() => {
-                tracing::warn!(%from, number, error = %e, "invalid block from peer");
-                validation.reject();
-                ctx.handle.report(from, Misbehaviour::InvalidBlock);
+        }
+    }
+}
+
+/// Imports a block from peer `from`: `Some(true)` imported (to pass on), `Some(false)`
+/// invalid (the peer is reported), `None` neither.
+async fn import_one(ctx: &NetContext, block: Block, from: PeerId) -> Option<bool> {
+    let number = block.header.number;
+    match ctx.chain.import_async(block).await {
+        Ok(ImportOutcome::AlreadyKnown) => None,
+        Ok(outcome) => {
+            if let ImportOutcome::Extended(h) = &outcome {
+                tracing::info!(number = h.number(), hash = %h.hash, gas_used = h.header.gas_used, "imported block");
             }
-            Err(e) => {
-                tracing::debug!(%from, number, error = %e, "block not imported");
-                validation.ignore();
-            }
+            Some(true)
+        }
+        Err(ImportError::UnknownParent { .. }) => {
+            let _ = ctx.hints.try_send(SyncHint::Behind(from));
+            None
+        }
+        Err(e) if e.is_invalid_block() => {
+            tracing::warn!(%from, number, error = %e, "invalid block from peer");
+            ctx.handle.report(from, Misbehaviour::InvalidBlock);
+            Some(false)
+        }
+        Err(e) => {
+            tracing::debug!(%from, number, error = %e, "block not imported");
+            None
         }
     }
 }

@@ -63,6 +63,10 @@ pub enum ImportError {
     /// The importer itself failed (a task panicked or was cancelled).
     #[error("import failed: {0}")]
     Internal(String),
+    /// The block applies a deposit this node has not read on L1 yet: held back, not
+    /// refused (its reading of L1 may lag the producer's).
+    #[error("block {number}: deposit {id} is not on L1 as this node reads it (yet)")]
+    DepositNotSeen { number: u64, id: u64 },
 }
 
 impl ImportError {
@@ -75,6 +79,7 @@ impl ImportError {
                 | Self::UnknownParent { .. }
                 | Self::ReorgTooDeep { .. }
                 | Self::Internal(_)
+                | Self::DepositNotSeen { .. }
         )
     }
 }

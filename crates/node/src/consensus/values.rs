@@ -92,10 +92,13 @@ impl ChainValues {
                     };
                     match self.deposits.verdict(id, &data) {
                         DepositVerdict::Confirmed | DepositVerdict::NoL1 => {}
-                        DepositVerdict::NotSeen => {
+                        verdict @ (DepositVerdict::Seen
+                        | DepositVerdict::NotSeen
+                        | DepositVerdict::Conflicts) => {
                             tracing::debug!(
                                 block = header.number,
                                 id,
+                                ?verdict,
                                 "proposal waits: a deposit not confirmed here"
                             );
                             return Validity::Unknown;
@@ -190,6 +193,7 @@ mod tests {
 
         // this node has not seen them on L1: wait (never "invalid")
         let book = Arc::new(DepositBook::new(true));
+        book.set_confirmations(2);
         let v = values(&db, book.clone());
         assert_eq!(v.check(&second, &genesis), Validity::Unknown);
         assert_eq!(
@@ -203,12 +207,17 @@ mod tests {
         // L1 says something else for id 2: still waiting
         let other = Arc::new(DepositBook::new(true));
         assert!(other.extend(read(&[deposit(5), deposit(7)]), receiver));
+        other.saw_head(100);
         assert_eq!(
             values(&db, other).check(&first, &genesis),
             Validity::Unknown
         );
-        // both, with the same data: accepted
+        // both, with the same data, but one L1 block short of the confirmations: wait
         assert!(book.extend(read(&applied.0), receiver));
+        book.saw_head(11);
+        assert_eq!(v.check(&second, &genesis), Validity::Unknown);
+        // confirmations deep: accepted
+        book.saw_head(12);
         assert_eq!(v.check(&second, &genesis), Validity::Valid);
         assert_eq!(v.check(&first, &genesis), Validity::Valid);
         // a node that reads no L1 follows the stakers
