@@ -1,17 +1,20 @@
 //! Deposits from L1, node side (docs/bridge.md, ADR 0016).
 //!
 //! - **Reading.** The watcher reads the L1 bridge's `StateSynced` events up to the L1
-//!   block `confirmations` below the head, in id order, and keeps the hash chain over
+//!   block `confirmations - 1` below the head, in id order, and keeps the hash chain over
 //!   them; after each read it compares its count and hash with the contract's
 //!   `stateCounter`/`stateHash` at that block, and reads everything again if they
-//!   differ (a reorg deeper than the confirmations, or a missed event). What it holds is
-//!   the node's [`DepositBook`]: confirmed deposits only.
+//!   differ (a reorg, or a missed event). What it holds is the node's [`DepositBook`]; a
+//!   message is *confirmed* once it is `confirmations` deep.
 //! - **Applying.** A producer applies the confirmed deposits after the L2 bridge's
 //!   `lastStateId` as system transactions at the start of its block
 //!   (`koma_producer::build_block_with`); importers check that each is exactly the
-//!   transaction for its id and data and that the bridge takes them in order, once.
+//!   transaction for its id and data and that the bridge takes them in order, once, and
+//!   (`ChainWriter::check_deposits`) that the book has it: read with the same data (one
+//!   block short of confirmed is enough, as the producer may have read L1 a little
+//!   later), else the block waits; confirmed with other data, the block is invalid.
 //! - **Agreeing.** A staker accepts a proposed milestone only once every deposit in the
-//!   blocks it adds is in its own book with the same data; until then the proposal
+//!   blocks it adds is confirmed in its own book with the same data; until then the proposal
 //!   waits (never "invalid": L1 views converge, and a node whose L1 lags must not
 //!   refuse what the others accept). So a block with an invented or altered deposit is
 //!   never finalized, and the final chain's deposits are the ones the stakers saw
