@@ -15,9 +15,11 @@ import subprocess
 import time
 from pathlib import Path
 
+import eth_abi
 import pytest
 from eth_account import Account
 from web3 import Web3
+from web3.exceptions import ContractCustomError
 from web3.logs import DISCARD
 
 from bridgeutil import (CHILD_ABI, ETH_ID, KMC, KMC_ID, L2_BRIDGE, abi, audit, checkpointed_proof,
@@ -28,6 +30,7 @@ from devnode import DEV_KEYS, anvil_bin, koma_bin, run
 pytestmark = pytest.mark.koma_only
 
 INTERVAL = 8  # L2 blocks per checkpoint
+EMPTY_TRIE_ROOT = "0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421"
 DEPLOYER = DEV_KEYS[0]  # deploys on anvil and holds the KMC not staked or locked
 RELAYER = DEV_KEYS[2]  # sends exits on L1
 
@@ -345,6 +348,112 @@ def test_random_deposits_transfers_withdrawals_exits_and_reorgs_keep_the_books(n
     for t in report["tokens"]:
         assert wei(t["pendingDeposits"]) == 0 and wei(t["pendingExits"]) == 0, (seed, t)
         assert wei(t["locked"]) == wei(t["issued"]), (seed, t)
+
+
+def deploy_l2(l2: Web3, account, runtime: bytes) -> str:
+    """Deploys `runtime` as a contract on KOMA (a minimal initcode copies it out)."""
+    init = bytes([0x60, len(runtime), 0x80, 0x60, 0x0B, 0x60, 0x00, 0x39, 0x60, 0x00, 0xF3]) + runtime
+    tx = {"from": account.address, "data": init, "chainId": l2.eth.chain_id, "gas": 300_000,
+          "nonce": l2.eth.get_transaction_count(account.address, "pending"),
+          "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 10**9}
+    receipt = l2.eth.wait_for_transaction_receipt(
+        l2.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction), timeout=60)
+    assert receipt["status"] == 1
+    return receipt["contractAddress"]
+
+
+LOOK_ALIKE_NONCE = 123_456_789  # no real withdrawal has it
+
+
+def look_alike_emitter(sender: str, recipient: str, token: str, amount: int) -> bytes:
+    """Runtime code that emits WithdrawalInitiated(LOOK_ALIKE_NONCE, sender, recipient, token, amount),
+    the L2 bridge's event, from another contract."""
+    topic = Web3.keccak(text="WithdrawalInitiated(uint256,address,address,address,uint256)")
+    address = lambda a: bytes.fromhex(a[2:].lower().rjust(40, "0"))  # noqa: E731
+    return (bytes([0x73]) + address(token) + bytes([0x60, 0x00, 0x52])          # mstore(0, token)
+            + bytes([0x7F]) + amount.to_bytes(32, "big") + bytes([0x60, 0x20, 0x52])  # mstore(32, amount)
+            + bytes([0x73]) + address(recipient) + bytes([0x73]) + address(sender)
+            + bytes([0x63]) + LOOK_ALIKE_NONCE.to_bytes(4, "big") + bytes([0x7F]) + bytes(topic)
+            + bytes([0x60, 0x40, 0x60, 0x00, 0xA4, 0x00]))                         # log4(0, 64, ...)
+
+
+def test_forged_exits_look_alike_withdrawals_and_a_refusing_recipient(net):
+    """Exits that L1 must refuse, each with the contract's named error: one for a block
+    no checkpoint covers yet; a changed recipient, token or amount; a truncated or
+    altered block proof; a replay; and a withdrawal event emitted by a contract other
+    than the L2 bridge (not in the block's withdrawalsRoot, no proof, no exit). A KMC
+    deposit to an L2 contract that refuses ether stays claimable and the books still
+    balance."""
+    l1, l2 = net.l1, net.l2
+    alice = Account.create()
+    l1_to = Account.create().address
+    deposit_id, _ = net.deposit(DEPLOYER, KMC_ID, alice.address, 3 * KMC)
+    net.wait_applied(deposit_id)
+    w = send_l2(l2, alice, net.l2_bridge.functions.withdraw(l1_to), value=KMC)
+    tx = w["transactionHash"].to_0x_hex()
+    relayer = Account.from_key(RELAYER).address
+    root = l1.eth.contract(address=net.contracts["rootChain"], abi=abi("RootChain"))
+
+    def refused(args) -> str:
+        with pytest.raises(ContractCustomError) as e:
+            net.bridge.functions.exit(args).call({"from": relayer})
+        data = e.value.data if isinstance(e.value.data, str) else e.value.args[0]
+        return data.removeprefix("0x")[:8]
+
+    def selector(signature: str) -> str:
+        return Web3.keccak(text=signature)[:4].hex().removeprefix("0x")
+
+    # not checkpointed yet: the proof has no checkpoint; naming the next one fails
+    early = l2.provider.make_request("koma_getWithdrawalProof", [tx])["result"]
+    if early["checkpoint"] is None:
+        early = {**early, "checkpoint": hex(root.functions.head().call()[2] + 1), "blockIndex": "0x0",
+                 "blockProof": []}
+        assert refused(exit_args(early)) == selector("UnknownCheckpoint(uint256)")
+
+    p = wait_until("a checkpoint covering the withdrawal", lambda: checkpointed_proof(l2, tx), timeout=120,
+                   interval=1)
+    good = exit_args(p)
+    withdrawal = good[0]
+    for changed in (withdrawal[:2] + (Account.create().address,) + withdrawal[3:],   # recipient
+                    withdrawal[:3] + (Web3.to_checksum_address(ETH_ID),) + withdrawal[4:],  # token
+                    withdrawal[:4] + (withdrawal[4] + 1,)):                      # amount
+        assert refused((changed, *good[1:])) == selector("BadWithdrawalProof()")
+    if good[6]:  # truncated
+        assert refused((*good[:6], good[6][:-1])) in (selector("BadBlockProof()"),
+                                                      selector("BadProofIndex(uint256,uint256)"))
+    leaf = good[4]
+    assert refused((*good[:4], (leaf[0], leaf[1] + 1, *leaf[2:]), *good[5:])) == selector("BadBlockProof()")
+    send_l1(l1, RELAYER, net.bridge.functions.exit(good))
+    assert net.kmc.functions.balanceOf(l1_to).call() == KMC
+    assert refused(good) == selector("AlreadyExited(uint256)")
+
+    # the bridge's event from another contract is not a withdrawal
+    fake = deploy_l2(l2, alice, look_alike_emitter(alice.address, l1_to, KMC_ID, 10 * KMC))
+    r = send_l2(l2, alice, to=fake, gas=100_000)
+    emitted = [log for log in r["logs"] if log["address"] == fake]  # beside the fee entries
+    assert len(emitted) == 1 and emitted[0]["topics"][1] == LOOK_ALIKE_NONCE.to_bytes(32, "big"), r["logs"]
+    assert l2.eth.get_block(r["blockNumber"])["withdrawalsRoot"].to_0x_hex() == EMPTY_TRIE_ROOT
+    err = l2.provider.make_request("koma_getWithdrawalProof", [r["transactionHash"].to_0x_hex()])["error"]
+    assert err["code"] == -32602 and "made 0 withdrawal(s)" in err["message"], err
+    forged_leaf = Web3.keccak(eth_abi.encode(["uint256", "address", "address", "address", "uint256"],
+                                             [LOOK_ALIKE_NONCE, alice.address, l1_to, KMC_ID, 10 * KMC]))
+    block = l2.eth.get_block(r["blockNumber"])
+    forged = ((LOOK_ALIKE_NONCE, alice.address, l1_to, Web3.to_checksum_address(KMC_ID), 10 * KMC), 0, [], good[3],
+              (block["number"], block["timestamp"], block["hash"], block["receiptsRoot"], forged_leaf), 0, [])
+    assert refused(forged) == selector("BadBlockProof()")
+
+    # KMC deposited to an L2 contract that refuses ether: claimable, not lost
+    refuser = deploy_l2(l2, alice, bytes([0x60, 0x00, 0x80, 0xFD]))  # revert(0, 0)
+    deposit_id, _ = net.deposit(DEPLOYER, KMC_ID, refuser, 2 * KMC + 3)
+    d = net.wait_applied(deposit_id)
+    applied = net.l2_bridge.events.DepositApplied().get_logs(from_block=int(d["blockNumber"], 16),
+                                                             argument_filters={"id": deposit_id})
+    assert [e["args"]["credited"] for e in applied] == [False]
+    assert l2.eth.get_balance(refuser) == 0
+    assert net.l2_bridge.functions.claimable(refuser).call() == 2 * KMC + 3
+    wait_until("the deposit final", lambda: l2.eth.get_block("finalized")["number"] >= int(d["blockNumber"], 16),
+               timeout=60)
+    net.audit()
 
 
 def test_deposits_around_a_devnet_restart_are_applied_exactly_once(net):
