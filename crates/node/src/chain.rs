@@ -111,6 +111,11 @@ impl koma_producer::DepositSource for Forged<'_> {
     }
 }
 
+/// How long before a block's time a deposit must have been confirmed here for a block
+/// that applies none to be taken as omitting it: far more than honest producers' L1
+/// readings differ by (a poll interval and an RPC round trip).
+const OMISSION_GRACE_SECS: u64 = 8;
+
 /// Side tips kept at most; beyond it, the lowest go first.
 const MAX_SIDE_TIPS: usize = 256;
 
@@ -313,12 +318,14 @@ impl ChainWriter {
         {
             return Ok(());
         }
+        let mut applies = 0usize;
         for tx in block
             .body
             .transactions
             .iter()
             .take_while(|tx| koma_primitives::bridge::is_system_tx(tx))
         {
+            applies = applies.saturating_add(1);
             // one that is not a deposit transaction is refused by the import itself
             let Some((id, data)) = koma_primitives::bridge::deposit_of_tx(self.spec.chain_id, tx)
             else {
@@ -333,6 +340,21 @@ impl ChainWriter {
                         reason: format!("deposit {id} is not the one confirmed on L1"),
                     });
                 }
+            }
+        }
+        // Omission: a block on the head that applies none while the next deposit was
+        // confirmed here well before the block's time.
+        if applies == 0 && block.header.parent_hash == self.db.head().hash {
+            let applied = self.db.storage(
+                koma_primitives::bridge::L2_BRIDGE_ADDRESS,
+                koma_primitives::bridge::LAST_STATE_ID_SLOT,
+            )?;
+            let next = u64::try_from(applied).unwrap_or(u64::MAX).saturating_add(1);
+            if self
+                .deposits
+                .overdue(next, block.header.timestamp, OMISSION_GRACE_SECS)
+            {
+                return Err(ImportError::DepositOmitted { number, id: next });
             }
         }
         Ok(())
@@ -614,6 +636,11 @@ mod tests {
 
     /// Block 1 of the devnet applying `deposits` (made by another node).
     fn block_applying(deposits: Vec<alloy_primitives::Bytes>) -> Block {
+        block_at(deposits, ChainSpec::devnet().timestamp + 1)
+    }
+
+    /// Block 1 of the devnet applying `deposits`, stamped `timestamp`.
+    fn block_at(deposits: Vec<alloy_primitives::Bytes>, timestamp: u64) -> Block {
         let spec = ChainSpec::devnet();
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open(dir.path(), &spec).unwrap();
@@ -623,7 +650,7 @@ mod tests {
             &mut VecPool(Default::default()),
             &Applies(deposits),
             &dev::dev_producer_key(0),
-            spec.timestamp + 1,
+            timestamp,
             None,
         )
         .unwrap()
@@ -675,6 +702,43 @@ mod tests {
         let (chain, _dir) = importer(Arc::new(DepositBook::new(false)));
         assert!(matches!(
             chain.import(&block).unwrap(),
+            ImportOutcome::Extended(_)
+        ));
+    }
+
+    #[test]
+    fn a_block_on_the_head_that_omits_an_overdue_deposit_is_not_imported() {
+        let book = Arc::new(DepositBook::new(true));
+        book.set_confirmations(2);
+        let receiver = koma_primitives::bridge::L2_BRIDGE_ADDRESS;
+        assert!(book.extend(vec![(1, deposit(5), 10, B256::ZERO)], receiver));
+        book.saw_head(12); // confirmed here now
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let (chain, _dir) = importer(book.clone());
+
+        // stamped a minute after the deposit was confirmed here, and without it
+        let err = chain.import(&block_at(vec![], now + 60)).unwrap_err();
+        assert!(
+            matches!(err, ImportError::DepositOmitted { number: 1, id: 1 }),
+            "{err}"
+        );
+        assert!(
+            !err.is_invalid_block(),
+            "not blamed: the producer's L1 may lag"
+        );
+        // within the grace (the producer may not have read it yet): imported
+        let (chain, _dir) = importer(book.clone());
+        assert!(matches!(
+            chain.import(&block_at(vec![], now + 1)).unwrap(),
+            ImportOutcome::Extended(_)
+        ));
+        // applying it: imported
+        let (chain, _dir) = importer(book);
+        assert!(matches!(
+            chain.import(&block_at(vec![deposit(5)], now + 60)).unwrap(),
             ImportOutcome::Extended(_)
         ));
     }

@@ -62,6 +62,9 @@ struct Book {
     l1_head: u64,
     /// How deep a message must be to be confirmed.
     confirmations: u64,
+    /// When (unix seconds, this node's clock) each confirmed message was first seen
+    /// confirmed: index `id - 1`, as many as are confirmed.
+    confirmed_at: Vec<u64>,
 }
 
 impl Book {
@@ -76,6 +79,20 @@ impl Book {
     /// How many messages are confirmed (they are in L1 block order).
     fn confirmed_count(&self) -> usize {
         self.messages.partition_point(|m| self.is_confirmed(m))
+    }
+
+    /// Stamps the messages confirmed since the last call with the time now; whether
+    /// there were any.
+    fn stamp_confirmed(&mut self) -> bool {
+        let count = self.confirmed_count();
+        if count <= self.confirmed_at.len() {
+            return false;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.confirmed_at.resize(count, now);
+        true
     }
 }
 
@@ -127,13 +144,22 @@ impl DepositBook {
         if head <= b.l1_head {
             return;
         }
-        let before = b.confirmed_count();
         b.l1_head = head;
-        let more = b.confirmed_count() > before;
+        let more = b.stamp_confirmed();
         drop(b);
         if more {
             self.grew.send_modify(|n| *n = n.wrapping_add(1));
         }
+    }
+
+    /// Whether deposit `id` was confirmed here at least `grace` seconds before
+    /// `timestamp` (an L2 block's): a producer reading L1 in time would have applied it.
+    pub(crate) fn overdue(&self, id: u64, timestamp: u64, grace: u64) -> bool {
+        let b = self.book.read();
+        id.checked_sub(1)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| b.confirmed_at.get(i))
+            .is_some_and(|at| timestamp >= at.saturating_add(grace))
     }
 
     pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
@@ -166,6 +192,7 @@ impl DepositBook {
         }
         let grew = !added.is_empty();
         b.messages.extend(added);
+        b.stamp_confirmed();
         drop(b);
         if grew {
             self.grew.send_modify(|n| *n = n.wrapping_add(1));

@@ -371,6 +371,10 @@ async fn import_one(ctx: &NetContext, block: Block, from: PeerId) -> Option<bool
             let _ = ctx.hints.try_send(SyncHint::Behind(from));
             None
         }
+        Err(e @ ImportError::DepositOmitted { .. }) => {
+            tracing::warn!(%from, number, error = %e, "block not imported");
+            None
+        }
         Err(e) if e.is_invalid_block() => {
             tracing::warn!(%from, number, error = %e, "invalid block from peer");
             ctx.handle.report(from, Misbehaviour::InvalidBlock);

@@ -67,6 +67,13 @@ pub enum ImportError {
     /// refused (its reading of L1 may lag the producer's).
     #[error("block {number}: deposit {id} is not on L1 as this node reads it (yet)")]
     DepositNotSeen { number: u64, id: u64 },
+    /// The block applies no deposit although deposit `id` had been confirmed on L1, as
+    /// this node reads it, for a while before the block's time: not imported, not
+    /// blamed (the producer's reading of L1 may lag).
+    #[error(
+        "block {number}: applies no deposit, but deposit {id} was confirmed on L1 well before it"
+    )]
+    DepositOmitted { number: u64, id: u64 },
 }
 
 impl ImportError {
@@ -80,6 +87,7 @@ impl ImportError {
                 | Self::ReorgTooDeep { .. }
                 | Self::Internal(_)
                 | Self::DepositNotSeen { .. }
+                | Self::DepositOmitted { .. }
         )
     }
 }
