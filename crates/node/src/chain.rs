@@ -601,18 +601,7 @@ mod tests {
     use super::*;
     use koma_primitives::bridge::{Deposit, KMC_TOKEN};
     use koma_primitives::dev;
-    use koma_producer::DepositSource;
-    use koma_producer::test_utils::VecPool;
-
-    /// Deposits a producer applies: `data[i]` is deposit `i + 1`.
-    struct Applies(Vec<alloy_primitives::Bytes>);
-
-    impl DepositSource for Applies {
-        fn confirmed_from(&self, first: u64, max: usize) -> Vec<alloy_primitives::Bytes> {
-            let start = usize::try_from(first.saturating_sub(1)).unwrap();
-            self.0.iter().skip(start).take(max).cloned().collect()
-        }
-    }
+    use koma_producer::test_utils::{VecDeposits, VecPool};
 
     fn deposit(amount: u64) -> alloy_primitives::Bytes {
         Deposit {
@@ -648,7 +637,7 @@ mod tests {
             &spec,
             &db,
             &mut VecPool(Default::default()),
-            &Applies(deposits),
+            &VecDeposits(deposits),
             &dev::dev_producer_key(0),
             timestamp,
             None,

@@ -18,6 +18,17 @@ impl PoolAccess for VecPool {
     fn skip_sender(&mut self, _: Address) {}
 }
 
+/// Deposits "confirmed on L1": `0[i]` is the data of deposit `i + 1`.
+#[derive(Debug, Default, Clone)]
+pub struct VecDeposits(pub Vec<alloy_primitives::Bytes>);
+
+impl crate::DepositSource for VecDeposits {
+    fn confirmed_from(&self, first: u64, max: usize) -> Vec<alloy_primitives::Bytes> {
+        let skip = usize::try_from(first.saturating_sub(1)).unwrap_or(usize::MAX);
+        self.0.iter().skip(skip).take(max).cloned().collect()
+    }
+}
+
 /// The devnet spec with two producers (dev producer keys 0 and 1) alternating every
 /// block, so tests can build competing chains.
 pub fn two_producer_spec() -> ChainSpec {

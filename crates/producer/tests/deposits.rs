@@ -11,20 +11,10 @@ use koma_primitives::bridge::{
     SYSTEM_ADDRESS,
 };
 use koma_primitives::{Block, ChainSpec, SignedHeader, dev};
-use koma_producer::test_utils::{VecPool, signed_transfer};
-use koma_producer::{DepositSource, ImportError, build_block_with, import_block};
+use koma_producer::test_utils::{VecDeposits as Confirmed, VecPool, signed_transfer};
+use koma_producer::{ImportError, build_block_with, import_block};
 use koma_storage::{Database, StateReader};
 use std::collections::VecDeque;
-
-/// Deposits "confirmed on L1": `data[i]` is deposit `i + 1`.
-struct Confirmed(Vec<Bytes>);
-
-impl DepositSource for Confirmed {
-    fn confirmed_from(&self, first: u64, max: usize) -> Vec<Bytes> {
-        let start = usize::try_from(first.saturating_sub(1)).unwrap();
-        self.0.iter().skip(start).take(max).cloned().collect()
-    }
-}
 
 fn kmc_to(to: Address, amount: u64) -> Bytes {
     Deposit {

@@ -127,17 +127,8 @@ mod tests {
     use alloy_primitives::{Address, Bytes, U256};
     use koma_primitives::bridge::{Deposit, KMC_TOKEN, L2_BRIDGE_ADDRESS};
     use koma_primitives::{ChainSpec, dev};
-    use koma_producer::test_utils::VecPool;
-    use koma_producer::{DepositSource, build_block_with};
-
-    struct Confirmed(Vec<Bytes>);
-
-    impl DepositSource for Confirmed {
-        fn confirmed_from(&self, first: u64, max: usize) -> Vec<Bytes> {
-            let skip = usize::try_from(first.saturating_sub(1)).unwrap_or(usize::MAX);
-            self.0.iter().skip(skip).take(max).cloned().collect()
-        }
-    }
+    use koma_producer::build_block_with;
+    use koma_producer::test_utils::{VecDeposits as Confirmed, VecPool};
 
     fn deposit(amount: u64) -> Bytes {
         Deposit {
