@@ -27,19 +27,14 @@ from web3 import Web3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cluster import free_port_range, wait_until  # noqa: E402
+from bridgeutil import KMC, L2_BRIDGE, abi  # noqa: E402
 from devnode import CHAIN_ID, DEV_KEYS, koma_bin  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-KMC = 10**18
 L1_CHAIN_ID = 1337
-L2_BRIDGE = "0x0000000000000000000000000000000000001001"
-
-
-def abi(name: str) -> list:
-    return json.loads((REPO / "contracts" / "artifacts" / f"{name}.json").read_text())["abi"]
 
 
 def send(w3: Web3, key: str, call, value: int = 0, chain_id: int = L1_CHAIN_ID, **extra) -> dict:
+    """bridgeutil.send_l1, polling every 50 ms so that measured latencies stay sharp."""
     account = Account.from_key(key)
     tx = call.build_transaction({"from": account.address, "value": value, "chainId": chain_id,
                                  "nonce": w3.eth.get_transaction_count(account.address), **extra})
