@@ -1,9 +1,11 @@
 """A producer that forges deposits, among honest ones (4 nodes with the development L1;
-the forger runs a test build's `--forge-deposits-for-testing`). Its blocks that invent a
-deposit L1 never had are held back by every honest importer and never join their chain;
-once L1 has a deposit with that id, or when the forger doubles a real deposit's amount,
-they are refused as invalid. Blocks and finality go on without them, and each real
-deposit is applied exactly once, as L1 has it."""
+the forger runs a test build's `--forge-deposits-for-testing`, announces the forged
+deposits in its blocks' watermark and applies them in its next block as if the stakers
+had agreed). Its blocks that announce a deposit L1 never had are held back by every
+honest importer and never join their chain; once L1 has a deposit with that id, or when
+the forger doubles a real deposit's amount, they are refused as invalid. Blocks and
+finality go on without them, and each real deposit is applied exactly once, as L1 has
+it."""
 
 from __future__ import annotations
 
@@ -75,11 +77,12 @@ def test_a_producer_that_invents_or_alters_deposits_is_refused(tmp_path):
         n = min(finalized(node) for node in honest)
         assert len({node.hash_at(n) for node in honest}) == 1
         # the blocks held back for inventing deposit 1 were refused once L1 had another
-        assert any("deposit 1 is not the one confirmed on L1" in node.stderr() for node in honest), \
+        assert any("announces deposits up to 1 that are not the ones confirmed on L1" in node.stderr()
+                   for node in honest), \
             [node.log_tail() for node in honest]
         if "TEST: altering deposits" in forger.stderr():
             # the forger doubled a real deposit in its turn: refused as invalid
-            assert any("is not the one confirmed on L1" in node.stderr() for node in honest), \
+            assert any("that are not the ones confirmed on L1" in node.stderr() for node in honest), \
                 [node.log_tail() for node in honest]
     finally:
         c.stop()

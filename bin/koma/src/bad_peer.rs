@@ -258,7 +258,6 @@ async fn bad_block(
         gas_limit: spec.gas_limit,
         gas_used: 0,
         timestamp: koma_producer::earliest_timestamp(spec, parent.timestamp, 0),
-        extra_data: spec.extra_data.clone(),
         mix_hash: koma_producer::next_prevrandao(parent.mix_hash, number),
         base_fee_per_gas: Some(spec.base_fee_after(&parent)),
         withdrawals_root: Some(koma_primitives::EMPTY_ROOT_HASH),
@@ -268,6 +267,10 @@ async fn bad_block(
         requests_hash: Some(alloy::eips::eip7685::EMPTY_REQUESTS_HASH),
         ..Default::default()
     };
+    // the parent's deposit watermark, carried on as an honest block does
+    koma_primitives::bridge::Watermark::of(&parent)
+        .unwrap_or_default()
+        .write(&mut header);
     match lie {
         Lie::StateRoot => {}
         Lie::GasUsed => header.gas_used = u64::MAX,

@@ -8,6 +8,7 @@ use alloy::consensus::{ReceiptEnvelope, TxEnvelope};
 use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{Address, B256, U256};
 use alloy_rlp::Encodable;
+use koma_primitives::bridge::Watermark;
 use koma_primitives::{Block, ChainSpec, SealedHeader};
 use koma_producer::{BuildError, ImportError, ImportOutcome, PoolAccess, build_block_with};
 use koma_storage::ChainEvent;
@@ -36,8 +37,11 @@ pub(crate) struct ChainWriter {
     /// Tips of the stored side branches (hash -> number, total difficulty), to find
     /// the heaviest known descendant of a block fork choice must switch to.
     pub side_tips: parking_lot::Mutex<std::collections::HashMap<B256, (u64, U256)>>,
-    /// Deposits confirmed on L1, which own blocks apply first.
+    /// Deposits confirmed on L1, which own blocks announce.
     pub deposits: Arc<DepositBook>,
+    /// When (unix seconds, this node's clock) the final blocks' deposit watermark
+    /// reached each id: `(id, since)`, oldest first, at most [`AGREED_KEPT`].
+    agreed: parking_lot::Mutex<std::collections::VecDeque<(u64, u64)>>,
     /// Test only (feature `forge-deposits`): own blocks alter or invent deposits.
     pub forge_deposits: bool,
 }
@@ -75,8 +79,25 @@ impl PoolAccess for BestAdapter {
     }
 }
 
+/// Where own blocks take deposits from: the book's confirmed reading, agreed as far as
+/// the last final block.
+struct OwnDeposits<'a> {
+    book: &'a DepositBook,
+    agreed_through: u64,
+}
+
+impl koma_producer::DepositSource for OwnDeposits<'_> {
+    fn confirmed_from(&self, first: u64, max: usize) -> Vec<alloy_primitives::Bytes> {
+        self.book.confirmed_from(first, max)
+    }
+    fn agreed_through(&self) -> u64 {
+        self.agreed_through
+    }
+}
+
 /// Test only: the confirmed deposits with their amounts doubled, or, when none is
-/// pending, an invented deposit of 1,000 KMC to the producer (`.1`).
+/// pending, an invented deposit of 1,000 KMC to the producer (`.1`); announced, and
+/// applied from the next block on as if the stakers had agreed.
 #[cfg(feature = "forge-deposits")]
 struct Forged<'a>(&'a DepositBook, Address);
 
@@ -109,12 +130,18 @@ impl koma_producer::DepositSource for Forged<'_> {
             })
             .collect()
     }
+    fn agreed_through(&self) -> u64 {
+        u64::MAX
+    }
 }
 
-/// How long before a block's time a deposit must have been confirmed here for a block
-/// that applies none to be taken as omitting it: far more than honest producers' L1
-/// readings differ by (a poll interval and an RPC round trip).
+/// How long before a block's time a deposit must have been agreed here for a block on
+/// the head that applies none to be taken as omitting it: far more than honest nodes
+/// see finality apart (a round or two).
 const OMISSION_GRACE_SECS: u64 = 8;
+
+/// Agreed watermark steps remembered for the omission check.
+const AGREED_KEPT: usize = 1024;
 
 /// Side tips kept at most; beyond it, the lowest go first.
 const MAX_SIDE_TIPS: usize = 256;
@@ -150,6 +177,7 @@ impl ChainWriter {
             estimate: Default::default(),
             side_tips: Default::default(),
             deposits,
+            agreed: Default::default(),
             forge_deposits: false,
         }
     }
@@ -211,16 +239,17 @@ impl ChainWriter {
                 best: this.pool.best_transactions(base_fee),
                 rejected: Vec::new(),
             };
+            let own = OwnDeposits {
+                book: &this.deposits,
+                agreed_through: this.finalized.load(std::sync::atomic::Ordering::Relaxed),
+            };
             #[cfg(feature = "forge-deposits")]
             let forged = Forged(&this.deposits, key.address());
             #[cfg(feature = "forge-deposits")]
-            let deposits: &dyn koma_producer::DepositSource = if this.forge_deposits {
-                &forged
-            } else {
-                &*this.deposits
-            };
+            let deposits: &dyn koma_producer::DepositSource =
+                if this.forge_deposits { &forged } else { &own };
             #[cfg(not(feature = "forge-deposits"))]
-            let deposits: &dyn koma_producer::DepositSource = &*this.deposits;
+            let deposits: &dyn koma_producer::DepositSource = &own;
             let built = build_block_with(
                 &this.spec,
                 &this.db,
@@ -308,56 +337,96 @@ impl ChainWriter {
         Ok(outcome)
     }
 
-    /// Refuses a block that applies a deposit other than the one this node read on L1
-    /// for that id, and holds back one that applies a deposit it has not read yet
-    /// (ADR 0016). Blocks at or below the final one were agreed by the stakers already.
+    /// The deposit checks that need this node's finality or L1 reading (ADR 0017); the
+    /// ones that need neither are the import's (`koma_producer::check_applied_deposits`).
+    /// - Every node holds back a block that applies deposits beyond the watermark of
+    ///   its last final block (not agreed here yet), and one on its head that applies
+    ///   none while an agreed deposit has waited [`OMISSION_GRACE_SECS`].
+    /// - A node that reads L1 refuses a block announcing a watermark its reading
+    ///   contradicts, and holds back one announcing a deposit it has not read yet.
+    ///
+    /// Blocks at or below the final one were agreed by the stakers already.
     pub fn check_deposits(&self, block: &Block) -> Result<(), ImportError> {
         let number = block.header.number;
-        if !self.deposits.reads_l1()
-            || number <= self.finalized.load(std::sync::atomic::Ordering::Relaxed)
-        {
+        let finalized = self.finalized.load(std::sync::atomic::Ordering::Relaxed);
+        if number <= finalized {
             return Ok(());
         }
-        let mut applies = 0usize;
-        for tx in block
-            .body
-            .transactions
-            .iter()
-            .take_while(|tx| koma_primitives::bridge::is_system_tx(tx))
+        let applied = koma_producer::applied_deposits(&self.spec, block);
+        let agreed = self
+            .db
+            .header_by_number(finalized)?
+            .and_then(|h| Watermark::of(&h.header).ok())
+            .unwrap_or_default();
+        if let Some((last, _)) = applied.last()
+            && *last > agreed.id
         {
-            applies = applies.saturating_add(1);
-            // one that is not a deposit transaction is refused by the import itself
-            let Some((id, data)) = koma_primitives::bridge::deposit_of_tx(self.spec.chain_id, tx)
-            else {
-                return Ok(());
-            };
-            match self.deposits.verdict(id, &data) {
+            return Err(ImportError::DepositNotAgreed { number, id: *last });
+        }
+        if self.deposits.reads_l1()
+            && let Some(parent) = self.db.header(block.header.parent_hash)?
+            && let (Ok(previous), Ok(mark)) = (Watermark::of(&parent), Watermark::of(&block.header))
+            && mark.id > previous.id
+        {
+            match self.deposits.verdict(&mark) {
                 DepositVerdict::Confirmed | DepositVerdict::Seen | DepositVerdict::NoL1 => {}
-                DepositVerdict::NotSeen => return Err(ImportError::DepositNotSeen { number, id }),
+                DepositVerdict::NotSeen => {
+                    return Err(ImportError::DepositNotSeen {
+                        number,
+                        id: mark.id,
+                    });
+                }
                 DepositVerdict::Conflicts => {
                     return Err(ImportError::Invalid {
                         number,
-                        reason: format!("deposit {id} is not the one confirmed on L1"),
+                        reason: format!(
+                            "announces deposits up to {} that are not the ones confirmed on L1",
+                            mark.id
+                        ),
                     });
                 }
             }
         }
         // Omission: a block on the head that applies none while the next deposit was
-        // confirmed here well before the block's time.
-        if applies == 0 && block.header.parent_hash == self.db.head().hash {
-            let applied = self.db.storage(
+        // agreed here well before the block's time.
+        if applied.is_empty() && block.header.parent_hash == self.db.head().hash {
+            let last = self.db.storage(
                 koma_primitives::bridge::L2_BRIDGE_ADDRESS,
                 koma_primitives::bridge::LAST_STATE_ID_SLOT,
             )?;
-            let next = u64::try_from(applied).unwrap_or(u64::MAX).saturating_add(1);
-            if self
-                .deposits
-                .overdue(next, block.header.timestamp, OMISSION_GRACE_SECS)
-            {
+            let next = u64::try_from(last).unwrap_or(u64::MAX).saturating_add(1);
+            let overdue = self
+                .agreed
+                .lock()
+                .iter()
+                .find(|(id, _)| *id >= next)
+                .is_some_and(|(_, since)| {
+                    block.header.timestamp >= since.saturating_add(OMISSION_GRACE_SECS)
+                });
+            if overdue {
                 return Err(ImportError::DepositOmitted { number, id: next });
             }
         }
         Ok(())
+    }
+
+    /// Notes the deposit watermark of the final block `header`: the time it was first
+    /// agreed here (for the omission check), and a nudge to blocks held back for it.
+    fn note_agreed(&self, header: &alloy::consensus::Header) {
+        let Ok(mark) = Watermark::of(header) else {
+            return;
+        };
+        let mut agreed = self.agreed.lock();
+        if agreed.back().is_some_and(|(id, _)| *id >= mark.id) || mark.id == 0 {
+            return;
+        }
+        let now = crate::clock::unix_now_ms() / 1000;
+        agreed.push_back((mark.id, now));
+        while agreed.len() > AGREED_KEPT {
+            agreed.pop_front();
+        }
+        drop(agreed);
+        self.deposits.notify();
     }
 
     /// How deep a reorg may go now: never below the last final block (at the node's
@@ -486,6 +555,9 @@ impl ChainWriter {
             .ok_or_else(|| ImportError::Internal(format!("final block {hash} is not stored")))?;
         self.finalized
             .fetch_max(number, std::sync::atomic::Ordering::Relaxed);
+        if let Some(header) = self.db.header(hash)? {
+            self.note_agreed(&header);
+        }
         Ok(())
     }
 
@@ -623,41 +695,71 @@ mod tests {
         (writer, dir)
     }
 
-    /// Block 1 of the devnet applying `deposits` (made by another node).
-    fn block_applying(deposits: Vec<alloy_primitives::Bytes>) -> Block {
-        block_at(deposits, ChainSpec::devnet().timestamp + 1)
+    /// Another node's chain: blocks built on its own database.
+    struct Producer {
+        spec: ChainSpec,
+        db: Database,
+        _dir: tempfile::TempDir,
     }
 
-    /// Block 1 of the devnet applying `deposits`, stamped `timestamp`.
-    fn block_at(deposits: Vec<alloy_primitives::Bytes>, timestamp: u64) -> Block {
-        let spec = ChainSpec::devnet();
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(dir.path(), &spec).unwrap();
-        build_block_with(
-            &spec,
-            &db,
-            &mut VecPool(Default::default()),
-            &VecDeposits(deposits),
-            &dev::dev_producer_key(0),
-            timestamp,
-            None,
-        )
-        .unwrap()
-        .block
+    impl Producer {
+        fn new() -> Self {
+            let spec = ChainSpec::devnet();
+            let dir = tempfile::tempdir().unwrap();
+            let db = Database::open(dir.path(), &spec).unwrap();
+            Self {
+                spec,
+                db,
+                _dir: dir,
+            }
+        }
+
+        /// The next block, stamped `timestamp`, with deposits from `source`.
+        fn build(&self, source: &dyn koma_producer::DepositSource, timestamp: u64) -> Block {
+            build_block_with(
+                &self.spec,
+                &self.db,
+                &mut VecPool(Default::default()),
+                source,
+                &dev::dev_producer_key(0),
+                timestamp,
+                None,
+            )
+            .unwrap()
+            .block
+        }
+    }
+
+    /// Deposits confirmed, none agreed: blocks announce them and apply none.
+    struct NoneAgreed(VecDeposits);
+
+    impl koma_producer::DepositSource for NoneAgreed {
+        fn confirmed_from(&self, first: u64, max: usize) -> Vec<alloy_primitives::Bytes> {
+            self.0.confirmed_from(first, max)
+        }
+        fn agreed_through(&self) -> u64 {
+            0
+        }
+    }
+
+    fn genesis_time() -> u64 {
+        ChainSpec::devnet().timestamp
     }
 
     #[test]
-    fn a_block_applies_only_deposits_this_node_read_on_l1() {
+    fn a_block_announcing_deposits_is_checked_against_this_nodes_l1_reading() {
         let receiver = koma_primitives::bridge::L2_BRIDGE_ADDRESS;
         let read = |book: &DepositBook, amount: u64| {
             assert!(book.extend(vec![(1, deposit(amount), 10, B256::ZERO)], receiver));
         };
+        let producer = Producer::new();
+        let block = producer.build(&VecDeposits(vec![deposit(5)]), genesis_time() + 1);
+        assert!(block.body.transactions.is_empty(), "announced only");
 
         // not read here yet: held back, not refused
         let book = Arc::new(DepositBook::new(true));
         book.set_confirmations(2);
         let (chain, _dir) = importer(book.clone());
-        let block = block_applying(vec![deposit(5)]);
         let err = chain.import(&block).unwrap_err();
         assert!(
             matches!(err, ImportError::DepositNotSeen { number: 1, id: 1 }),
@@ -684,7 +786,8 @@ mod tests {
         assert!(err.is_invalid_block(), "{err}");
         assert!(
             err.to_string()
-                .contains("deposit 1 is not the one confirmed on L1")
+                .contains("announces deposits up to 1 that are not the ones confirmed on L1"),
+            "{err}"
         );
 
         // a node that reads no L1 follows the stakers
@@ -696,38 +799,83 @@ mod tests {
     }
 
     #[test]
-    fn a_block_on_the_head_that_omits_an_overdue_deposit_is_not_imported() {
-        let book = Arc::new(DepositBook::new(true));
-        book.set_confirmations(2);
-        let receiver = koma_primitives::bridge::L2_BRIDGE_ADDRESS;
-        assert!(book.extend(vec![(1, deposit(5), 10, B256::ZERO)], receiver));
-        book.saw_head(12); // confirmed here now
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let (chain, _dir) = importer(book.clone());
+    fn deposits_are_imported_only_once_their_announcement_is_final_here() {
+        let producer = Producer::new();
+        let source = VecDeposits(vec![deposit(5), deposit(6)]);
+        let announcing = producer.build(&source, genesis_time() + 1);
+        let applying = producer.build(&source, genesis_time() + 2);
+        assert_eq!(applying.body.transactions.len(), 2);
 
-        // stamped a minute after the deposit was confirmed here, and without it
-        let err = chain.import(&block_at(vec![], now + 60)).unwrap_err();
+        // a node without an L1: what it checks is the stakers' agreement
+        let book = Arc::new(DepositBook::new(false));
+        let (chain, _dir) = importer(book.clone());
+        let nudged = book.subscribe();
+        chain.import(&announcing).unwrap();
+        let err = chain.import(&applying).unwrap_err();
         assert!(
-            matches!(err, ImportError::DepositOmitted { number: 1, id: 1 }),
+            matches!(err, ImportError::DepositNotAgreed { number: 2, id: 2 }),
             "{err}"
         );
         assert!(
             !err.is_invalid_block(),
-            "not blamed: the producer's L1 may lag"
+            "not blamed: finality differs a little between nodes"
         );
-        // within the grace (the producer may not have read it yet): imported
-        let (chain, _dir) = importer(book.clone());
+        assert!(!nudged.has_changed().unwrap());
+        chain.adopt_final(announcing.header.hash_slow()).unwrap();
+        assert!(nudged.has_changed().unwrap(), "held blocks are retried");
         assert!(matches!(
-            chain.import(&block_at(vec![], now + 1)).unwrap(),
+            chain.import(&applying).unwrap(),
+            ImportOutcome::Extended(_)
+        ));
+    }
+
+    #[test]
+    fn a_block_on_the_head_that_omits_an_overdue_deposit_is_not_imported() {
+        let producer = Producer::new();
+        let source = VecDeposits(vec![deposit(5)]);
+        let announcing = producer.build(&source, genesis_time() + 1);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        // three children of the announcing block: two that apply nothing, stamped a
+        // minute and a second after now, and one that applies the deposit
+        let child = |source: &dyn koma_producer::DepositSource, timestamp: u64| {
+            let p = Producer::new();
+            koma_producer::import_block(&p.spec, &p.db, &announcing).unwrap();
+            p.build(source, timestamp)
+        };
+        let late = child(&NoneAgreed(source.clone()), now + 60);
+        let early = child(&NoneAgreed(source.clone()), now + 1);
+        let applying = child(&source, now + 60);
+        assert_eq!(applying.body.transactions.len(), 1);
+
+        let importer_agreeing_now = || {
+            let (chain, dir) = importer(Arc::new(DepositBook::new(false)));
+            chain.import(&announcing).unwrap();
+            chain.adopt_final(announcing.header.hash_slow()).unwrap();
+            (chain, dir)
+        };
+        let (chain, _dir) = importer_agreeing_now();
+        let err = chain.import(&late).unwrap_err();
+        assert!(
+            matches!(err, ImportError::DepositOmitted { number: 2, id: 1 }),
+            "{err}"
+        );
+        assert!(
+            !err.is_invalid_block(),
+            "not blamed: the producer may have seen finality late"
+        );
+        // within the grace: imported
+        let (chain, _dir) = importer_agreeing_now();
+        assert!(matches!(
+            chain.import(&early).unwrap(),
             ImportOutcome::Extended(_)
         ));
         // applying it: imported
-        let (chain, _dir) = importer(book);
+        let (chain, _dir) = importer_agreeing_now();
         assert!(matches!(
-            chain.import(&block_at(vec![deposit(5)], now + 60)).unwrap(),
+            chain.import(&applying).unwrap(),
             ImportOutcome::Extended(_)
         ));
     }

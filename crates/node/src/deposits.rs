@@ -1,4 +1,4 @@
-//! Deposits from L1, node side (docs/bridge.md, ADR 0016).
+//! Deposits from L1, node side (docs/bridge.md, ADRs 0016 and 0017).
 //!
 //! - **Reading.** The watcher reads the L1 bridge's `StateSynced` events up to the L1
 //!   block `confirmations - 1` below the head, in id order, and keeps the hash chain over
@@ -6,27 +6,27 @@
 //!   `stateCounter`/`stateHash` at that block, and reads everything again if they
 //!   differ (a reorg, or a missed event). What it holds is the node's [`DepositBook`]; a
 //!   message is *confirmed* once it is `confirmations` deep.
-//! - **Applying.** A producer applies the confirmed deposits after the L2 bridge's
-//!   `lastStateId` as system transactions at the start of its block
-//!   (`koma_producer::build_block_with`); importers check that each is exactly the
-//!   transaction for its id and data and that the bridge takes them in order, once, and
-//!   (`ChainWriter::check_deposits`) that the book has it: read with the same data (one
-//!   block short of confirmed is enough, as the producer may have read L1 a little
-//!   later), else the block waits; confirmed with other data, the block is invalid.
-//! - **Agreeing.** A staker accepts a proposed milestone only once every deposit in the
-//!   blocks it adds is confirmed in its own book with the same data; until then the proposal
+//! - **Announcing.** A producer's block announces, in its header, the deposit
+//!   watermark confirmed in its book (the last id and the hash chain through it,
+//!   `koma_primitives::bridge::Watermark`). An importer that reads L1 checks it
+//!   (`ChainWriter::check_deposits`): read with the same hash chain (one block short of
+//!   confirmed is enough, as the producer may have read L1 a little later), else the
+//!   block waits; confirmed with another hash chain, the block is invalid.
+//! - **Agreeing.** A staker accepts a proposed milestone only once every watermark
+//!   the blocks it adds announce is confirmed in its own book; until then the proposal
 //!   waits (never "invalid": L1 views converge, and a node whose L1 lags must not
-//!   refuse what the others accept). So a block with an invented or altered deposit is
-//!   never finalized, and the final chain's deposits are the ones the stakers saw
-//!   confirmed on L1.
+//!   refuse what the others accept). A final block's watermark is agreed.
+//! - **Applying.** Producers apply deposits only up to agreed watermarks, as system
+//!   transactions at the start of a block; every importer, with or without an L1,
+//!   checks them against the agreed hash chain (`koma_producer::check_applied_deposits`
+//!   and `ChainWriter::check_deposits`), never against its own reading (ADR 0017).
 
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
 use alloy_primitives::{Address, B256, Bytes, U256};
 use koma_l1::bindings::Bridge;
-use koma_primitives::bridge::{L1Deposit, StateSynced, next_state_hash};
-use koma_producer::DepositSource;
+use koma_primitives::bridge::{L1Deposit, StateSynced, Watermark, next_state_hash};
 use parking_lot::RwLock;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -35,18 +35,18 @@ use tokio::sync::watch;
 /// L1 blocks read per `eth_getLogs` request.
 const LOG_RANGE: u64 = 2_000;
 
-/// What a node's book says about a deposit a block applies.
+/// What a node's book says about a deposit watermark a block announces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DepositVerdict {
-    /// On L1 with the same data, `confirmations` deep: producers apply it, stakers vote
-    /// for it.
+    /// On L1 with the same hash chain, `confirmations` deep: producers announce it,
+    /// stakers vote for it.
     Confirmed,
-    /// On L1 with the same data, one block short of `confirmations`: importers take it
-    /// (a producer's reading of L1 may be one block ahead of this node's).
+    /// On L1 with the same hash chain, one block short of `confirmations`: importers
+    /// take it (a producer's reading of L1 may be one block ahead of this node's).
     Seen,
     /// Not read here yet: an importer holds the block back, a staker waits.
     NotSeen,
-    /// Confirmed here with other data: the block invents or alters a deposit.
+    /// Confirmed here with another hash chain: the block invents or alters a deposit.
     Conflicts,
     /// This node does not read an L1: it follows the stakers.
     NoL1,
@@ -62,9 +62,8 @@ struct Book {
     l1_head: u64,
     /// How deep a message must be to be confirmed.
     confirmations: u64,
-    /// When (unix seconds, this node's clock) each confirmed message was first seen
-    /// confirmed: index `id - 1`, as many as are confirmed.
-    confirmed_at: Vec<u64>,
+    /// How many messages were confirmed at the last look (to tell when more are).
+    confirmed_seen: usize,
 }
 
 impl Book {
@@ -81,18 +80,12 @@ impl Book {
         self.messages.partition_point(|m| self.is_confirmed(m))
     }
 
-    /// Stamps the messages confirmed since the last call with the time now; whether
-    /// there were any.
-    fn stamp_confirmed(&mut self) -> bool {
+    /// Whether more messages are confirmed than at the last call.
+    fn more_confirmed(&mut self) -> bool {
         let count = self.confirmed_count();
-        if count <= self.confirmed_at.len() {
-            return false;
-        }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.confirmed_at.resize(count, now);
-        true
+        let more = count > self.confirmed_seen;
+        self.confirmed_seen = count;
+        more
     }
 }
 
@@ -119,18 +112,26 @@ impl DepositBook {
         self.reads_l1
     }
 
-    pub(crate) fn verdict(&self, id: u64, data: &[u8]) -> DepositVerdict {
+    /// What this node's reading says about a watermark a block announces: the message
+    /// with its id and the hash chain through it.
+    pub(crate) fn verdict(&self, mark: &Watermark) -> DepositVerdict {
         if !self.reads_l1 {
             return DepositVerdict::NoL1;
         }
         let b = self.book.read();
-        let index = id.checked_sub(1).and_then(|i| usize::try_from(i).ok());
+        let index = mark.id.checked_sub(1).and_then(|i| usize::try_from(i).ok());
         match index.and_then(|i| b.messages.get(i)) {
-            Some(m) if m.data.as_ref() == data && b.is_confirmed(m) => DepositVerdict::Confirmed,
-            Some(m) if m.data.as_ref() == data => DepositVerdict::Seen,
+            Some(m) if m.state_hash == mark.hash && b.is_confirmed(m) => DepositVerdict::Confirmed,
+            Some(m) if m.state_hash == mark.hash => DepositVerdict::Seen,
             Some(m) if b.is_confirmed(m) => DepositVerdict::Conflicts,
             _ => DepositVerdict::NotSeen,
         }
+    }
+
+    /// Tells whoever waits on deposits (held blocks, waiting proposals) to look again:
+    /// more were read, or more were agreed.
+    pub(crate) fn notify(&self) {
+        self.grew.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// How deep on L1 a deposit must be for producers and stakers.
@@ -145,21 +146,11 @@ impl DepositBook {
             return;
         }
         b.l1_head = head;
-        let more = b.stamp_confirmed();
+        let more = b.more_confirmed();
         drop(b);
         if more {
             self.grew.send_modify(|n| *n = n.wrapping_add(1));
         }
-    }
-
-    /// Whether deposit `id` was confirmed here at least `grace` seconds before
-    /// `timestamp` (an L2 block's): a producer reading L1 in time would have applied it.
-    pub(crate) fn overdue(&self, id: u64, timestamp: u64, grace: u64) -> bool {
-        let b = self.book.read();
-        id.checked_sub(1)
-            .and_then(|i| usize::try_from(i).ok())
-            .and_then(|i| b.confirmed_at.get(i))
-            .is_some_and(|at| timestamp >= at.saturating_add(grace))
     }
 
     pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
@@ -192,7 +183,7 @@ impl DepositBook {
         }
         let grew = !added.is_empty();
         b.messages.extend(added);
-        b.stamp_confirmed();
+        b.more_confirmed();
         drop(b);
         if grew {
             self.grew.send_modify(|n| *n = n.wrapping_add(1));
@@ -217,8 +208,9 @@ impl koma_rpc::DepositsApi for DepositBook {
     }
 }
 
-impl DepositSource for DepositBook {
-    fn confirmed_from(&self, first: u64, max: usize) -> Vec<Bytes> {
+impl DepositBook {
+    /// The data of the confirmed deposits `first, first + 1, ...` (at most `max`).
+    pub(crate) fn confirmed_from(&self, first: u64, max: usize) -> Vec<Bytes> {
         let b = self.book.read();
         let Some(start) = first.checked_sub(1).and_then(|i| usize::try_from(i).ok()) else {
             return Vec::new();
@@ -418,7 +410,11 @@ mod tests {
         book.set_confirmations(2);
         assert_eq!(book.confirmed().0, 0);
         assert!(book.confirmed_from(1, 10).is_empty());
-        assert_eq!(book.verdict(1, &msg(1).1), DepositVerdict::Seen);
+        let h1 = next_state_hash(B256::ZERO, 1, receiver, &msg(1).1);
+        let h2 = next_state_hash(h1, 2, receiver, &msg(2).1);
+        let h3 = next_state_hash(h2, 3, receiver, &msg(3).1);
+        let mark = |id, hash| Watermark { id, hash };
+        assert_eq!(book.verdict(&mark(1, h1)), DepositVerdict::Seen);
         assert!(book.deposit(1).is_none());
 
         // messages are in L1 blocks 11, 12, 13: at head 14, the first two are 2 deep
@@ -427,20 +423,18 @@ mod tests {
         assert!(grew.has_changed().unwrap());
         grew.mark_unchanged();
         assert_eq!(book.confirmed(), (2, 12));
-        let h1 = next_state_hash(B256::ZERO, 1, receiver, &msg(1).1);
-        let h2 = next_state_hash(h1, 2, receiver, &msg(2).1);
         assert_eq!(book.deposit(2).map(|d| d.state_hash), Some(h2));
         assert!(book.deposit(3).is_none(), "one block short");
         assert_eq!(book.confirmed_from(2, 10), vec![msg(2).1]);
-        assert_eq!(book.verdict(2, &msg(2).1), DepositVerdict::Confirmed);
-        assert_eq!(book.verdict(3, &msg(3).1), DepositVerdict::Seen);
-        assert_eq!(book.verdict(2, &msg(3).1), DepositVerdict::Conflicts);
+        assert_eq!(book.verdict(&mark(2, h2)), DepositVerdict::Confirmed);
+        assert_eq!(book.verdict(&mark(3, h3)), DepositVerdict::Seen);
+        assert_eq!(book.verdict(&mark(2, h3)), DepositVerdict::Conflicts);
         assert_eq!(
-            book.verdict(3, &msg(2).1),
+            book.verdict(&mark(3, h2)),
             DepositVerdict::NotSeen,
-            "other data one block short: an L1 reorg may still change it"
+            "another chain one block short: an L1 reorg may still change it"
         );
-        assert_eq!(book.verdict(4, &msg(4).1), DepositVerdict::NotSeen);
+        assert_eq!(book.verdict(&mark(4, h3)), DepositVerdict::NotSeen);
         book.saw_head(13);
         assert!(!grew.has_changed().unwrap(), "the head never goes back");
 
@@ -450,14 +444,14 @@ mod tests {
         assert_eq!(book.confirmed_from(2, 1), vec![msg(2).1]);
         assert!(book.confirmed_from(4, 10).is_empty());
         assert!(book.confirmed_from(0, 10).is_empty());
-        assert_eq!(book.verdict(3, &msg(3).1), DepositVerdict::Confirmed);
+        assert_eq!(book.verdict(&mark(3, h3)), DepositVerdict::Confirmed);
 
         // a restart keeps the depth
         restart(&book, 5, "test").unwrap();
         assert_eq!(book.book.read().confirmations, 2);
         assert_eq!(book.confirmed(), (0, 0));
         assert_eq!(
-            DepositBook::new(false).verdict(1, &msg(1).1),
+            DepositBook::new(false).verdict(&mark(1, h1)),
             DepositVerdict::NoL1
         );
     }

@@ -315,9 +315,18 @@ pub(crate) async fn event_loop(
     pooler.abort();
 }
 
-/// Gossiped blocks held back until this node reads their deposits on L1, at most; the
-/// oldest goes first (sync fetches it again if it is still needed).
-const AWAITING_L1: usize = 64;
+/// Gossiped blocks held back until this node reads their deposit watermark on L1 or
+/// sees their deposits agreed, at most; the oldest goes first (sync fetches it again if
+/// it is still needed).
+const AWAITING_DEPOSITS: usize = 64;
+
+/// Whether a block waits for this node's L1 reading or finality to catch up.
+fn waits_for_deposits(result: &Result<(), ImportError>) -> bool {
+    matches!(
+        result,
+        Err(ImportError::DepositNotSeen { .. } | ImportError::DepositNotAgreed { .. })
+    )
+}
 
 async fn import_blocks(ctx: NetContext, mut queue: mpsc::Receiver<GossipBlock>) {
     let mut grew = ctx.chain.deposits.subscribe();
@@ -326,10 +335,13 @@ async fn import_blocks(ctx: NetContext, mut queue: mpsc::Receiver<GossipBlock>) 
         tokio::select! {
             next = queue.recv() => {
                 let Some(GossipBlock { block, from, validation }) = next else { break };
-                if let Err(ImportError::DepositNotSeen { id, .. }) = ctx.chain.check_deposits(&block) {
-                    tracing::debug!(number = block.header.number, id, "block held back: its deposit is not read on L1 here yet");
+                let checked = ctx.chain.check_deposits(&block);
+                if waits_for_deposits(&checked) {
+                    if let Err(e) = checked {
+                        tracing::debug!(number = block.header.number, error = %e, "block held back");
+                    }
                     validation.ignore();
-                    if waiting.len() >= AWAITING_L1 {
+                    if waiting.len() >= AWAITING_DEPOSITS {
                         waiting.pop_front();
                     }
                     waiting.push_back((block, from));
@@ -342,9 +354,9 @@ async fn import_blocks(ctx: NetContext, mut queue: mpsc::Receiver<GossipBlock>) 
                 }
             }
             Ok(()) = grew.changed(), if !waiting.is_empty() => {
-                // deposits were read: import what waited on them, oldest first
+                // deposits were read or agreed: import what waited on them, oldest first
                 for (block, from) in std::mem::take(&mut waiting) {
-                    if let Err(ImportError::DepositNotSeen { .. }) = ctx.chain.check_deposits(&block) {
+                    if waits_for_deposits(&ctx.chain.check_deposits(&block)) {
                         waiting.push_back((block, from));
                     } else {
                         import_one(&ctx, block, from).await;

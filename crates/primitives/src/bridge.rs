@@ -149,6 +149,100 @@ pub fn next_state_hash(previous: B256, id: u64, receiver: Address, data: &[u8]) 
     keccak256((previous, U256::from(id), receiver, keccak256(data)).abi_encode_params())
 }
 
+/// How far the deposit list goes, as a block announces it (ADR 0017): the id of the last
+/// deposit and the hash chain ([`next_state_hash`]) through it. Every block after
+/// genesis carries one, in its header's `nonce` (the id, big-endian) and `extraData`
+/// (the hash; empty while the id is 0). It never goes back, and it goes forward by at
+/// most [`MAX_DEPOSITS_PER_ANNOUNCEMENT`] a block. Deposits are applied only up to a
+/// watermark announced by a block the stakers finalized, and only up to exactly such a
+/// watermark, so every importer checks their data against the agreed hash chain.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Watermark {
+    pub id: u64,
+    pub hash: B256,
+}
+
+/// The most new deposits one block may announce on any chain.
+pub const MAX_DEPOSITS_PER_ANNOUNCEMENT: u64 = 64;
+
+/// The most new deposits one block may announce on `spec`'s chain: as many as fit an
+/// otherwise empty block even if each used all of its gas on precompiles (the most
+/// compute units a deposit transaction can take), since deposits are applied up to
+/// announced watermarks only and never part of one. At least one.
+pub fn announcement_cap(spec: &crate::ChainSpec) -> u64 {
+    let by_gas = spec.gas_limit.checked_div(DEPOSIT_TX_GAS).unwrap_or(0);
+    let by_compute = spec
+        .compute_limit()
+        .checked_div(crate::compute::max_tx_compute_units(DEPOSIT_TX_GAS))
+        .unwrap_or(0);
+    by_gas
+        .min(by_compute)
+        .clamp(1, MAX_DEPOSITS_PER_ANNOUNCEMENT)
+}
+
+impl Watermark {
+    /// The watermark a header carries; genesis carries none (id 0).
+    pub fn of(header: &alloy::consensus::Header) -> Result<Self, String> {
+        if header.number == 0 {
+            return Ok(Self::default());
+        }
+        let id = u64::from_be_bytes(header.nonce.0);
+        match (id, header.extra_data.len()) {
+            (0, 0) => Ok(Self::default()),
+            (0, n) => Err(format!(
+                "extra data is {n} bytes, 0 while no deposit is announced"
+            )),
+            (id, 32) => Ok(Self {
+                id,
+                hash: B256::from_slice(&header.extra_data),
+            }),
+            (_, n) => Err(format!(
+                "extra data is {n} bytes, the 32-byte deposit hash chain was expected"
+            )),
+        }
+    }
+
+    /// Writes it into `header`'s `nonce` and `extraData`.
+    pub fn write(&self, header: &mut alloy::consensus::Header) {
+        header.nonce = self.id.to_be_bytes().into();
+        header.extra_data = if self.id == 0 {
+            Bytes::new()
+        } else {
+            Bytes::copy_from_slice(self.hash.as_slice())
+        };
+    }
+
+    /// The watermark after applying `data` (deposits `id + 1, id + 2, ...`).
+    pub fn extend<'a>(mut self, data: impl IntoIterator<Item = &'a Bytes>) -> Self {
+        for d in data {
+            self.id = self.id.saturating_add(1);
+            self.hash = next_state_hash(self.hash, self.id, L2_BRIDGE_ADDRESS, d);
+        }
+        self
+    }
+
+    /// Whether `next` may follow `self` in the child block: never back, the same hash
+    /// for the same id, at most `cap` ([`announcement_cap`]) more.
+    pub fn check_successor(&self, next: &Self, cap: u64) -> Result<(), String> {
+        if next.id < self.id {
+            return Err(format!(
+                "deposit watermark goes back from {} to {}",
+                self.id, next.id
+            ));
+        }
+        if next.id == self.id && next.hash != self.hash {
+            return Err(format!("deposit watermark {} changes its hash", self.id));
+        }
+        if next.id.saturating_sub(self.id) > cap {
+            return Err(format!(
+                "announces {} deposits, at most {cap} are allowed",
+                next.id.saturating_sub(self.id)
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Withdrawal {
     /// Its leaf in the block's withdrawals tree:
     /// `keccak256(abi.encode(nonce, sender, recipient, token, amount))`.

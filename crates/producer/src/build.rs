@@ -5,7 +5,7 @@ use alloy::eips::eip4895::Withdrawals;
 use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{Address, B256, Bytes};
 use koma_evm::{BlockEnvInput, BlockExecutor, TxError};
-use koma_primitives::bridge;
+use koma_primitives::bridge::{self, DEPOSIT_TX_GAS, Watermark};
 use koma_primitives::compute::{MIN_TX_COMPUTE_UNITS, max_tx_compute_units};
 use koma_primitives::{Block, ChainSpec, SealedHeader, SignedHeader};
 use koma_storage::StateReader as _;
@@ -34,11 +34,14 @@ pub trait PoolAccess {
 pub const MAX_DEPOSITS_PER_BLOCK: usize = 256;
 
 /// Where the builder takes deposits from: the node's reading of the L1 bridge, past its
-/// confirmations (docs/bridge.md).
+/// confirmations, and how far the stakers agreed (docs/bridge.md, ADR 0017).
 pub trait DepositSource {
     /// The data of deposits `first, first + 1, ...` in id order, as many as are
     /// confirmed (at most `max`); empty if `first` is not confirmed yet.
     fn confirmed_from(&self, first: u64, max: usize) -> Vec<Bytes>;
+    /// The number of the last canonical block the stakers finalized: the deposit
+    /// watermarks announced at or below it are agreed, and only those are applied.
+    fn agreed_through(&self) -> u64;
 }
 
 /// No L1: no deposits.
@@ -48,6 +51,9 @@ pub struct NoDeposits;
 impl DepositSource for NoDeposits {
     fn confirmed_from(&self, _: u64, _: usize) -> Vec<Bytes> {
         Vec::new()
+    }
+    fn agreed_through(&self) -> u64 {
+        0
     }
 }
 
@@ -79,39 +85,122 @@ pub struct BuiltBlock {
     pub commit_ms: f64,
 }
 
-/// Executes the confirmed deposits after the L2 bridge's last applied one as system
-/// transactions. One that is not includable (it does not fit the block's gas or
-/// compute) stops the run: it comes first in the next block. One that reverts, which
-/// the bridge never does for a message L1's bridge sent, fails the build, since every
-/// importer would refuse the block.
+/// The watermark this block announces: the parent's, extended by the deposits confirmed
+/// in this producer's reading after it (at most [`bridge::announcement_cap`]).
+fn announce(spec: &ChainSpec, parent: &SealedHeader, deposits: &dyn DepositSource) -> Watermark {
+    let Ok(previous) = Watermark::of(&parent.header) else {
+        return Watermark::default(); // never for a block this node imported or built
+    };
+    let max = usize::try_from(bridge::announcement_cap(spec)).unwrap_or(usize::MAX);
+    previous.extend(&deposits.confirmed_from(previous.id.saturating_add(1), max))
+}
+
+/// The agreed watermarks after `applied` (the L2 bridge's last applied deposit), lowest
+/// first: the distinct watermarks the canonical blocks up to `agreed_through` announced.
+fn agreed_watermarks(
+    db: &Database,
+    agreed_through: u64,
+    applied: u64,
+) -> Result<Vec<Watermark>, BuildError> {
+    let mut found: Vec<Watermark> = Vec::new();
+    let mut number = agreed_through;
+    while let Some(header) = db.header_by_number(number)? {
+        let Ok(mark) = Watermark::of(&header.header) else {
+            break;
+        };
+        if mark.id <= applied {
+            break;
+        }
+        if found.last().is_none_or(|last| last.id != mark.id) {
+            found.push(mark);
+        }
+        let Some(previous) = number.checked_sub(1) else {
+            break;
+        };
+        number = previous;
+    }
+    found.reverse();
+    Ok(found)
+}
+
+/// Applies the agreed deposits after the L2 bridge's `lastStateId`, up to exactly an
+/// agreed watermark (whole announcements only, at most [`MAX_DEPOSITS_PER_BLOCK`]), as
+/// system transactions, with this producer's confirmed data checked against the
+/// agreed hash chain first. A reverted deposit, which the bridge never does for a
+/// message L1's bridge sent, fails the build, since every importer would refuse the
+/// block.
 fn apply_deposits<S: koma_storage::StateReader>(
     spec: &ChainSpec,
     db: &Database,
     deposits: &dyn DepositSource,
     exec: &mut BlockExecutor<S>,
 ) -> Result<(), BuildError> {
-    let last = db
-        .latest()
-        .storage(bridge::L2_BRIDGE_ADDRESS, bridge::LAST_STATE_ID_SLOT)?;
-    let Ok(last) = u64::try_from(last) else {
+    let latest = db.latest();
+    let last = latest.storage(bridge::L2_BRIDGE_ADDRESS, bridge::LAST_STATE_ID_SLOT)?;
+    let Ok(applied) = u64::try_from(last) else {
         return Ok(());
     };
-    let first = last.saturating_add(1);
-    for (id, data) in (first..).zip(deposits.confirmed_from(first, MAX_DEPOSITS_PER_BLOCK)) {
-        let tx = bridge::deposit_tx(spec.chain_id, id, data);
-        let hash = *tx.tx_hash();
-        match exec.execute_system(tx, bridge::SYSTEM_ADDRESS) {
-            Ok(done) if done.success => {}
-            Ok(_) => {
-                tracing::error!(id, %hash, "deposit transaction reverted: deposits stop here");
-                return Err(BuildError::Execution(format!("deposit {id} reverted")));
-            }
-            Err(TxError::Database(e)) => return Err(BuildError::Execution(e.to_string())),
-            Err(e) => {
-                tracing::warn!(id, %hash, error = %e, "deposit left for the next block");
-                break;
+    let hash = latest.storage(bridge::L2_BRIDGE_ADDRESS, bridge::LAST_STATE_HASH_SLOT)?;
+    let through = deposits.agreed_through().min(db.head().number());
+    let agreed = agreed_watermarks(db, through, applied)?;
+    let Some(highest) = agreed.last() else {
+        return Ok(());
+    };
+    let first = applied.saturating_add(1);
+    let wanted = usize::try_from(highest.id.saturating_sub(applied))
+        .unwrap_or(usize::MAX)
+        .min(MAX_DEPOSITS_PER_BLOCK);
+    let data = deposits.confirmed_from(first, wanted);
+    let mut at = Watermark {
+        id: applied,
+        hash: B256::from(hash),
+    };
+    let mut next = data.iter();
+    for mark in agreed {
+        let count = mark.id.saturating_sub(at.id);
+        let step: Vec<Bytes> = next
+            .by_ref()
+            .take(usize::try_from(count).unwrap_or(usize::MAX))
+            .cloned()
+            .collect();
+        if u64::try_from(step.len()).ok() != Some(count) {
+            break; // not confirmed here yet, or past this block's share
+        }
+        if at.extend(&step) != mark {
+            tracing::error!(
+                id = mark.id,
+                "the deposits confirmed here are not the ones the stakers agreed on: not applying them"
+            );
+            break;
+        }
+        // room for the worst case: an announcement always fits an empty block
+        if exec.gas_remaining() < DEPOSIT_TX_GAS.saturating_mul(count)
+            || exec.compute_remaining()
+                < max_tx_compute_units(DEPOSIT_TX_GAS)
+                    .saturating_mul(count)
+                    .saturating_add(MIN_TX_COMPUTE_UNITS)
+        {
+            break; // the rest in the next block
+        }
+        for (id, data) in (at.id.saturating_add(1)..).zip(step) {
+            let tx = bridge::deposit_tx(spec.chain_id, id, data);
+            let hash = *tx.tx_hash();
+            match exec.execute_system(tx, bridge::SYSTEM_ADDRESS) {
+                Ok(done) if done.success => {}
+                Ok(_) => {
+                    tracing::error!(id, %hash, "deposit transaction reverted");
+                    return Err(BuildError::Execution(format!("deposit {id} reverted")));
+                }
+                Err(TxError::Database(e)) => return Err(BuildError::Execution(e.to_string())),
+                Err(e) => {
+                    // a whole announcement fits an empty block: never expected
+                    return Err(BuildError::Execution(format!(
+                        "deposit {id} not includable: {e}"
+                    )));
+                }
             }
         }
+        at = mark;
     }
     Ok(())
 }
@@ -185,6 +274,7 @@ pub fn build_block_with(
     // execution is spent on a transaction left out.
     let mut compute_full = false;
     apply_deposits(spec, db, deposits, &mut exec)?;
+    let watermark = announce(spec, &parent, deposits);
     while let Some((tx, sender)) = pool.next_best() {
         if exec.gas_remaining() < 21_000 || exec.compute_remaining() < MIN_TX_COMPUTE_UNITS {
             break;
@@ -273,7 +363,7 @@ pub fn build_block_with(
     let (transactions_root, receipts_root) = roots?;
     let state_root_ms = started.elapsed().as_secs_f64() * 1e3;
 
-    let header = Header {
+    let mut header = Header {
         parent_hash: parent.hash,
         ommers_hash: EMPTY_OMMER_ROOT_HASH,
         beneficiary: key.address(),
@@ -286,9 +376,7 @@ pub fn build_block_with(
         gas_limit: env.gas_limit,
         gas_used: executed.gas_used,
         timestamp: env.timestamp,
-        extra_data: spec.extra_data.clone(),
         mix_hash: env.prevrandao,
-        nonce: Default::default(),
         base_fee_per_gas: Some(base_fee),
         withdrawals_root: Some(koma_primitives::bridge::block_withdrawals_root(
             &executed.receipts,
@@ -299,6 +387,7 @@ pub fn build_block_with(
         requests_hash: Some(alloy::eips::eip7685::EMPTY_REQUESTS_HASH),
         ..Default::default()
     };
+    watermark.write(&mut header);
     let block = Block {
         header: SignedHeader::sign(header, spec.chain_id, key)?,
         body: BlockBody {

@@ -1,9 +1,9 @@
 use crate::{ProducerSchedule, next_prevrandao};
 use alloy::consensus::Transaction;
 use alloy::consensus::proofs::{calculate_receipt_root, calculate_transaction_root};
-use alloy_primitives::{Address, B256, Bloom};
+use alloy_primitives::{Address, B256, Bloom, Bytes};
 use koma_evm::{BlockEnvInput, BlockExecutor, ExecutedBlock, TxError};
-use koma_primitives::bridge;
+use koma_primitives::bridge::{self, Watermark};
 use koma_primitives::seal::MAX_EXTRA_DATA;
 use koma_primitives::{Block, ChainSpec, SealedHeader};
 use koma_storage::{Database, StateReader, StorageError};
@@ -63,16 +63,19 @@ pub enum ImportError {
     /// The importer itself failed (a task panicked or was cancelled).
     #[error("import failed: {0}")]
     Internal(String),
-    /// The block applies a deposit this node has not read on L1 yet: held back, not
-    /// refused (its reading of L1 may lag the producer's).
+    /// The block announces deposits up to `id`, which this node has not read on L1 yet:
+    /// held back, not refused (its reading of L1 may lag the producer's).
     #[error("block {number}: deposit {id} is not on L1 as this node reads it (yet)")]
     DepositNotSeen { number: u64, id: u64 },
-    /// The block applies no deposit although deposit `id` had been confirmed on L1, as
-    /// this node reads it, for a while before the block's time: not imported, not
-    /// blamed (the producer's reading of L1 may lag).
-    #[error(
-        "block {number}: applies no deposit, but deposit {id} was confirmed on L1 well before it"
-    )]
+    /// The block applies deposits up to `id`, announced by a block this node does not
+    /// know to be final yet: not imported until it is, not blamed (the producer may
+    /// have seen finality first).
+    #[error("block {number}: applies deposits up to {id}, not agreed by the stakers here yet")]
+    DepositNotAgreed { number: u64, id: u64 },
+    /// The block applies no deposit although deposit `id` had been agreed, as this
+    /// node saw finality, a while before the block's time: not imported, not blamed
+    /// (the producer may have seen finality late).
+    #[error("block {number}: applies no deposit, but deposit {id} was agreed well before it")]
     DepositOmitted { number: u64, id: u64 },
 }
 
@@ -87,6 +90,7 @@ impl ImportError {
                 | Self::ReorgTooDeep { .. }
                 | Self::Internal(_)
                 | Self::DepositNotSeen { .. }
+                | Self::DepositNotAgreed { .. }
                 | Self::DepositOmitted { .. }
         )
     }
@@ -130,6 +134,10 @@ pub fn verify_header(
             h.extra_data.len()
         )));
     }
+    let watermark = Watermark::of(h).map_err(invalid)?;
+    Watermark::of(&parent.header)
+        .and_then(|previous| previous.check_successor(&watermark, bridge::announcement_cap(spec)))
+        .map_err(invalid)?;
     let producer = h
         .recover_producer(spec.chain_id, h.hash_slow())
         .map_err(|e| ImportError::BadSeal {
@@ -365,11 +373,84 @@ pub fn import_block_with(
     let number = block.header.number;
     let parent = db.head();
     verify_header(spec, &parent, block)?;
+    check_applied_deposits(spec, db, &parent, block)?;
     let senders = recover_senders(block, known)?;
     let executed = execute_block(spec, db.latest(), block, &senders)?;
     let prepared = db.prepare_state(&executed.changes)?;
     check_state_root(number, block.header.state_root, prepared.state_root)?;
     Ok(db.commit_block(block, &executed.senders, &executed.receipts, prepared)?)
+}
+
+/// The deposits `block` applies, in order: its leading system transactions that are
+/// deposit transactions (`(id, data)`).
+pub fn applied_deposits(spec: &ChainSpec, block: &Block) -> Vec<(u64, Bytes)> {
+    block
+        .body
+        .transactions
+        .iter()
+        .take_while(|tx| bridge::is_system_tx(tx))
+        .map_while(|tx| bridge::deposit_of_tx(spec.chain_id, tx))
+        .collect()
+}
+
+/// The deposit rule every importer checks without an L1 (ADR 0017): a block applies
+/// deposits from the one after the L2 bridge's `lastStateId` (the head's state) up to
+/// exactly a watermark an ancestor announced, and their hash chain is that watermark's.
+/// Whether that ancestor is final yet is the node's check (it knows finality).
+pub fn check_applied_deposits(
+    spec: &ChainSpec,
+    db: &Database,
+    parent: &SealedHeader,
+    block: &Block,
+) -> Result<(), ImportError> {
+    let number = block.header.number;
+    let invalid = |reason: String| ImportError::Invalid { number, reason };
+    let deposits = applied_deposits(spec, block);
+    let Some((last, _)) = deposits.last() else {
+        return Ok(());
+    };
+    let state = db.latest();
+    let applied = state.storage(bridge::L2_BRIDGE_ADDRESS, bridge::LAST_STATE_ID_SLOT)?;
+    let hash = state.storage(bridge::L2_BRIDGE_ADDRESS, bridge::LAST_STATE_HASH_SLOT)?;
+    let mut at = Watermark {
+        id: u64::try_from(applied).map_err(|_| invalid("lastStateId out of range".into()))?,
+        hash: B256::from(hash),
+    };
+    for (id, data) in &deposits {
+        if Some(*id) != at.id.checked_add(1) {
+            return Err(invalid(format!(
+                "applies deposit {id} after deposit {}",
+                at.id
+            )));
+        }
+        at = at.extend(std::iter::once(data));
+    }
+    // The ancestors' watermarks only grow: the first one at or below `last`, walking
+    // back, is the one announcing it, if any does.
+    let mut cursor = parent.header.clone();
+    loop {
+        let mark = Watermark::of(&cursor).map_err(invalid)?;
+        if mark.id < *last {
+            return Err(invalid(format!(
+                "applies deposits up to {last}, which no ancestor announced"
+            )));
+        }
+        if mark.id == *last {
+            if mark.hash != at.hash {
+                return Err(invalid(format!(
+                    "the deposits up to {last} are not the ones announced (hash chain {} instead of {})",
+                    at.hash, mark.hash
+                )));
+            }
+            return Ok(());
+        }
+        cursor = db.header(cursor.parent_hash)?.ok_or_else(|| {
+            ImportError::Internal(format!(
+                "ancestor {} of block {number} missing",
+                cursor.parent_hash
+            ))
+        })?;
+    }
 }
 
 /// Below this many unknown senders, recovery stays on the calling thread.

@@ -113,7 +113,6 @@ pub(crate) fn start(
         verifier: Arc::new(LibSecp256k1Verifier),
         values: Arc::new(ChainValues {
             db: chain.db.clone(),
-            chain_id: spec.chain_id,
             deposits: chain.deposits.clone(),
             checked: Default::default(),
         }),

@@ -3,22 +3,21 @@
 use crate::deposits::{DepositBook, DepositVerdict};
 use alloy_primitives::B256;
 use koma_consensus::{Validity, ValueCheck};
-use koma_primitives::bridge;
+use koma_primitives::bridge::Watermark;
 use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-/// Blocks whose own deposits were found confirmed are remembered (up to this many), so
-/// a block's body is read once however many proposals span it.
+/// Blocks whose own watermark was found confirmed are remembered (up to this many), so
+/// a block is looked at once however many proposals span it.
 const CHECKED_KEPT: usize = 4096;
 
 /// Proposed values are L2 block hashes: valid if the block is known here and descends
 /// from (or is) the parent milestone; unknown until it has been imported, and until
-/// every deposit in the blocks it adds to the parent milestone is confirmed in this
-/// node's own reading of L1 (docs/bridge.md).
+/// every deposit watermark the blocks it adds to the parent milestone announce is
+/// confirmed in this node's own reading of L1 (docs/bridge.md, ADR 0017).
 pub(super) struct ChainValues {
     pub(super) db: koma_storage::Database,
-    pub(super) chain_id: u64,
     pub(super) deposits: Arc<DepositBook>,
     pub(super) checked: Mutex<HashSet<B256>>,
 }
@@ -64,9 +63,10 @@ impl ChainValues {
         }
     }
 
-    /// Valid if every deposit in the blocks after `parent` up to `value` (which
-    /// descends from it) is confirmed in this node's book; `Unknown` (wait) if one is
-    /// not, or not with the same data.
+    /// Valid if every deposit watermark the blocks after `parent` up to `value` (which
+    /// descends from it) announce is confirmed in this node's book; `Unknown` (wait) if
+    /// one is not, or not with the same hash chain. The deposits those blocks apply
+    /// were checked against agreed watermarks at import.
     fn deposits_confirmed(&self, value: &B256, parent: &B256) -> Validity {
         if !self.deposits.reads_l1() {
             return Validity::Valid;
@@ -77,29 +77,25 @@ impl ChainValues {
             let Ok(Some(header)) = self.db.header(hash) else {
                 return Validity::Unknown;
             };
-            if !self.checked.lock().contains(&hash) {
-                let Ok(Some(body)) = self.db.body(hash) else {
+            if !self.checked.lock().contains(&hash) && header.number > 0 {
+                let Ok(Some(previous)) = self.db.header(header.parent_hash) else {
                     return Validity::Unknown;
                 };
-                for tx in body
-                    .transactions
-                    .iter()
-                    .take_while(|tx| bridge::is_system_tx(tx))
-                {
-                    let Some((id, data)) = bridge::deposit_of_tx(self.chain_id, tx) else {
-                        // import refuses these; never vote for one
-                        return Validity::Invalid;
-                    };
-                    match self.deposits.verdict(id, &data) {
+                let (Ok(mark), Ok(before)) = (Watermark::of(&header), Watermark::of(&previous))
+                else {
+                    return Validity::Invalid; // import refuses these; never vote for one
+                };
+                if mark.id > before.id {
+                    match self.deposits.verdict(&mark) {
                         DepositVerdict::Confirmed | DepositVerdict::NoL1 => {}
                         verdict @ (DepositVerdict::Seen
                         | DepositVerdict::NotSeen
                         | DepositVerdict::Conflicts) => {
                             tracing::debug!(
                                 block = header.number,
-                                id,
+                                id = mark.id,
                                 ?verdict,
-                                "proposal waits: a deposit not confirmed here"
+                                "proposal waits: a deposit watermark not confirmed here"
                             );
                             return Validity::Unknown;
                         }
@@ -144,14 +140,13 @@ mod tests {
     fn values(db: &koma_storage::Database, book: Arc<DepositBook>) -> ChainValues {
         ChainValues {
             db: db.clone(),
-            chain_id: ChainSpec::devnet().chain_id,
             deposits: book,
             checked: Default::default(),
         }
     }
 
     #[test]
-    fn a_proposal_waits_until_its_deposits_are_confirmed_here() {
+    fn a_proposal_waits_until_the_watermarks_it_adds_are_confirmed_here() {
         let spec = ChainSpec::devnet();
         let dir = tempfile::tempdir().unwrap();
         let db = koma_storage::Database::open(dir.path(), &spec).unwrap();
@@ -173,7 +168,7 @@ mod tests {
             .hash
         };
         let first = build(1, &applied);
-        let second = build(2, &applied); // nothing left to apply
+        let second = build(2, &applied); // applies them, announces nothing new
         let receiver = L2_BRIDGE_ADDRESS;
         let read = |data: &[Bytes]| {
             data.iter()
@@ -190,7 +185,7 @@ mod tests {
         assert_eq!(
             v.check(&second, &first),
             Validity::Valid,
-            "no deposits after the parent"
+            "no new watermark after the parent"
         );
         // the first one only: still waiting
         assert!(book.extend(read(&applied.0[..1]), receiver));
