@@ -327,11 +327,7 @@ fn importers_refuse_deposits_out_of_order_repeated_moved_forged_or_not_announced
 
     // one more than announced
     let third = bridge::deposit_tx(p.spec.chain_id, 3, kmc_to(recipient(2), 1));
-    let bad = with_transactions(
-        &p,
-        &block,
-        vec![d1.clone(), d2, third, transfer],
-    );
+    let bad = with_transactions(&p, &block, vec![d1.clone(), d2, third, transfer]);
     let reason = refused(import_block(&p.spec, &p.importer, &bad), "beyond");
     assert!(
         reason.contains("up to 3, which no ancestor announced"),
