@@ -228,10 +228,12 @@ def test_finality_resumes_after_every_heal(cluster):
                 f"{n.name}: final block #{number} ({threshold}) is not on its chain"
 
 
-@pytest.mark.parametrize("mode", ["garbage", "oversized", "invalid-block", "extreme-header"])
+@pytest.mark.parametrize("mode", ["garbage", "oversized", "invalid-block", "extreme-header",
+                                  "reordered-deposits"])
 def test_misbehaving_peer_is_banned_without_effect_on_the_chain(cluster, mode):
     """extreme-header: blocks sealed by the in-turn producer key whose gas_used, number
-    or timestamp is u64::MAX, or whose extraData is 64 KiB."""
+    or timestamp is u64::MAX, or whose extraData is 64 KiB. reordered-deposits: blocks
+    sealed by the in-turn producer key that apply deposit 2 before deposit 1."""
     c = cluster(n=2, sprint=4)
     target = c.nodes[0]
     wait_until("block 2", lambda: all(n.head() >= 2 for n in c.nodes))
@@ -244,6 +246,8 @@ def test_misbehaving_peer_is_banned_without_effect_on_the_chain(cluster, mode):
     assert "disconnected by the target" in out and "reconnection refused" in out, out
     assert target.running()
     assert "banning peer" in target.stderr()
+    if mode == "reordered-deposits":
+        assert "applies deposit 1 after deposit 2" in target.stderr(), target.log_tail()
     before = target.head()
     wait_until("the chain to go on", lambda: all(n.head() >= before + 2 for n in c.nodes), timeout=30)
     assert wait_until("agreement", lambda: agreed_height(c.nodes)) is not None

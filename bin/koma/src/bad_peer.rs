@@ -27,6 +27,9 @@ pub enum Mode {
     /// extreme header field each in turn: `gas_used`, `number` or `timestamp` at
     /// `u64::MAX`, or 64 KiB of `extraData`.
     ExtremeHeader,
+    /// Blocks on the target's head, sealed by the in-turn producer key, that open with
+    /// deposit transactions 2 and 1, in that order.
+    ReorderedDeposits,
     /// Checkpoint votes for the target's next checkpoint (read from `--rpc`) in staker
     /// set `--set-id`, slot 0, whose BLS signature is a valid point made with another
     /// key: they fail only at the signature check.
@@ -150,6 +153,10 @@ async fn message(
             };
             (Topic::Blocks, bad_block(net, spec, target, n, lie).await?)
         }
+        Mode::ReorderedDeposits => (
+            Topic::Blocks,
+            bad_block(net, spec, target, n, Lie::DepositOrder).await?,
+        ),
         Mode::BadCheckpointVote => (
             Topic::Checkpoints,
             bad_checkpoint_vote(&args.rpc, args.set_id).await?,
@@ -204,6 +211,8 @@ enum Lie {
     Number,
     Timestamp,
     ExtraData,
+    /// Deposits 2 and 1, in that order.
+    DepositOrder,
 }
 
 /// A block on the target's head, sealed by the in-turn producer key, with one lie.
@@ -277,11 +286,29 @@ async fn bad_block(
         Lie::Number => header.number = u64::MAX,
         Lie::Timestamp => header.timestamp = u64::MAX,
         Lie::ExtraData => header.extra_data = vec![0xab; 64 * 1024].into(),
+        Lie::DepositOrder => {}
     }
+    let transactions = match lie {
+        Lie::DepositOrder => {
+            let data = koma_primitives::bridge::Deposit {
+                token: koma_primitives::bridge::KMC_TOKEN,
+                from: alloy_primitives::Address::ZERO,
+                to: key.address(),
+                amount: alloy_primitives::U256::from(1u64),
+                metadata: None,
+            }
+            .encode();
+            [2, 1]
+                .map(|id| koma_primitives::bridge::deposit_tx(spec.chain_id, id, data.clone()))
+                .to_vec()
+        }
+        _ => Vec::new(),
+    };
+    header.transactions_root = alloy::consensus::proofs::calculate_transaction_root(&transactions);
     let block = Block {
         header: koma_primitives::SignedHeader::sign(header, spec.chain_id, &key)?,
         body: alloy::consensus::BlockBody {
-            transactions: Vec::new(),
+            transactions,
             ommers: Vec::new(),
             withdrawals: Some(Default::default()),
         },

@@ -131,7 +131,7 @@ fn node_config(
         api: ApiConfig::default(),
         producer_key: None,
         equivocate: false,
-        forge_deposits: false,
+        forge_deposits: koma_node::ForgeDeposits::No,
         staker_key: None,
         pool: None,
         max_reorg_depth: koma_node::DEFAULT_MAX_REORG_DEPTH,

@@ -239,9 +239,15 @@ fn describe_deposit(d: &serde_json::Value) -> String {
                 .unwrap_or("included")
         ),
         "confirmed" => format!(
-            "deposit {id}: confirmed on L1 (block {}), waiting for an L2 block to apply it",
+            "deposit {id}: confirmed on L1 (block {}), waiting for an L2 block to announce it",
             number(d, "l1BlockNumber")
         ),
+        "announced" => {
+            format!("deposit {id}: announced on L2, waiting for the stakers to agree on it")
+        }
+        "agreed" => {
+            format!("deposit {id}: agreed by the stakers, waiting for an L2 block to apply it")
+        }
         _ => format!("deposit {id}: not confirmed on L1 yet as the L2 node reads it"),
     }
 }
@@ -344,7 +350,7 @@ async fn deposit(args: DepositArgs) -> eyre::Result<()> {
                 println!("{}", describe_deposit(&d));
                 return Ok(());
             }
-            "confirmed" => describe_deposit(&d),
+            "confirmed" | "announced" | "agreed" => describe_deposit(&d),
             _ => {
                 let head = l1.get_block_number().await.unwrap_or(included);
                 format!(

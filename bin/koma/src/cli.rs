@@ -286,11 +286,17 @@ pub struct NodeArgs {
     #[cfg(feature = "test-tools")]
     #[arg(long, hide = true)]
     pub equivocate_for_testing: bool,
-    /// TEST ONLY: as a producer, alter the amount of every deposit applied, or invent a
-    /// deposit when none is pending, so that the importers' refusal can be exercised.
+    /// TEST ONLY: as a producer, announce every new deposit with its amount doubled, or
+    /// an invented one when none is pending, and apply it in the next block, so that the
+    /// importers' refusal can be exercised.
+    #[cfg(feature = "test-tools")]
+    #[arg(long, hide = true, conflicts_with = "omit_deposits_for_testing")]
+    pub forge_deposits_for_testing: bool,
+    /// TEST ONLY: as a producer, never apply a deposit (announcing them honestly), so
+    /// that the importers' omission check can be exercised.
     #[cfg(feature = "test-tools")]
     #[arg(long, hide = true)]
-    pub forge_deposits_for_testing: bool,
+    pub omit_deposits_for_testing: bool,
     /// Serve Prometheus metrics (`GET /metrics`) on this address: `IP:PORT`, or a
     /// port alone for 127.0.0.1 (e.g. `9545`). Off by default.
     #[arg(long, value_parser = crate::config::parse_metrics_addr)]
@@ -563,6 +569,7 @@ mod without_test_tools {
         assert!(refused(&["koma", "debug", "bad-peer", "--help"]));
         assert!(refused(&["koma", "node", "--equivocate-for-testing"]));
         assert!(refused(&["koma", "node", "--forge-deposits-for-testing"]));
+        assert!(refused(&["koma", "node", "--omit-deposits-for-testing"]));
         assert!(refused(&["koma", "bench", "consensus"]));
         // while the same parser takes ordinary commands
         assert!(!refused(&["koma", "devnet", "--nodes", "2"]));

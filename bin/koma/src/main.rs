@@ -176,7 +176,7 @@ async fn devnet(args: cli::DevnetArgs, log: &str) -> eyre::Result<()> {
         producer_key: Some(key.clone()),
         staker_key: Some(key),
         equivocate: false,
-        forge_deposits: false,
+        forge_deposits: koma_node::ForgeDeposits::No,
         pool: Some(args.pool.apply(koma_node::pool_config(&spec))),
         max_reorg_depth: koma_node::DEFAULT_MAX_REORG_DEPTH,
         network: None,
@@ -303,9 +303,16 @@ async fn node(args: cli::NodeArgs) -> eyre::Result<()> {
         #[cfg(not(feature = "test-tools"))]
         equivocate: false,
         #[cfg(feature = "test-tools")]
-        forge_deposits: args.forge_deposits_for_testing,
+        forge_deposits: match (
+            args.forge_deposits_for_testing,
+            args.omit_deposits_for_testing,
+        ) {
+            (true, _) => koma_node::ForgeDeposits::Forge,
+            (false, true) => koma_node::ForgeDeposits::Omit,
+            (false, false) => koma_node::ForgeDeposits::No,
+        },
         #[cfg(not(feature = "test-tools"))]
-        forge_deposits: false,
+        forge_deposits: koma_node::ForgeDeposits::No,
         pool: Some(pool),
         max_reorg_depth: args.max_reorg_depth,
         network: args.p2p.settings()?,

@@ -42,8 +42,22 @@ pub(crate) struct ChainWriter {
     /// When (unix seconds, this node's clock) the final blocks' deposit watermark
     /// reached each id: `(id, since)`, oldest first, at most [`AGREED_KEPT`].
     agreed: parking_lot::Mutex<std::collections::VecDeque<(u64, u64)>>,
-    /// Test only (feature `forge-deposits`): own blocks alter or invent deposits.
-    pub forge_deposits: bool,
+    /// Test only (feature `forge-deposits`): own blocks forge or omit deposits.
+    pub forge_deposits: ForgeDeposits,
+}
+
+/// Test only: how a producer misbehaves with deposits, so that the importers' refusal
+/// can be exercised on a real network (feature `forge-deposits`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForgeDeposits {
+    /// Honest.
+    #[default]
+    No,
+    /// Own blocks announce the confirmed deposits with their amounts doubled, or an
+    /// invented one when none is pending, and apply them in the next block as if agreed.
+    Forge,
+    /// Own blocks announce deposits honestly but never apply any.
+    Omit,
 }
 
 /// A block this node produced, committed and announced, for the producer loop to report
@@ -81,6 +95,7 @@ impl PoolAccess for BestAdapter {
 
 /// Where own blocks take deposits from: the book's confirmed reading, agreed as far as
 /// the last final block.
+#[derive(Clone, Copy)]
 struct OwnDeposits<'a> {
     book: &'a DepositBook,
     agreed_through: u64,
@@ -178,7 +193,7 @@ impl ChainWriter {
             side_tips: Default::default(),
             deposits,
             agreed: Default::default(),
-            forge_deposits: false,
+            forge_deposits: ForgeDeposits::No,
         }
     }
 
@@ -246,8 +261,16 @@ impl ChainWriter {
             #[cfg(feature = "forge-deposits")]
             let forged = Forged(&this.deposits, key.address());
             #[cfg(feature = "forge-deposits")]
-            let deposits: &dyn koma_producer::DepositSource =
-                if this.forge_deposits { &forged } else { &own };
+            let omitting = OwnDeposits {
+                agreed_through: 0,
+                ..own
+            };
+            #[cfg(feature = "forge-deposits")]
+            let deposits: &dyn koma_producer::DepositSource = match this.forge_deposits {
+                ForgeDeposits::No => &own,
+                ForgeDeposits::Forge => &forged,
+                ForgeDeposits::Omit => &omitting,
+            };
             #[cfg(not(feature = "forge-deposits"))]
             let deposits: &dyn koma_producer::DepositSource = &own;
             let built = build_block_with(
@@ -353,6 +376,14 @@ impl ChainWriter {
             return Ok(());
         }
         let applied = koma_producer::applied_deposits(&self.spec, block);
+        for (before, after) in applied.iter().zip(applied.iter().skip(1)) {
+            if Some(after.0) != before.0.checked_add(1) {
+                return Err(ImportError::Invalid {
+                    number,
+                    reason: format!("applies deposit {} after deposit {}", after.0, before.0),
+                });
+            }
+        }
         let agreed = self
             .db
             .header_by_number(finalized)?

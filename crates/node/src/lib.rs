@@ -30,6 +30,7 @@
 
 mod chain;
 mod checkpoint;
+pub use chain::ForgeDeposits;
 pub use checkpoint::{CheckpointConfig, Vote as CheckpointVote};
 mod clock;
 mod consensus;
@@ -82,9 +83,9 @@ pub struct NodeConfig {
     /// Test only: sign a second, conflicting version of every own unit (equivocate),
     /// to exercise detection and evidence on a real network.
     pub equivocate: bool,
-    /// Test only: as a producer, alter the amount of every deposit applied, or invent one
-    /// when none is pending, to exercise the importers' refusal on a real network.
-    pub forge_deposits: bool,
+    /// Test only: as a producer, forge or omit deposits, to exercise the importers'
+    /// refusal on a real network.
+    pub forge_deposits: ForgeDeposits,
     pub pool: Option<PoolConfig>,
     /// Deepest reorg the node accepts (blocks unwound).
     pub max_reorg_depth: u64,
@@ -149,7 +150,7 @@ impl Node {
         let deposits = Arc::new(deposits::DepositBook::new(config.checkpoint.is_some()));
         #[cfg(not(feature = "forge-deposits"))]
         eyre::ensure!(
-            !config.forge_deposits,
+            config.forge_deposits == ForgeDeposits::No,
             "this build cannot forge deposits (built without the `forge-deposits` feature)"
         );
         let mut writer = ChainWriter::new(

@@ -53,7 +53,7 @@ async fn follower_reorgs_and_announces_removed_blocks() {
         api: ApiConfig::default(),
         producer_key: None,
         equivocate: false,
-        forge_deposits: false,
+        forge_deposits: koma_node::ForgeDeposits::No,
         staker_key: None,
         network: None,
         checkpoint: None,

@@ -23,7 +23,7 @@ async fn launch(
         api: ApiConfig::default(),
         producer_key: producer.map(dev::dev_producer_key),
         equivocate: false,
-        forge_deposits: false,
+        forge_deposits: koma_node::ForgeDeposits::No,
         staker_key: producer.map(dev::dev_producer_key),
         pool: None,
         max_reorg_depth: 64,

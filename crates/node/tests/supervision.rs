@@ -17,7 +17,7 @@ async fn launch(spec: &ChainSpec, dir: &tempfile::TempDir) -> Node {
         api: ApiConfig::default(),
         producer_key: Some(dev::dev_producer_key(0)),
         equivocate: false,
-        forge_deposits: false,
+        forge_deposits: koma_node::ForgeDeposits::No,
         staker_key: Some(dev::dev_producer_key(0)),
         pool: None,
         max_reorg_depth: 64,

@@ -54,8 +54,10 @@ pub struct WithdrawalProof {
 pub struct DepositStatus {
     #[serde(with = "alloy::serde::quantity")]
     pub id: u64,
-    /// `unknown` (not confirmed on L1 as this node reads it, not applied), `confirmed`
-    /// (confirmed on L1, not yet in the chain) or `applied` (its transaction is in the
+    /// How far it has come (ADR 0017): `unknown` (not confirmed on L1 as this node
+    /// reads it, not announced), `confirmed` (confirmed on L1 as this node reads it),
+    /// `announced` (a canonical block's deposit watermark covers it), `agreed` (the
+    /// final block's watermark covers it) or `applied` (its transaction is in the
     /// canonical chain).
     pub status: &'static str,
     /// The deposit's fields, when this node read it from L1.
@@ -90,6 +92,16 @@ impl KomaApi {
             .storage(bridge::L2_BRIDGE_ADDRESS, bridge::LAST_STATE_ID_SLOT)
             .map_err(storage_err)?
             >= U256::from(id);
+        let covers = |header: Option<&alloy::consensus::Header>| {
+            header
+                .and_then(|h| bridge::Watermark::of(h).ok())
+                .is_some_and(|mark| mark.id >= id)
+        };
+        let announced = covers(Some(&snap.head().header));
+        let final_header = snap
+            .header_by_number(self.state.final_number())
+            .map_err(storage_err)?;
+        let agreed = covers(final_header.as_ref().map(|h| &h.header));
         let read = self.state.deposits.as_ref().and_then(|d| d.deposit(id));
         let fields = read.as_ref().and_then(|d| Deposit::decode(&d.data).ok());
         let tx = read
@@ -109,6 +121,10 @@ impl KomaApi {
             id,
             status: if applied {
                 "applied"
+            } else if agreed {
+                "agreed"
+            } else if announced {
+                "announced"
             } else if read.is_some() {
                 "confirmed"
             } else {
