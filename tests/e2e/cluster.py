@@ -20,7 +20,7 @@ from pathlib import Path
 
 import websockets
 
-from devnode import DevNode, koma_bin, rpc_call
+from devnode import DevNode, ephemeral_start, koma_bin, rpc_call
 
 
 def _ports_free(base: int, n: int) -> bool:
@@ -34,9 +34,11 @@ def _ports_free(base: int, n: int) -> bool:
 
 
 def free_port_range(n: int, avoid: range | None = None) -> int:
-    """A base port with ``n`` consecutive free ports (not overlapping ``avoid``)."""
+    """A base port with ``n`` consecutive free ports (not overlapping ``avoid``), below
+    the ephemeral range."""
+    top = max(ephemeral_start(), 12_000 + n)
     for _ in range(200):
-        base = random.randrange(20_000, 60_000 - n)
+        base = random.randrange(10_000, top - n)
         if avoid and (base < avoid.stop and avoid.start < base + n):
             continue
         if _ports_free(base, n):

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -92,10 +94,29 @@ def node_binary() -> Path:
     return path
 
 
+def ephemeral_start() -> int:
+    """The first port the kernel hands out for outgoing connections (Linux), 32768 if
+    unknown. Nodes listen below it, so that neither a node's outgoing connection nor a
+    client's own source port (a TCP self-connect while the node is still starting) can
+    take a port a node is about to listen on."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the ephemeral range."""
+    for _ in range(200):
+        port = random.randrange(10_000, max(ephemeral_start(), 10_001))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def _die_with_parent() -> None:
@@ -185,8 +206,8 @@ class DevNode:
                 if resp.get("result") is not None:
                     return
                 last = resp
-            except (OSError, urllib.error.URLError, ValueError) as e:
-                last = e
+            except (OSError, urllib.error.URLError, ValueError, http.client.HTTPException) as e:
+                last = e  # (HTTPException: e.g. a TCP self-connect echoing the request)
             time.sleep(0.1)
         raise NodeError(f"{self.name}: RPC not ready after {timeout}s ({last})\n{self.log_tail()}")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
