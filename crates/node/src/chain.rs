@@ -376,14 +376,8 @@ impl ChainWriter {
             return Ok(());
         }
         let applied = koma_producer::applied_deposits(&self.spec, block);
-        for (before, after) in applied.iter().zip(applied.iter().skip(1)) {
-            if Some(after.0) != before.0.checked_add(1) {
-                return Err(ImportError::Invalid {
-                    number,
-                    reason: format!("applies deposit {} after deposit {}", after.0, before.0),
-                });
-            }
-        }
+        koma_producer::check_deposit_order(&applied)
+            .map_err(|reason| ImportError::Invalid { number, reason })?;
         let agreed = self
             .db
             .header_by_number(finalized)?

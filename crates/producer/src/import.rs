@@ -393,6 +393,20 @@ pub fn applied_deposits(spec: &ChainSpec, block: &Block) -> Vec<(u64, Bytes)> {
         .collect()
 }
 
+/// Whether the deposits a block applies ([`applied_deposits`]) have consecutive ids;
+/// the error names the first pair that does not. Needs no state.
+pub fn check_deposit_order(deposits: &[(u64, Bytes)]) -> Result<(), String> {
+    for (before, after) in deposits.iter().zip(deposits.iter().skip(1)) {
+        if Some(after.0) != before.0.checked_add(1) {
+            return Err(format!(
+                "applies deposit {} after deposit {}",
+                after.0, before.0
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The deposit rule every importer checks without an L1 (ADR 0017): a block applies
 /// deposits from the one after the L2 bridge's `lastStateId` (the head's state) up to
 /// exactly a watermark an ancestor announced, and their hash chain is that watermark's.
@@ -412,19 +426,20 @@ pub fn check_applied_deposits(
     let state = db.latest();
     let applied = state.storage(bridge::L2_BRIDGE_ADDRESS, bridge::LAST_STATE_ID_SLOT)?;
     let hash = state.storage(bridge::L2_BRIDGE_ADDRESS, bridge::LAST_STATE_HASH_SLOT)?;
-    let mut at = Watermark {
+    let from = Watermark {
         id: u64::try_from(applied).map_err(|_| invalid("lastStateId out of range".into()))?,
         hash: B256::from(hash),
     };
-    for (id, data) in &deposits {
-        if Some(*id) != at.id.checked_add(1) {
-            return Err(invalid(format!(
-                "applies deposit {id} after deposit {}",
-                at.id
-            )));
-        }
-        at = at.extend(std::iter::once(data));
+    if let Some((first, _)) = deposits.first()
+        && Some(*first) != from.id.checked_add(1)
+    {
+        return Err(invalid(format!(
+            "applies deposit {first} after deposit {}",
+            from.id
+        )));
     }
+    check_deposit_order(&deposits).map_err(invalid)?;
+    let at = from.extend(deposits.iter().map(|(_, data)| data));
     // The ancestors' watermarks only grow: the first one at or below `last`, walking
     // back, is the one announcing it, if any does.
     let mut cursor = parent.header.clone();

@@ -39,7 +39,8 @@ pub use build::{
 pub use fork_choice::{ImportOutcome, block_from, import, import_with, reorg_to};
 pub use import::{
     ImportError, KnownSenders, NoKnownSenders, applied_deposits, check_applied_deposits,
-    check_state_root, execute_block, import_block, import_block_with, verify_header,
+    check_deposit_order, check_state_root, execute_block, import_block, import_block_with,
+    verify_header,
 };
 pub use schedule::{ProducerSchedule, earliest_timestamp, slot_delay};
 
