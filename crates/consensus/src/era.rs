@@ -23,7 +23,7 @@
 
 use crate::highway::{Config, Effect, Highway};
 use crate::state::{Block, EraBase, ValueCheck};
-use crate::types::{EraRecord, Params, Threshold, Timestamp, Validators};
+use crate::types::{EraRecord, Params, SetSource, Threshold, Timestamp, Validators};
 use crate::unit::{Evidence, SignedUnit, UnitSigner, UnitVerifier};
 use alloy_primitives::map::B256Map;
 use alloy_primitives::{Address, B256, keccak256};
@@ -52,8 +52,10 @@ pub struct ErasConfig {
     /// The value era 0's first block extends (the L2 genesis hash).
     pub genesis_value: B256,
     pub genesis_time: Timestamp,
-    /// The staker set: the same in every era for now, less the banned.
+    /// The genesis staker set (era 0's validators).
     pub stakers: Vec<(Address, u64)>,
+    /// Where the sets of later eras come from (less the banned).
+    pub sets: Arc<dyn EraSets>,
     /// Blocks per era (the terminal block is at height `era_blocks - 1`).
     pub era_blocks: u64,
     pub min_round_len: u64,
@@ -64,6 +66,39 @@ pub struct ErasConfig {
     pub signer: Option<Arc<dyn UnitSigner>>,
     pub verifier: Arc<dyn UnitVerifier>,
     pub values: Arc<dyn ValueCheck>,
+}
+
+/// The validator set of an era that is about to start, as the chain decides it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NextSet {
+    /// This set, read from `source`.
+    Known {
+        validators: Vec<(Address, u64)>,
+        source: Option<SetSource>,
+    },
+    /// The previous era's set carries over (the terminal block names no source).
+    Same,
+    /// Not known here yet: the switch waits. The implementation fetches it and tells
+    /// the node to look again ([`Eras::recheck_values`]); timers retry too.
+    Unknown,
+}
+
+/// Decides each era's validator set from the previous era's terminal block. Every
+/// honest node must answer the same for the same block (or `Unknown` until it can).
+pub trait EraSets: Send + Sync {
+    /// The set of era `era`, which follows the terminal block whose value is
+    /// `terminal_value`.
+    fn next_set(&self, era: u64, terminal_value: &B256) -> NextSet;
+}
+
+/// Every era keeps the genesis set (less the banned): a chain without a stake table.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SameSet;
+
+impl EraSets for SameSet {
+    fn next_set(&self, _era: u64, _terminal_value: &B256) -> NextSet {
+        NextSet::Same
+    }
 }
 
 /// Why eras cannot be set up.
@@ -203,6 +238,7 @@ impl Eras {
             validators: self.config.stakers.clone(),
             banned: Vec::new(),
             cap: self.thresholds.len().saturating_sub(1),
+            source: None,
         }
     }
 
@@ -525,7 +561,7 @@ impl Eras {
     }
 
     /// Starts era `e + 1` once era `e`'s terminal block is final at the switch
-    /// threshold.
+    /// threshold and the next era's validator set is known here.
     fn maybe_switch(&mut self, e: u64, now: Timestamp, effects: &mut Vec<Effect>) {
         let next = e.saturating_add(1);
         let Some(era) = self.eras.get_mut(&e) else {
@@ -542,11 +578,16 @@ impl Eras {
         else {
             return;
         };
-        era.ended = true;
         if self.by_instance.values().any(|x| *x == next) {
             // Restored after a restart: the next era is already open.
+            era.ended = true;
             return;
         }
+        let set = self.config.sets.next_set(next, &terminal.value);
+        if set == NextSet::Unknown {
+            return; // looked at again on the next timer or recheck
+        }
+        era.ended = true;
         // Equivocators of this era are banned from the next ones.
         let state = era.highway.state();
         for v in state.validators.indices() {
@@ -561,7 +602,12 @@ impl Eras {
             .record
             .cap
             .min(era.terminal_reached.unwrap_or(self.switch_index));
-        let record = self.next_record(next, &terminal, cap);
+        let (validators, source) = match set {
+            NextSet::Known { validators, source } => (validators, source),
+            NextSet::Same | NextSet::Unknown => (era.record.validators.clone(), era.record.source),
+        };
+        let previous = era.record.validators.clone();
+        let record = self.next_record(next, &terminal, cap, validators, source, previous);
         if self.open(record.clone(), &[]).is_err() {
             return;
         }
@@ -589,13 +635,20 @@ impl Eras {
         self.post(next, out, now, effects);
     }
 
-    fn next_record(&self, era: u64, terminal: &Block, cap: usize) -> EraRecord {
-        let validators: Vec<(Address, u64)> = self
-            .config
-            .stakers
-            .iter()
-            .filter(|(a, _)| !self.banned.contains(a))
-            .copied()
+    /// The record of era `era`: `validators` less the banned (and without zero
+    /// weights), or `previous` if none would be left.
+    fn next_record(
+        &self,
+        era: u64,
+        terminal: &Block,
+        cap: usize,
+        validators: Vec<(Address, u64)>,
+        source: Option<SetSource>,
+        previous: Vec<(Address, u64)>,
+    ) -> EraRecord {
+        let validators: Vec<(Address, u64)> = validators
+            .into_iter()
+            .filter(|(a, w)| *w > 0 && !self.banned.contains(a))
             .collect();
         EraRecord {
             era,
@@ -603,15 +656,17 @@ impl Eras {
             start: terminal.timestamp,
             base_value: terminal.value,
             key_block: terminal.hash,
-            // Never an empty set: if every staker was banned, the chain cannot go on
-            // safely anyway; keep the full set so the failure is visible, not a panic.
+            // Never an empty set: if every staker left or was banned, the chain cannot
+            // go on safely anyway; keep the set before so the failure is visible, not
+            // a panic.
             validators: if validators.is_empty() {
-                self.config.stakers.clone()
+                previous
             } else {
                 validators
             },
             banned: self.banned.clone(),
             cap,
+            source,
         }
     }
 

@@ -42,13 +42,14 @@ pub mod state;
 pub mod types;
 pub mod unit;
 
-pub use era::{Eras, ErasConfig};
+pub use era::{EraSets, Eras, ErasConfig, NextSet, SameSet};
 pub use finality::FinalityDetector;
 pub use highway::{Config, Effect, Highway};
 pub use round_meter::RoundMeter;
 pub use state::{AnyValue, EraBase, State, UnitError, Validity, ValueCheck};
 pub use types::{
-    EraRecord, Params, Threshold, Timestamp, ValidatorIndex, Validators, quorum, round_id,
+    EraRecord, Params, SetSource, Threshold, Timestamp, ValidatorIndex, Validators, quorum,
+    round_id,
 };
 pub use unit::{
     Evidence, Observation, Secp256k1Verifier, SignedUnit, Unit, UnitSigner, UnitVerifier,

@@ -34,7 +34,7 @@
     clippy::arithmetic_side_effects
 )]
 
-use crate::era::{Eras, ErasConfig};
+use crate::era::{EraSets, Eras, ErasConfig, NextSet, SameSet};
 use crate::types::EraRecord;
 use crate::unit::Secp256k1Verifier;
 use crate::{
@@ -120,6 +120,10 @@ pub struct Scenario {
     /// `stop_signing` (as the node does when an own unit cannot be persisted). It
     /// must create no unit after that, and the others go on finalizing.
     pub stop_signing: Vec<(ValidatorIndex, u64)>,
+    /// The validator set changes at every era switch (see [`SimSets`]): the last
+    /// validator joins in era 1, validator 0 leaves in era 2, weights change. Each
+    /// node learns a new set only on its second look (as a node reads it from L1).
+    pub set_changes: bool,
 }
 
 impl Scenario {
@@ -141,6 +145,7 @@ impl Scenario {
             era_blocks: u64::MAX,
             real_keys: false,
             stop_signing: Vec::new(),
+            set_changes: false,
         }
     }
 
@@ -317,7 +322,9 @@ pub struct Report {
     pub simulated_ms: u64,
     /// The era the first honest online node reached.
     pub eras: u64,
-    /// Validators left out of that node's current era (banned equivocators).
+    /// Per era the first node entered: the validators that created units in it.
+    pub era_creators: Vec<(u64, Vec<usize>)>,
+    /// Validators banned from that node's current era (proven equivocators).
     pub banned: Vec<ValidatorIndex>,
     /// Each honest online validator's round exponent at the end.
     pub round_exps: Vec<u8>,
@@ -371,6 +378,8 @@ struct Sim {
     proposed_at: HashMap<B256, Timestamp>,
     /// Who created each unit sent (both versions of an equivocation).
     creators: HashMap<B256, usize>,
+    /// Validators that created units, by era instance.
+    created_in: HashMap<B256, std::collections::BTreeSet<usize>>,
     /// Every unit sent: what nodes hold on disk after an era closed in memory.
     archive: HashMap<B256, SignedUnit>,
     units_created: usize,
@@ -396,6 +405,45 @@ fn genesis_value() -> B256 {
     keccak256("genesis")
 }
 
+/// The sets of a [`Scenario::set_changes`] run, by era: era 0 (genesis) has every
+/// validator but the last; eras `3k + 1` add it and triple validator 1's weight; eras
+/// `3k + 2` drop validator 0; eras `3k + 3` are the genesis set again. A node is told
+/// `Unknown` the first time it asks for an era's set.
+struct SimSets {
+    all: Vec<(Address, u64)>,
+    asked: Mutex<HashSet<u64>>,
+}
+
+impl SimSets {
+    fn genesis(all: &[(Address, u64)]) -> Vec<(Address, u64)> {
+        all[..all.len().saturating_sub(1)].to_vec()
+    }
+
+    fn set(all: &[(Address, u64)], era: u64) -> Vec<(Address, u64)> {
+        match era % 3 {
+            1 => all
+                .iter()
+                .enumerate()
+                .map(|(i, (a, w))| (*a, if i == 1 { w * 3 } else { *w }))
+                .collect(),
+            2 => all[1..].to_vec(),
+            _ => Self::genesis(all),
+        }
+    }
+}
+
+impl EraSets for SimSets {
+    fn next_set(&self, era: u64, _terminal_value: &B256) -> NextSet {
+        if self.asked.lock().expect("sim lock").insert(era) {
+            return NextSet::Unknown;
+        }
+        NextSet::Known {
+            validators: Self::set(&self.all, era),
+            source: None,
+        }
+    }
+}
+
 fn node(
     sc: &Scenario,
     seed: u64,
@@ -406,11 +454,23 @@ fn node(
     now: Timestamp,
     values: Arc<dyn ValueCheck>,
 ) -> (Eras, Vec<Effect>) {
+    let (genesis, sets): (Vec<(Address, u64)>, Arc<dyn EraSets>) = if sc.set_changes {
+        (
+            SimSets::genesis(stakers),
+            Arc::new(SimSets {
+                all: stakers.to_vec(),
+                asked: Mutex::default(),
+            }),
+        )
+    } else {
+        (stakers.to_vec(), Arc::new(SameSet))
+    };
     let config = ErasConfig {
         chain: keccak256(format!("sim {seed}")),
         genesis_value: genesis_value(),
         genesis_time: 0,
-        stakers: stakers.to_vec(),
+        stakers: genesis,
+        sets,
         era_blocks: sc.era_blocks,
         min_round_len: sc.min_round_len,
         round_exp: 0,
@@ -500,6 +560,7 @@ impl Sim {
             thresholds,
             proposed_at: HashMap::new(),
             creators: HashMap::new(),
+            created_in: HashMap::new(),
             archive: HashMap::new(),
             units_created: 0,
             bytes_created: 0,
@@ -773,6 +834,10 @@ impl Sim {
         self.units_created += 1;
         self.bytes_created += unit.to_bytes().len();
         self.creators.insert(unit.hash(), from);
+        self.created_in
+            .entry(unit.unit.instance_id)
+            .or_default()
+            .insert(from);
         self.archive.insert(unit.hash(), unit.clone());
         if self.is_equivocator(from) {
             // A second version of the unit (other value or timestamp), to half the others.
@@ -1392,11 +1457,23 @@ impl Sim {
             bytes_per_unit: self.bytes_created as f64 / self.units_created.max(1) as f64,
             simulated_ms: self.sc.duration,
             eras: self.nodes[first].current_era(),
+            era_creators: self.records[first]
+                .values()
+                .map(|r| {
+                    let creators = self
+                        .created_in
+                        .get(&r.instance_id)
+                        .map(|c| c.iter().copied().collect())
+                        .unwrap_or_default();
+                    (r.era, creators)
+                })
+                .collect(),
             banned: (0..self.sc.validators)
                 .filter(|v| {
                     self.nodes[first]
-                        .current()
-                        .is_some_and(|h| h.state().validators.index_of(&self.keys[*v]).is_none())
+                        .records()
+                        .last()
+                        .is_some_and(|r| r.banned.contains(&self.keys[*v]))
                 })
                 .map(|v| v as ValidatorIndex)
                 .collect(),

@@ -224,6 +224,20 @@ pub struct EraRecord {
     /// Highest threshold (index into [`crate::Eras::thresholds`]) a block of this era may be
     /// reported final at: the weakest switch on the way here.
     pub cap: usize,
+    /// Where the validator set came from: `None` for the genesis set, or a set carried
+    /// over from the era before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SetSource>,
+}
+
+/// Where an era's validator set was read: the staker table's set `set_id` as of L1
+/// block `l1_block` (`l1_hash`), the block the previous era's terminal block named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetSource {
+    pub l1_block: u64,
+    pub l1_hash: B256,
+    pub set_id: u64,
 }
 
 #[cfg(test)]

@@ -397,3 +397,103 @@ fn a_validator_that_stops_signing_creates_nothing_and_finality_goes_on() {
         assert_every_threshold_progressed(&r, 5);
     }
 }
+
+/// Seeds per set-change scenario: four scenarios, 1,024 seeds in all.
+const SET_CHANGE_SEEDS: u64 = 256;
+
+/// Checks a set-change run of `n` validators: it went through enough eras, only the
+/// era's set created units in each (the last validator joins in eras 3k + 1,
+/// validator 0 leaves in eras 3k + 2), and finality went on at the switch threshold.
+fn assert_sets_changed(r: &Report, n: usize, eras: u64) {
+    assert!(
+        r.eras >= eras,
+        "seed {}: only reached era {}",
+        r.seed,
+        r.eras
+    );
+    let joiner = n - 1;
+    for (era, creators) in &r.era_creators {
+        let (member, outsider) = match era % 3 {
+            1 => (Some(joiner), None),
+            2 => (Some(joiner), Some(0)),
+            _ => (None, Some(joiner)),
+        };
+        assert!(
+            outsider.is_none_or(|o| !creators.contains(&o)),
+            "seed {}: era {era}: {outsider:?} is not in the set but created units ({creators:?})",
+            r.seed
+        );
+        // the joiner signs in the eras that hold it (unless the run ended right after the switch)
+        if *era + 1 < r.eras {
+            assert!(
+                member.is_none_or(|m| creators.contains(&m)),
+                "seed {}: era {era}: {member:?} is in the set but created nothing ({creators:?})",
+                r.seed
+            );
+        }
+    }
+    assert!(
+        r.finalized_after_stable[1] >= 5,
+        "seed {}: {:?}",
+        r.seed,
+        r.finalized_after_stable
+    );
+}
+
+#[test]
+fn set_changes_at_era_switches_keep_safety_and_liveness() {
+    let mut sc = Scenario::new("sets-7", 7, 20_000);
+    sc.era_blocks = 5;
+    sc.set_changes = true;
+    for r in run_scenario(sc, SET_CHANGE_SEEDS) {
+        assert_sets_changed(&r, 7, 4);
+    }
+}
+
+#[test]
+fn set_changes_with_a_partition() {
+    let mut sc = Scenario::new("sets-partition-7", 7, 24_000);
+    sc.era_blocks = 5;
+    sc.set_changes = true;
+    sc.max_delay = 120;
+    sc.partitions = vec![(3_000, 6_000), (11_000, 13_000)];
+    for r in run_scenario(sc, SET_CHANGE_SEEDS) {
+        assert_sets_changed(&r, 7, 3);
+    }
+}
+
+#[test]
+fn set_changes_with_an_equivocator_and_a_crash() {
+    let mut sc = Scenario::new("sets-faults-9", 9, 24_000);
+    sc.era_blocks = 5;
+    sc.set_changes = true;
+    sc.equal_stake = true;
+    sc.equivocators = vec![3];
+    sc.crashes = vec![Crash {
+        validator: 5,
+        at: 4_000,
+        restart: Some(9_000),
+    }];
+    for r in run_scenario(sc, SET_CHANGE_SEEDS) {
+        assert_sets_changed(&r, 9, 3);
+        assert_eq!(r.banned, [3], "seed {}", r.seed);
+    }
+}
+
+#[test]
+fn set_changes_on_the_l2_chain() {
+    let mut sc = Scenario::new("sets-l2-7", 7, 24_000);
+    sc.era_blocks = 6;
+    sc.set_changes = true;
+    sc.l2 = Some(400);
+    sc.partitions = vec![(5_000, 8_000)];
+    for r in run_scenario(sc, SET_CHANGE_SEEDS) {
+        assert_sets_changed(&r, 7, 3);
+        assert!(
+            r.l2_final_number > 10,
+            "seed {}: {}",
+            r.seed,
+            r.l2_final_number
+        );
+    }
+}

@@ -39,6 +39,8 @@ pub(crate) struct ChainWriter {
     pub side_tips: parking_lot::Mutex<std::collections::HashMap<B256, (u64, U256)>>,
     /// Deposits confirmed on L1, which own blocks announce.
     pub deposits: Arc<DepositBook>,
+    /// The node's L1 view for staking: anchors for own blocks, sets for eras.
+    pub(crate) stake: Arc<crate::stake::StakeView>,
     /// When (unix seconds, this node's clock) the final blocks' deposit watermark
     /// reached each id: `(id, since)`, oldest first, at most [`AGREED_KEPT`].
     agreed: parking_lot::Mutex<std::collections::VecDeque<(u64, u64)>>,
@@ -99,6 +101,7 @@ impl PoolAccess for BestAdapter {
 struct OwnDeposits<'a> {
     book: &'a DepositBook,
     agreed_through: u64,
+    stake: &'a crate::stake::StakeView,
 }
 
 impl koma_producer::DepositSource for OwnDeposits<'_> {
@@ -107,6 +110,9 @@ impl koma_producer::DepositSource for OwnDeposits<'_> {
     }
     fn agreed_through(&self) -> u64 {
         self.agreed_through
+    }
+    fn l1_anchor(&self, parent: B256) -> B256 {
+        self.stake.anchor_after(parent)
     }
 }
 
@@ -178,6 +184,7 @@ impl ChainWriter {
         events: broadcast::Sender<Arc<ChainEvent>>,
         max_reorg_depth: u64,
         deposits: Arc<DepositBook>,
+        stake: Arc<crate::stake::StakeView>,
     ) -> Self {
         let head = db.head();
         Self {
@@ -192,6 +199,7 @@ impl ChainWriter {
             estimate: Default::default(),
             side_tips: Default::default(),
             deposits,
+            stake,
             agreed: Default::default(),
             forge_deposits: ForgeDeposits::No,
         }
@@ -257,6 +265,7 @@ impl ChainWriter {
             let own = OwnDeposits {
                 book: &this.deposits,
                 agreed_through: this.finalized.load(std::sync::atomic::Ordering::Relaxed),
+                stake: &this.stake,
             };
             #[cfg(feature = "forge-deposits")]
             let forged = Forged(&this.deposits, key.address());
@@ -716,7 +725,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open(dir.path(), &spec).unwrap();
         let pool = Arc::new(TxPool::new(koma_txpool::PoolConfig::default()));
-        let writer = ChainWriter::new(spec, db, pool, broadcast::channel(16).0, 64, book);
+        let writer = ChainWriter::new(
+            spec,
+            db,
+            pool,
+            broadcast::channel(16).0,
+            64,
+            book,
+            Arc::new(crate::stake::StakeView::new(false)),
+        );
         (writer, dir)
     }
 

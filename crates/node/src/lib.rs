@@ -39,6 +39,7 @@ pub use consensus::LibSecp256k1Verifier;
 mod metrics;
 mod net;
 mod produce;
+mod stake;
 mod sync;
 mod tasks;
 
@@ -148,6 +149,7 @@ impl Node {
         let (stop, stop_rx) = watch::channel(false);
         let (spawner, failures) = TaskSpawner::new(stop_rx.clone());
         let deposits = Arc::new(deposits::DepositBook::new(config.checkpoint.is_some()));
+        let stake = Arc::new(stake::StakeView::new(config.checkpoint.is_some()));
         #[cfg(not(feature = "forge-deposits"))]
         eyre::ensure!(
             config.forge_deposits == ForgeDeposits::No,
@@ -160,6 +162,7 @@ impl Node {
             events.clone(),
             config.max_reorg_depth,
             deposits.clone(),
+            stake.clone(),
         );
         writer.forge_deposits = config.forge_deposits;
         let chain = Arc::new(writer);
@@ -214,6 +217,16 @@ impl Node {
             tasks.push(spawner.critical(
                 "L1 deposits",
                 deposits::watch_l1(deposits.clone(), watch, stop_rx.clone()),
+            ));
+            let watch = stake::StakeConfig {
+                l1_rpc: c.l1_rpc.clone(),
+                contracts_file: c.contracts_file.clone(),
+                confirmations: c.confirmations,
+                poll: c.poll,
+            };
+            tasks.push(spawner.critical(
+                "L1 staking",
+                stake::watch_l1(stake.clone(), watch, stop_rx.clone()),
             ));
         }
         if let (Some(checkpoint), Some(votes), Some(ledger)) =

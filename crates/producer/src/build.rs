@@ -42,6 +42,12 @@ pub trait DepositSource {
     /// The number of the last canonical block the stakers finalized: the deposit
     /// watermarks announced at or below it are agreed, and only those are applied.
     fn agreed_through(&self) -> u64;
+    /// The L1 block a new block names in `parentBeaconBlockRoot` (its *L1 anchor*, the
+    /// block whose staker set a later era may take), given its parent's: never an
+    /// older one. By default the parent's, carried over.
+    fn l1_anchor(&self, parent: B256) -> B256 {
+        parent
+    }
 }
 
 /// No L1: no deposits.
@@ -383,7 +389,9 @@ pub fn build_block_with(
         )),
         blob_gas_used: Some(0),
         excess_blob_gas: Some(0),
-        parent_beacon_block_root: Some(B256::ZERO),
+        parent_beacon_block_root: Some(
+            deposits.l1_anchor(parent.header.parent_beacon_block_root.unwrap_or_default()),
+        ),
         requests_hash: Some(alloy::eips::eip7685::EMPTY_REQUESTS_HASH),
         ..Default::default()
     };

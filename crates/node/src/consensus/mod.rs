@@ -83,7 +83,8 @@ pub(crate) fn start(
         .iter()
         .map(|s| (s.address, s.stake))
         .collect();
-    let staker = key.filter(|k| stakers.iter().any(|(a, _)| *a == k.address()));
+    // A key outside the genesis set signs in the eras whose set (from L1) holds it.
+    let staker = key;
     #[cfg(not(feature = "equivocation"))]
     eyre::ensure!(
         !equivocate,
@@ -101,6 +102,10 @@ pub(crate) fn start(
         genesis_value: chain.db.genesis_hash(),
         genesis_time: spec.timestamp.saturating_mul(1000),
         stakers,
+        sets: Arc::new(crate::stake::L1Sets {
+            db: chain.db.clone(),
+            view: chain.stake.clone(),
+        }),
         era_blocks: params.era_blocks,
         min_round_len: params.min_round_ms,
         round_exp: params.round_exp,
@@ -114,6 +119,7 @@ pub(crate) fn start(
         values: Arc::new(ChainValues {
             db: chain.db.clone(),
             deposits: chain.deposits.clone(),
+            stake: chain.stake.clone(),
             checked: Default::default(),
         }),
     };

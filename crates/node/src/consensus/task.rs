@@ -62,6 +62,8 @@ impl ConsensusTask {
         let mut heads = self.chain.head.subscribe();
         // ... and for the deposits in them to be confirmed on L1 here.
         let mut deposits = self.chain.deposits.subscribe();
+        // ... and for L1 anchors and the staker sets of new eras to be read here.
+        let mut stake = self.chain.stake.subscribe();
         loop {
             let sleep = match self.timers.first() {
                 Some(t) => Duration::from_millis(t.saturating_sub(now_ms())),
@@ -115,6 +117,13 @@ impl ConsensusTask {
                     self.apply(effects, None).await;
                 }
                 changed = deposits.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let effects = self.eras.recheck_values(now_ms());
+                    self.apply(effects, None).await;
+                }
+                changed = stake.changed() => {
                     if changed.is_err() {
                         break;
                     }

@@ -19,19 +19,39 @@ const CHECKED_KEPT: usize = 4096;
 pub(super) struct ChainValues {
     pub(super) db: koma_storage::Database,
     pub(super) deposits: Arc<DepositBook>,
+    pub(super) stake: Arc<crate::stake::StakeView>,
     pub(super) checked: Mutex<HashSet<B256>>,
 }
 
 impl ValueCheck for ChainValues {
     fn check(&self, value: &B256, parent: &B256) -> Validity {
         match self.descends(value, parent) {
-            Validity::Valid => self.deposits_confirmed(value, parent),
+            Validity::Valid => match self.anchor_confirmed(value, parent) {
+                Validity::Valid => self.deposits_confirmed(value, parent),
+                other => other,
+            },
             other => other,
         }
     }
 }
 
 impl ChainValues {
+    /// The L1 anchor of the value's block must be an L1 block this node read, deep
+    /// enough, and not older than the parent's (crate::stake).
+    fn anchor_confirmed(&self, value: &B256, parent: &B256) -> Validity {
+        let (Ok(Some(header)), Ok(Some(parent_header))) =
+            (self.db.header(*value), self.db.header(*parent))
+        else {
+            return Validity::Unknown;
+        };
+        let anchor = |h: &alloy::consensus::Header| h.parent_beacon_block_root.unwrap_or_default();
+        let verdict = self.stake.verdict(anchor(&header), anchor(&parent_header));
+        if verdict != Validity::Valid {
+            tracing::debug!(block = header.number, anchor = %anchor(&header), ?verdict, "proposal waits: its L1 anchor is not confirmed here");
+        }
+        verdict
+    }
+
     fn descends(&self, value: &B256, parent: &B256) -> Validity {
         let Ok(Some(header)) = self.db.header(*value) else {
             return Validity::Unknown;
@@ -141,6 +161,7 @@ mod tests {
         ChainValues {
             db: db.clone(),
             deposits: book,
+            stake: Arc::new(crate::stake::StakeView::new(false)),
             checked: Default::default(),
         }
     }

@@ -1,0 +1,461 @@
+//! Era staker sets from the L1 stake table (ADR 0018, docs/staking.md).
+//!
+//! - **Anchoring.** Every block names, in its header's `parentBeaconBlockRoot`, an L1
+//!   block its producer saw `confirmations` deep (its *L1 anchor*; zero while the
+//!   producer reads no L1). A producer never names an older block than the parent did.
+//! - **Agreeing.** A staker accepts a proposed milestone only if the anchor of the block
+//!   it names is a block of its own L1 chain, at most one block short of
+//!   `confirmations` deep, and not older than the parent milestone's anchor; otherwise
+//!   the proposal waits. A final block's anchor is agreed.
+//! - **Switching.** Era `e + 1`'s staker set is the root contract's active set (signers
+//!   and weights) at the L1 block the anchor of era `e`'s terminal block names, read
+//!   by block hash (EIP-1898), so every node reads the same state. A zero anchor
+//!   carries the set over. The switch waits until the set is read here.
+
+use crate::checkpoint::wait_for_contracts;
+use alloy::eips::BlockId;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy_primitives::{Address, B256, U256};
+use koma_consensus::{EraSets, NextSet, SetSource, Validity};
+use koma_l1::bindings::RootChain;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Recent L1 blocks kept (number and hash), enough for any anchor still in use.
+const WINDOW: usize = 4096;
+/// Most L1 blocks read per poll (after an outage the window restarts near the head).
+const READ_PER_POLL: u64 = 64;
+/// L1 blocks read again at every poll, to notice a reorg.
+const REREAD: u64 = 2;
+
+/// Recent canonical L1 blocks, as this node reads them.
+#[derive(Debug, Default)]
+struct Window {
+    by_number: BTreeMap<u64, B256>,
+    by_hash: HashMap<B256, u64>,
+    /// The L1 head at the last read.
+    head: u64,
+    confirmations: u64,
+}
+
+impl Window {
+    /// Records `hash` at `number`; a different hash there (a reorg) drops it and
+    /// everything above.
+    fn record(&mut self, number: u64, hash: B256) {
+        if self.by_number.get(&number) == Some(&hash) {
+            return;
+        }
+        let dropped = self.by_number.split_off(&number);
+        for h in dropped.values() {
+            self.by_hash.remove(h);
+        }
+        self.by_number.insert(number, hash);
+        self.by_hash.insert(hash, number);
+        while self.by_number.len() > WINDOW {
+            if let Some((_, h)) = self.by_number.pop_first() {
+                self.by_hash.remove(&h);
+            }
+        }
+    }
+
+    /// The newest block `confirmations` deep.
+    fn confirmed(&self) -> Option<(u64, B256)> {
+        let deepest = self.head.checked_sub(self.confirmations)?;
+        self.by_number
+            .range(..=deepest)
+            .next_back()
+            .map(|(n, h)| (*n, *h))
+    }
+}
+
+/// A set read from L1, by the hash of the block it was read at.
+#[derive(Debug, Clone)]
+enum Fetch {
+    Pending,
+    Ready {
+        source: SetSource,
+        validators: Vec<(Address, u64)>,
+    },
+}
+
+/// This node's view of L1 for staking: recent blocks (to anchor and check anchors) and
+/// the staker sets read at anchors (for era switches).
+#[derive(Debug)]
+pub struct StakeView {
+    reads_l1: bool,
+    window: RwLock<Window>,
+    sets: Mutex<HashMap<B256, Fetch>>,
+    requests: mpsc::UnboundedSender<B256>,
+    requests_rx: Mutex<Option<mpsc::UnboundedReceiver<B256>>>,
+    /// Bumped when the window grows or a set arrives (waiting proposals and switches
+    /// look again).
+    changed: watch::Sender<u64>,
+    /// Whether "cannot follow eras without an L1" was said.
+    warned: std::sync::atomic::AtomicBool,
+}
+
+impl StakeView {
+    pub(crate) fn new(reads_l1: bool) -> Self {
+        let (requests, rx) = mpsc::unbounded_channel();
+        Self {
+            reads_l1,
+            window: RwLock::new(Window::default()),
+            sets: Mutex::new(HashMap::new()),
+            requests,
+            requests_rx: Mutex::new(Some(rx)),
+            changed: watch::channel(0).0,
+            warned: Default::default(),
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn notify(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The anchor a new block on a parent anchored at `parent` names: this node's newest
+    /// confirmed L1 block if it is newer, else the parent's (never an older block).
+    pub(crate) fn anchor_after(&self, parent: B256) -> B256 {
+        let w = self.window.read();
+        let Some((number, hash)) = w.confirmed() else {
+            return parent;
+        };
+        if parent.is_zero() {
+            return hash;
+        }
+        match w.by_hash.get(&parent) {
+            Some(p) if *p < number => hash,
+            // the parent's is as new, or unknown here (newer than this node's reading)
+            _ => parent,
+        }
+    }
+
+    /// Whether a staker votes for a milestone whose block names `anchor`, after a
+    /// parent milestone whose block names `parent`.
+    pub(crate) fn verdict(&self, anchor: B256, parent: B256) -> Validity {
+        if anchor == parent || !self.reads_l1 {
+            return Validity::Valid;
+        }
+        if anchor.is_zero() {
+            // producers never drop an anchor; the header says so to everyone alike
+            return Validity::Invalid;
+        }
+        let w = self.window.read();
+        let Some(number) = w.by_hash.get(&anchor).copied() else {
+            return Validity::Unknown; // not read here (yet)
+        };
+        if number.saturating_add(w.confirmations) > w.head.saturating_add(1) {
+            return Validity::Unknown; // not deep enough here (yet)
+        }
+        match w.by_hash.get(&parent) {
+            Some(p) if *p > number => Validity::Unknown, // older than the parent's: never
+            _ => Validity::Valid,
+        }
+    }
+
+    /// The staker set read at L1 block `anchor`, or `None` (and a request to read it).
+    fn set_at(&self, anchor: B256) -> Option<(SetSource, Vec<(Address, u64)>)> {
+        let mut sets = self.sets.lock();
+        match sets.get(&anchor) {
+            Some(Fetch::Ready { source, validators }) => Some((*source, validators.clone())),
+            Some(Fetch::Pending) => None,
+            None => {
+                sets.insert(anchor, Fetch::Pending);
+                let _ = self.requests.send(anchor);
+                None
+            }
+        }
+    }
+
+    /// The window's newest blocks, for tests.
+    #[cfg(test)]
+    fn saw(&self, head: u64, confirmations: u64, blocks: &[(u64, B256)]) {
+        let mut w = self.window.write();
+        w.head = head;
+        w.confirmations = confirmations;
+        for (n, h) in blocks {
+            w.record(*n, *h);
+        }
+    }
+}
+
+/// The [`EraSets`] of a chain whose stake table is on L1 (see the module docs).
+pub(crate) struct L1Sets {
+    pub(crate) db: koma_storage::Database,
+    pub(crate) view: Arc<StakeView>,
+}
+
+impl EraSets for L1Sets {
+    fn next_set(&self, era: u64, terminal_value: &B256) -> NextSet {
+        let Ok(Some(header)) = self.db.header(*terminal_value) else {
+            return NextSet::Unknown;
+        };
+        let anchor = header.parent_beacon_block_root.unwrap_or_default();
+        if anchor.is_zero() {
+            return NextSet::Same;
+        }
+        if !self.view.reads_l1 {
+            if !self
+                .view
+                .warned
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::error!(
+                    era,
+                    "the next era's staker set is on L1 and this node reads no L1 (--l1-rpc): it cannot follow finality past this era"
+                );
+            }
+            return NextSet::Unknown;
+        }
+        match self.view.set_at(anchor) {
+            Some((source, validators)) => {
+                tracing::info!(
+                    era,
+                    l1_block = source.l1_block,
+                    set_id = source.set_id,
+                    stakers = validators.len(),
+                    "next era's staker set read from L1"
+                );
+                NextSet::Known {
+                    validators,
+                    source: Some(source),
+                }
+            }
+            None => NextSet::Unknown,
+        }
+    }
+}
+
+/// Where and how to read L1.
+#[derive(Debug, Clone)]
+pub(crate) struct StakeConfig {
+    pub l1_rpc: String,
+    pub contracts_file: PathBuf,
+    pub confirmations: u64,
+    pub poll: Duration,
+}
+
+/// Reads L1 blocks into the window and the staker sets asked for, until `stop`; an L1
+/// that fails is retried, never fatal.
+pub(crate) async fn watch_l1(
+    view: Arc<StakeView>,
+    config: StakeConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Some(mut requests) = view.requests_rx.lock().take() else {
+        return;
+    };
+    let Some(contracts) = wait_for_contracts(&config.contracts_file, &mut stop).await else {
+        return;
+    };
+    let provider = match config.l1_rpc.parse() {
+        Ok(url) => ProviderBuilder::new().connect_http(url).erased(),
+        Err(e) => {
+            tracing::error!(url = %config.l1_rpc, error = %e, "invalid L1 URL; staking is off");
+            let _ = stop.changed().await;
+            return;
+        }
+    };
+    view.window.write().confirmations = config.confirmations;
+    let mut failures = 0u64;
+    let mut tick = tokio::time::interval(config.poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut retry: Vec<B256> = Vec::new();
+    loop {
+        let result = tokio::select! {
+            _ = tick.tick() => {
+                let mut result = read_window(&view, &provider).await;
+                for anchor in std::mem::take(&mut retry) {
+                    if let Err(e) = read_set(&view, &provider, contracts.root_chain, anchor).await {
+                        retry.push(anchor);
+                        result = Err(e);
+                    }
+                }
+                result
+            }
+            Some(anchor) = requests.recv() => {
+                let result = read_set(&view, &provider, contracts.root_chain, anchor).await;
+                if result.is_err() {
+                    retry.push(anchor);
+                }
+                result
+            }
+            _ = stop.changed() => return,
+        };
+        match result {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                if failures == 1 || failures.is_multiple_of(20) {
+                    tracing::warn!(error = %e, failures, "staking: cannot read the L1; retrying");
+                }
+            }
+        }
+    }
+}
+
+/// Reads the L1 blocks up to one short of `confirmations` deep that are not in the
+/// window yet (and the newest few again, to notice reorgs).
+async fn read_window(view: &StakeView, provider: &DynProvider) -> eyre::Result<()> {
+    let head = provider.get_block_number().await?;
+    let (last, confirmations) = {
+        let w = view.window.read();
+        (w.by_number.keys().next_back().copied(), w.confirmations)
+    };
+    let Some(top) = head.checked_sub(confirmations.saturating_sub(1)) else {
+        return Ok(());
+    };
+    let from = last
+        .map_or(top, |l| l.saturating_sub(REREAD))
+        .max(top.saturating_sub(READ_PER_POLL - 1));
+    let mut grew = false;
+    for number in from..=top {
+        let Some(block) = provider.get_block_by_number(number.into()).await? else {
+            break; // the L1 went back meanwhile; read again next time
+        };
+        let mut w = view.window.write();
+        let known = w.by_number.get(&number) == Some(&block.header.hash);
+        w.record(number, block.header.hash);
+        grew |= !known;
+    }
+    let moved = {
+        let mut w = view.window.write();
+        let moved = w.head != head;
+        w.head = head;
+        moved
+    };
+    if grew || moved {
+        view.notify();
+    }
+    Ok(())
+}
+
+/// Reads the active staker set at L1 block `anchor` (by hash).
+async fn read_set(
+    view: &StakeView,
+    provider: &DynProvider,
+    root_chain: Address,
+    anchor: B256,
+) -> eyre::Result<()> {
+    let block = provider
+        .get_block_by_hash(anchor)
+        .await?
+        .ok_or_else(|| eyre::eyre!("the L1 does not know block {anchor}"))?;
+    let root = RootChain::new(root_chain, provider);
+    let set = root.activeSet().block(BlockId::hash(anchor)).call().await?;
+    let mut validators = Vec::with_capacity(set.signers.len());
+    for (signer, weight) in set.signers.iter().zip(&set.weights) {
+        if *weight == U256::ZERO {
+            continue;
+        }
+        validators.push((*signer, u64::try_from(*weight)?));
+    }
+    let source = SetSource {
+        l1_block: block.header.number,
+        l1_hash: anchor,
+        set_id: u64::try_from(set.setId)?,
+    };
+    tracing::debug!(
+        l1_block = source.l1_block,
+        set_id = source.set_id,
+        stakers = validators.len(),
+        "staking: read a staker set"
+    );
+    view.sets
+        .lock()
+        .insert(anchor, Fetch::Ready { source, validators });
+    view.notify();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(n: u8) -> B256 {
+        B256::repeat_byte(n)
+    }
+
+    #[test]
+    fn anchors_move_forward_only_and_are_checked_against_the_own_reading() {
+        let view = StakeView::new(true);
+        // nothing read yet: carry the parent's
+        assert_eq!(view.anchor_after(B256::ZERO), B256::ZERO);
+        view.saw(12, 2, &[(9, h(9)), (10, h(10)), (11, h(11))]);
+        assert_eq!(view.anchor_after(B256::ZERO), h(10), "2 deep: block 10");
+        assert_eq!(view.anchor_after(h(9)), h(10));
+        assert_eq!(view.anchor_after(h(10)), h(10));
+        assert_eq!(
+            view.anchor_after(h(11)),
+            h(11),
+            "never older than the parent's"
+        );
+        assert_eq!(
+            view.anchor_after(h(99)),
+            h(99),
+            "unknown here: newer, carried"
+        );
+
+        assert_eq!(view.verdict(h(10), h(9)), Validity::Valid);
+        assert_eq!(
+            view.verdict(h(11), h(10)),
+            Validity::Valid,
+            "one short is enough"
+        );
+        assert_eq!(
+            view.verdict(h(99), h(10)),
+            Validity::Unknown,
+            "not read here"
+        );
+        assert_eq!(
+            view.verdict(h(9), h(10)),
+            Validity::Unknown,
+            "older than the parent's"
+        );
+        assert_eq!(
+            view.verdict(B256::ZERO, h(10)),
+            Validity::Invalid,
+            "dropped"
+        );
+        assert_eq!(view.verdict(h(10), h(10)), Validity::Valid);
+        // a reorg at 10 drops 10 and 11
+        view.saw(12, 2, &[(10, h(20))]);
+        assert_eq!(view.verdict(h(11), h(9)), Validity::Unknown);
+        assert_eq!(view.verdict(h(20), h(9)), Validity::Valid);
+        // a node without an L1 follows the stakers
+        assert_eq!(StakeView::new(false).verdict(h(99), h(1)), Validity::Valid);
+    }
+
+    #[test]
+    fn a_set_is_asked_for_once_and_served_when_read() {
+        let view = StakeView::new(true);
+        assert!(view.set_at(h(1)).is_none());
+        assert!(view.set_at(h(1)).is_none());
+        let mut rx = view.requests_rx.lock().take().unwrap();
+        assert_eq!(rx.try_recv().unwrap(), h(1));
+        assert!(rx.try_recv().is_err(), "asked once");
+        let source = SetSource {
+            l1_block: 7,
+            l1_hash: h(1),
+            set_id: 2,
+        };
+        view.sets.lock().insert(
+            h(1),
+            Fetch::Ready {
+                source,
+                validators: vec![(Address::repeat_byte(1), 5)],
+            },
+        );
+        assert_eq!(
+            view.set_at(h(1)),
+            Some((source, vec![(Address::repeat_byte(1), 5)]))
+        );
+    }
+}
