@@ -94,10 +94,10 @@ class Cluster:
     """``n`` producer nodes of a devnet with ``sprint`` blocks per turn."""
 
     def __init__(self, workdir: Path, n: int = 4, sprint: int = 4, block_time_ms: int = 1000,
-                 extra: tuple[str, ...] = (), l1: bool = False):
+                 extra: tuple[str, ...] = (), l1: bool = False, deploy_extra: tuple[str, ...] = ()):
         """With ``l1``, the devnet's development L1 runs too (started first, the contracts
-        deployed and the nodes registered as stakers by ``koma l1 deploy``), and the nodes
-        sign and submit checkpoints to it."""
+        deployed and the genesis stakers registered by ``koma l1 deploy``, with
+        ``deploy_extra``), and the nodes sign and submit checkpoints to it."""
         self.dir = Path(workdir) / "cluster"
         rpc_base = free_port_range(n)
         p2p_base = free_port_range(n, avoid=range(rpc_base, rpc_base + n))
@@ -115,6 +115,7 @@ class Cluster:
         self.nodes = [ClusterNode(self.dir / "logs", e) for e in self.manifest["nodes"]]
         self.producers = [n.producer.lower() for n in self.nodes]
         self.l1 = None
+        self.deploy_extra = deploy_extra
         if l1:
             entry = self.manifest["l1"]
             port = int(entry["rpcUrl"].rsplit(":", 1)[1])
@@ -127,7 +128,8 @@ class Cluster:
             res = subprocess.run(
                 [str(koma_bin()), "--log", "warn", "l1", "deploy", "--l1-rpc", self.l1.http_url,
                  "--genesis", str(self.genesis), "--out", str(self.contracts_file),
-                 "--dev-stakers", str(len(self.nodes))],
+                 "--dev-stakers", str(self.manifest.get("stakers", len(self.nodes))),
+                 *self.deploy_extra],
                 capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
             assert res.returncode == 0, f"koma l1 deploy failed:\n{res.stdout}\n{res.stderr}"
         for node in self.nodes:

@@ -48,7 +48,7 @@ pub struct Account {
 }
 
 impl Account {
-    fn signer(&self) -> eyre::Result<PrivateKeySigner> {
+    pub fn signer(&self) -> eyre::Result<PrivateKeySigner> {
         match (&self.keystore, &self.password_file) {
             (Some(keystore), Some(password)) => crate::cli::load_keystore(keystore, password),
             (Some(_), None) => bail!("--keystore needs --password-file"),

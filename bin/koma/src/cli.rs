@@ -36,6 +36,9 @@ pub enum Command {
     /// The bridge: deposit from L1, withdraw from L2, exit on L1, follow either.
     #[command(subcommand)]
     Bridge(crate::bridge::BridgeCommand),
+    /// Staking on L1: stake, unstake, withdraw, status.
+    #[command(subcommand)]
+    Staker(crate::staker::StakerCommand),
     /// Benchmarks: executor, state root, end-to-end load over JSON-RPC.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -192,6 +195,11 @@ pub struct DevnetArgs {
     /// KoMaBFT milestones per era (default: the spec's 1000, about 9 minutes).
     #[arg(long)]
     pub era_blocks: Option<u64>,
+    /// How many of the nodes (the first ones) are stakers from genesis, registered on
+    /// the L1 at deployment (default: all). The others can join with `koma staker
+    /// stake`.
+    #[arg(long)]
+    pub stakers: Option<u32>,
     /// First p2p port (node i listens on this + i, on 127.0.0.1).
     #[arg(long, default_value_t = 30303)]
     pub p2p_port: u16,

@@ -56,6 +56,8 @@ pub struct Manifest {
     pub chain_id: u64,
     pub genesis: PathBuf,
     pub nodes: Vec<NodeEntry>,
+    /// How many of the nodes (the first ones) are stakers from genesis.
+    pub stakers: u32,
     /// None with `--no-l1`.
     pub l1: Option<L1Entry>,
 }
@@ -185,10 +187,14 @@ pub fn prepare(
             },
         )
         .collect::<eyre::Result<Vec<_>>>()?;
+    let stakers = spec.consensus.as_ref().map_or(args.nodes, |c| {
+        u32::try_from(c.stakers.len()).unwrap_or(args.nodes)
+    });
     let manifest = Manifest {
         chain_id: spec.chain_id,
         genesis,
         nodes,
+        stakers,
         l1,
     };
     std::fs::write(
@@ -422,7 +428,7 @@ async fn set_up_l1(l1: &L1Entry, manifest: &Manifest) -> eyre::Result<()> {
         koma_l1::L1Contracts::from_file(&l1.contracts_file)?
     } else {
         let params = koma_l1::DeployParams::devnet(manifest.chain_id);
-        let stakers = u32::try_from(manifest.nodes.len())?;
+        let stakers = manifest.stakers;
         let contracts = crate::l1::deploy_and_register(
             &l1.rpc_url,
             None,
@@ -436,7 +442,7 @@ async fn set_up_l1(l1: &L1Entry, manifest: &Manifest) -> eyre::Result<()> {
     };
     println!(
         "\nL1 (root contracts, {} stakers)\n==============================",
-        manifest.nodes.len()
+        manifest.stakers
     );
     crate::l1::print_contracts(&l1.rpc_url, &contracts, Some(&l1.contracts_file));
     println!();

@@ -18,6 +18,7 @@ mod cli;
 mod config;
 mod devnet;
 mod l1;
+mod staker;
 mod stats;
 mod verify;
 
@@ -84,6 +85,7 @@ async fn run(cli: Cli) -> eyre::Result<()> {
         },
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Bridge(cmd) => bridge::run(cmd).await,
+        Command::Staker(cmd) => staker::run(cmd).await,
         #[cfg(feature = "test-tools")]
         Command::Debug(cli::DebugCommand::BadPeer(args)) => bad_peer::run(args).await,
     }
@@ -142,6 +144,14 @@ async fn devnet(args: cli::DevnetArgs, log: &str) -> eyre::Result<()> {
     spec.checkpoint_interval = Some(args.checkpoint_interval);
     if let (Some(blocks), Some(c)) = (args.era_blocks, spec.consensus.as_mut()) {
         c.era_blocks = blocks;
+    }
+    if let (Some(k), Some(c)) = (args.stakers, spec.consensus.as_mut()) {
+        eyre::ensure!(
+            k >= 1 && k <= args.nodes,
+            "--stakers must be between 1 and --nodes ({})",
+            args.nodes
+        );
+        c.stakers.truncate(usize::try_from(k)?);
     }
     spec.validate()?;
     let (datadir, _tmp) = match &args.datadir {

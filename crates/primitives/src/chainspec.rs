@@ -87,8 +87,10 @@ pub struct Staker {
     pub stake: u64,
 }
 
-/// KoMaBFT parameters. Every era has the staker set listed here (less the stakers
-/// proven to have equivocated); later eras will take it from the L1 stake table.
+/// KoMaBFT parameters. Era 0 has the staker set listed here; each later era takes the
+/// L1 root contract's active set at the L1 block its predecessor's last block names
+/// (or keeps the set before when that block names none), less the stakers proven to
+/// have equivocated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConsensusParams {

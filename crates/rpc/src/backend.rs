@@ -102,6 +102,12 @@ pub struct ValidatorStatus {
     pub latest_timestamp: Option<u64>,
     /// The round length the staker's latest unit was made with (adaptive).
     pub round_length_ms: Option<u64>,
+    /// `active`, or `faulty` once proven to have equivocated in this era.
+    pub status: &'static str,
+    /// The L1 block the era's set was read at (none for the genesis set).
+    pub source_l1_block: Option<u64>,
+    /// The root contract's set id the era's set is (none for the genesis set).
+    pub set_id: Option<u64>,
 }
 
 /// KoMaBFT as the RPC handlers see it. Implemented by the node.

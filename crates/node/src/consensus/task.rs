@@ -416,6 +416,7 @@ impl ConsensusTask {
         let state = current.state();
         let validators = &state.validators;
         let era = self.eras.current_era();
+        let source = self.eras.records().last().and_then(|r| r.source);
         let list = validators
             .indices()
             .map(|i| {
@@ -434,6 +435,13 @@ impl ConsensusTask {
                     latest_seq: latest.map(|u| u.seq),
                     latest_timestamp: latest.map(|u| u.timestamp),
                     round_length_ms: latest.map(|u| state.params.round_len(u.round_exp)),
+                    status: if state.is_faulty(i) {
+                        "faulty"
+                    } else {
+                        "active"
+                    },
+                    source_l1_block: source.map(|s| s.l1_block),
+                    set_id: source.map(|s| s.set_id),
                 }
             })
             .collect();

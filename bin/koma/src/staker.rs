@@ -1,0 +1,213 @@
+//! `koma staker`: join, leave and withdraw from the staker set on L1, and see where a
+//! staker stands (docs/staking.md).
+//!
+//! A change takes effect on L1 with the next accepted checkpoint (the pending set becomes
+//! the active set) and on L2 at the next era boundary after that (the era takes the
+//! active set at the L1 block its predecessor's last block names).
+
+use crate::bridge::{Account, format_units, parse_amount, url};
+use alloy::network::EthereumWallet;
+use alloy::providers::{Provider, ProviderBuilder};
+use alloy_primitives::{Address, U256};
+use clap::{Args, Subcommand};
+use eyre::{WrapErr, bail, eyre};
+use koma_l1::bindings::RootChain;
+use koma_l1::{L1Contracts, StakerRegistration};
+use std::path::PathBuf;
+
+#[derive(Debug, Subcommand)]
+pub enum StakerCommand {
+    /// Lock KMC on L1 and join the staker set (from the next set on), with a KoMaBFT
+    /// signer address and a BLS key proven by a proof of possession.
+    Stake(StakeArgs),
+    /// Leave the staker set; the KMC is withdrawable once the set without this staker
+    /// is active on L1 and the withdrawal delay has passed.
+    Unstake(ActArgs),
+    /// Pay out the KMC of a staker that left (see `unstake`).
+    Withdraw(ActArgs),
+    /// Where a staker stands: stake, signer, slot, and active / pending / unbonding.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct L1Root {
+    /// JSON-RPC URL of the L1 (default: the devnet's L1).
+    #[arg(long, default_value = "http://127.0.0.1:8645")]
+    pub l1_rpc: String,
+    /// The contracts file of the L1 deployment (`koma devnet` prints its path).
+    #[arg(long)]
+    pub l1_contracts: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct StakeArgs {
+    /// KMC to lock (decimals allowed: 1.5); at least the contract's minimum stake.
+    #[arg(long)]
+    pub amount: String,
+    /// The address of the staker's KoMaBFT key (its node's `--producer-keystore`);
+    /// default: the staking account's own address.
+    #[arg(long)]
+    pub signer: Option<Address>,
+    /// The staker's BLS keystore (`koma keys new-bls`), the one its node signs with.
+    #[arg(long)]
+    pub bls_keystore: PathBuf,
+    /// File holding the BLS keystore's password.
+    #[arg(long)]
+    pub bls_password_file: PathBuf,
+    #[command(flatten)]
+    pub l1: L1Root,
+    #[command(flatten)]
+    pub account: Account,
+}
+
+#[derive(Debug, Args)]
+pub struct ActArgs {
+    #[command(flatten)]
+    pub l1: L1Root,
+    #[command(flatten)]
+    pub account: Account,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The staker (its owner address); default: the account's own address.
+    #[arg(long)]
+    pub owner: Option<Address>,
+    #[command(flatten)]
+    pub l1: L1Root,
+    #[command(flatten)]
+    pub account: Account,
+}
+
+pub async fn run(cmd: StakerCommand) -> eyre::Result<()> {
+    match cmd {
+        StakerCommand::Stake(args) => stake(args).await,
+        StakerCommand::Unstake(args) => act(args, "unstake").await,
+        StakerCommand::Withdraw(args) => act(args, "withdraw").await,
+        StakerCommand::Status(args) => status(args).await,
+    }
+}
+
+fn contracts(l1: &L1Root) -> eyre::Result<L1Contracts> {
+    L1Contracts::from_file(&l1.l1_contracts)
+        .wrap_err_with(|| format!("cannot read {}", l1.l1_contracts.display()))
+}
+
+async fn stake(args: StakeArgs) -> eyre::Result<()> {
+    let contracts = contracts(&args.l1)?;
+    let owner = args.account.signer()?;
+    let bls = crate::cli::load_bls_keystore(&args.bls_keystore, &args.bls_password_file)?;
+    let amount = parse_amount(&args.amount, 18)?;
+    let address = owner.address();
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(owner))
+        .connect_http(url(&args.l1.l1_rpc)?);
+    let signer = args.signer.unwrap_or(address);
+    let block = koma_l1::register_staker(
+        &provider,
+        address,
+        &contracts,
+        &StakerRegistration {
+            signer,
+            bls_key: &bls,
+            amount,
+        },
+    )
+    .await?;
+    println!(
+        "staked {} KMC: owner {address}, signer {signer}, L1 block {block}",
+        format_units(amount, 18)
+    );
+    println!(
+        "in the pending set now; active on L1 with the next checkpoint, and on L2 from the next era after that"
+    );
+    Ok(())
+}
+
+async fn act(args: ActArgs, what: &str) -> eyre::Result<()> {
+    let contracts = contracts(&args.l1)?;
+    let owner = args.account.signer()?;
+    let address = owner.address();
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(owner))
+        .connect_http(url(&args.l1.l1_rpc)?);
+    let root = RootChain::new(contracts.root_chain, &provider);
+    let sent = match what {
+        "unstake" => root.unstake().send().await,
+        _ => root.withdraw().send().await,
+    };
+    let receipt = sent
+        .map_err(|e| eyre!("{what} refused: {}", koma_l1::revert_reason(&e)))?
+        .get_receipt()
+        .await?;
+    if !receipt.status() {
+        bail!("the {what} reverted (tx {})", receipt.transaction_hash);
+    }
+    println!(
+        "{what}: done for {address} in L1 block {} (tx {})",
+        receipt.block_number.unwrap_or_default(),
+        receipt.transaction_hash
+    );
+    Ok(())
+}
+
+/// Where a staker stands, as `koma staker status` prints it.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Status {
+    owner: Address,
+    signer: Address,
+    amount: String,
+    /// active, pending (joined, not active yet), leaving (still in the active set),
+    /// unbonding (left, waiting for the delay), withdrawable, or none.
+    status: &'static str,
+    active_set_id: u64,
+    exit_set_id: u64,
+    withdrawable_at: u64,
+}
+
+async fn status(args: StatusArgs) -> eyre::Result<()> {
+    let contracts = contracts(&args.l1)?;
+    let owner = match args.owner {
+        Some(o) => o,
+        None => args.account.signer()?.address(),
+    };
+    let provider = ProviderBuilder::new().connect_http(url(&args.l1.l1_rpc)?);
+    let root = RootChain::new(contracts.root_chain, &provider);
+    let s = root.stakers(owner).call().await?;
+    let head = root.head().call().await?;
+    let active = root.activeSet().call().await?;
+    let active_set_id = u64::try_from(head.setId)?;
+    let in_active = s.signer != Address::ZERO
+        && active
+            .signers
+            .iter()
+            .zip(&active.weights)
+            .any(|(a, w)| *a == s.signer && *w > U256::ZERO);
+    let now = provider
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await?
+        .map_or(0, |b| b.header.timestamp);
+    let status = if s.blsKey == Address::ZERO {
+        "none"
+    } else if s.slot != 0 {
+        if in_active { "active" } else { "pending" }
+    } else if in_active {
+        "leaving"
+    } else if u64::from(s.exitSetId) <= active_set_id && now >= s.withdrawableAt {
+        "withdrawable"
+    } else {
+        "unbonding"
+    };
+    let out = Status {
+        owner,
+        signer: s.signer,
+        amount: format_units(U256::from(s.amount), 18),
+        status,
+        active_set_id,
+        exit_set_id: u64::from(s.exitSetId),
+        withdrawable_at: s.withdrawableAt,
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}

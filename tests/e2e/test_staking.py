@@ -1,0 +1,164 @@
+"""Stake decides: the staker set of every era after the first is the root contract's
+active set on L1, read at the L1 block the previous era's last block names. Five nodes,
+four of them stakers from genesis: the fifth stakes on L1 with `koma staker stake` and
+becomes a staker of the next era (its units counted, its BLS signature in checkpoints);
+a genesis staker unstakes, leaves at an era boundary, and withdraws once the delay is
+over. Finality goes on across every switch, with no restart."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+
+from bridgeutil import KMC, abi, send_l1
+from cluster import Cluster, wait_until
+from devnode import DEV_KEYS, koma_bin, run
+
+pytestmark = pytest.mark.koma_only
+
+ERA_BLOCKS = 30
+WITHDRAWAL_DELAY = 45  # seconds; longer than an era here (about 20 s)
+
+
+def arg(node, flag: str) -> str:
+    return node.args[node.args.index(flag) + 1]
+
+
+def koma(*args: str) -> subprocess.CompletedProcess:
+    return run([str(koma_bin()), "--log", "warn", *args], timeout=180)
+
+
+@pytest.fixture(scope="module")
+def staking(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("staking"), n=5, l1=True,
+                extra=("--stakers", "4", "--era-blocks", str(ERA_BLOCKS),
+                       "--checkpoint-interval", "8"),
+                deploy_extra=("--withdrawal-delay", str(WITHDRAWAL_DELAY)))
+    c.start()
+    try:
+        l1 = Web3(Web3.HTTPProvider(c.l1.http_url))
+        contracts = json.loads(Path(c.contracts_file).read_text())
+        root = l1.eth.contract(address=Web3.to_checksum_address(contracts["rootChain"]), abi=abi("RootChain"))
+        token = l1.eth.contract(address=Web3.to_checksum_address(contracts["stakingToken"]),
+                                abi=abi("StakingToken"))
+        wait_until("finality on every node", lambda: all(n.call("koma_getMilestone") and
+                                                         finalized(n) > 0 for n in c.nodes), timeout=90)
+        yield {"cluster": c, "l1": l1, "root": root, "token": token}
+    finally:
+        c.stop()
+
+
+def finalized(node) -> int:
+    block = node.call("eth_getBlockByNumber", ["finalized", False])
+    return int(block["number"], 16) if block else 0
+
+
+def era_set(node) -> tuple[int, set[str], dict]:
+    validators = node.call("koma_validators")
+    return (validators[0]["era"], {v["address"].lower() for v in validators},
+            {v["address"].lower(): v for v in validators})
+
+
+def l1_args(c: Cluster) -> list[str]:
+    return ["--l1-rpc", c.l1.http_url, "--l1-contracts", str(c.contracts_file)]
+
+
+def staker_args(node) -> list[str]:
+    return ["--keystore", arg(node, "--producer-keystore"), "--password-file", arg(node, "--password-file")]
+
+
+def status(c: Cluster, node) -> dict:
+    res = koma("staker", "status", *l1_args(c), *staker_args(node))
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def assert_finality_goes_on(c: Cluster, blocks: int = 8) -> None:
+    start = [finalized(n) for n in c.nodes]
+    wait_until(f"{blocks} more final blocks on every node",
+               lambda: all(finalized(n) >= s + blocks for n, s in zip(c.nodes, start)), timeout=60)
+
+
+def test_a_fifth_node_stakes_on_l1_and_joins_the_next_era(staking):
+    c: Cluster = staking["cluster"]
+    joiner = c.nodes[4]
+    address = joiner.producer.lower()
+    era0, members, _ = era_set(c.nodes[0])
+    assert len(members) == 4 and address not in members
+    assert status(c, joiner)["status"] == "none"
+
+    # the staking account (the node's own key) gets KMC from the deployer, then stakes
+    send_l1(staking["l1"], DEV_KEYS[0], staking["token"].functions.transfer(
+        Web3.to_checksum_address(address), 1_000 * KMC))
+    res = koma("staker", "stake", "--amount", "1000",
+               "--bls-keystore", arg(joiner, "--bls-keystore"),
+               "--bls-password-file", arg(joiner, "--password-file"),
+               *l1_args(c), *staker_args(joiner))
+    assert res.returncode == 0, res.stderr
+    assert "staked 1000 KMC" in res.stdout, res.stdout
+    assert status(c, joiner)["status"] in ("pending", "active")
+    # a second stake of the same owner is refused with the contract's error
+    again = koma("staker", "stake", "--amount", "1000",
+                 "--bls-keystore", arg(joiner, "--bls-keystore"),
+                 "--bls-password-file", arg(joiner, "--password-file"),
+                 *l1_args(c), *staker_args(joiner))
+    assert again.returncode != 0 and "AlreadyStaker" in again.stderr, again.stderr
+
+    # active on L1 with the next checkpoint, then a staker of the next era on every node
+    wait_until("the stake active on L1", lambda: status(c, joiner)["status"] == "active", timeout=90)
+    wait_until("the fifth node in every node's era set",
+               lambda: all(address in era_set(n)[1] for n in c.nodes), timeout=180)
+    era, members, by_address = era_set(c.nodes[0])
+    assert era > era0 and len(members) == 5
+    entry = by_address[address]
+    assert entry["stake"] == 1_000 * 10**9, entry  # weight: gwei of KMC
+    assert entry["sourceL1Block"] is not None and entry["setId"] >= 2, entry
+    assert entry["status"] == "active"
+    # its units are counted: its latest unit keeps moving on the other nodes
+    seq = lambda: era_set(c.nodes[1])[2][address]["latestSeq"] or 0  # noqa: E731
+    first = seq()
+    wait_until("units of the new staker", lambda: seq() >= first + 3, timeout=30)
+    assert_finality_goes_on(c)
+
+    # its BLS signature is in the checkpoints from now on
+    def signed_by_joiner() -> bool:
+        cp = c.nodes[0].call("koma_getCheckpoint", ["latest"])
+        return bool(cp and cp["signers"] and address in [s.lower() for s in cp["signers"]])
+    wait_until("a checkpoint the fifth node signed", signed_by_joiner, timeout=90)
+
+
+def test_a_staker_unstakes_leaves_at_the_era_boundary_and_withdraws_after_the_delay(staking):
+    c: Cluster = staking["cluster"]
+    leaver = c.nodes[1]
+    address = leaver.producer.lower()
+    assert address in era_set(c.nodes[0])[1]
+    before = staking["token"].functions.balanceOf(Web3.to_checksum_address(address)).call()
+
+    res = koma("staker", "unstake", *l1_args(c), *staker_args(leaver))
+    assert res.returncode == 0, res.stderr
+    assert status(c, leaver)["status"] in ("leaving", "unbonding")
+    early = koma("staker", "withdraw", *l1_args(c), *staker_args(leaver))
+    assert early.returncode != 0, early.stdout
+    assert "ExitNotActive" in early.stderr or "WithdrawalDelayNotOver" in early.stderr, early.stderr
+
+    wait_until("the staker out of every node's era set",
+               lambda: all(address not in era_set(n)[1] for n in c.nodes), timeout=180)
+    assert len(era_set(c.nodes[0])[1]) >= 3
+    assert_finality_goes_on(c)
+
+    wait_until("the withdrawal possible", lambda: status(c, leaver)["status"] == "withdrawable",
+               timeout=WITHDRAWAL_DELAY + 90)
+    # the staker's signatures no longer count anywhere once it can withdraw
+    assert all(address not in era_set(n)[1] for n in c.nodes)
+    res = koma("staker", "withdraw", *l1_args(c), *staker_args(leaver))
+    assert res.returncode == 0, res.stderr
+    after = staking["token"].functions.balanceOf(Web3.to_checksum_address(address)).call()
+    assert after - before == 1_000 * KMC
+    assert status(c, leaver)["status"] == "none"
+    twice = koma("staker", "withdraw", *l1_args(c), *staker_args(leaver))
+    assert twice.returncode != 0 and "NotLeaving" in twice.stderr, twice.stderr
+    assert_finality_goes_on(c)
