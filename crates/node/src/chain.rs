@@ -30,7 +30,7 @@ pub(crate) struct ChainWriter {
     write: tokio::sync::Mutex<()>,
     pub max_reorg_depth: u64,
     /// Number of the last block final at the node's threshold: no reorg goes below it.
-    pub finalized: std::sync::atomic::AtomicU64,
+    pub finalized: Arc<std::sync::atomic::AtomicU64>,
     /// The canonical block the validators' fork choice builds on (number, hash): no
     /// reorg goes below it either, so fork choice keeps the chain KoMaBFT extends.
     pub estimate: parking_lot::Mutex<Option<(u64, B256)>>,
@@ -195,7 +195,7 @@ impl ChainWriter {
             head: watch::Sender::new(head),
             write: tokio::sync::Mutex::new(()),
             max_reorg_depth,
-            finalized: std::sync::atomic::AtomicU64::new(0),
+            finalized: Default::default(),
             estimate: Default::default(),
             side_tips: Default::default(),
             deposits,

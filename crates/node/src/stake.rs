@@ -72,6 +72,26 @@ impl Window {
     }
 }
 
+/// What this node asks its L1 for, off the consensus path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Request {
+    /// The staker set at this block.
+    Set(B256),
+    /// Where this block is, if canonical (an anchor older than the window: restored
+    /// units after a restart, or a long outage).
+    Block(B256),
+}
+
+/// An anchor looked up outside the window.
+#[derive(Debug, Clone, Copy)]
+enum Lookup {
+    Pending,
+    Canonical(u64),
+}
+
+/// Most anchors kept from lookups outside the window.
+const LOOKUPS_KEPT: usize = 4096;
+
 /// A set read from L1, by the hash of the block it was read at.
 #[derive(Debug, Clone)]
 enum Fetch {
@@ -89,8 +109,10 @@ pub struct StakeView {
     reads_l1: bool,
     window: RwLock<Window>,
     sets: Mutex<HashMap<B256, Fetch>>,
-    requests: mpsc::UnboundedSender<B256>,
-    requests_rx: Mutex<Option<mpsc::UnboundedReceiver<B256>>>,
+    /// Anchors older than the window, looked up by hash.
+    looked_up: Mutex<HashMap<B256, Lookup>>,
+    requests: mpsc::UnboundedSender<Request>,
+    requests_rx: Mutex<Option<mpsc::UnboundedReceiver<Request>>>,
     /// Bumped when the window grows or a set arrives (waiting proposals and switches
     /// look again).
     changed: watch::Sender<u64>,
@@ -105,6 +127,7 @@ impl StakeView {
             reads_l1,
             window: RwLock::new(Window::default()),
             sets: Mutex::new(HashMap::new()),
+            looked_up: Mutex::new(HashMap::new()),
             requests,
             requests_rx: Mutex::new(Some(rx)),
             changed: watch::channel(0).0,
@@ -147,16 +170,40 @@ impl StakeView {
             // producers never drop an anchor; the header says so to everyone alike
             return Validity::Invalid;
         }
-        let w = self.window.read();
-        let Some(number) = w.by_hash.get(&anchor).copied() else {
+        let Some(number) = self.number_of(anchor, true) else {
             return Validity::Unknown; // not read here (yet)
         };
+        let w = self.window.read();
         if number.saturating_add(w.confirmations) > w.head.saturating_add(1) {
             return Validity::Unknown; // not deep enough here (yet)
         }
-        match w.by_hash.get(&parent) {
-            Some(p) if *p > number => Validity::Unknown, // older than the parent's: never
+        drop(w);
+        match self.number_of(parent, false) {
+            Some(p) if p > number => Validity::Unknown, // older than the parent's: never
             _ => Validity::Valid,
+        }
+    }
+
+    /// The number of the canonical L1 block `hash` as this node read it: from the
+    /// window, else from a lookup by hash (asked for here if `ask`).
+    fn number_of(&self, hash: B256, ask: bool) -> Option<u64> {
+        if let Some(n) = self.window.read().by_hash.get(&hash) {
+            return Some(*n);
+        }
+        let mut looked_up = self.looked_up.lock();
+        match looked_up.get(&hash) {
+            Some(Lookup::Canonical(n)) => Some(*n),
+            Some(Lookup::Pending) => None,
+            None => {
+                if ask {
+                    if looked_up.len() >= LOOKUPS_KEPT {
+                        looked_up.clear();
+                    }
+                    looked_up.insert(hash, Lookup::Pending);
+                    let _ = self.requests.send(Request::Block(hash));
+                }
+                None
+            }
         }
     }
 
@@ -168,7 +215,7 @@ impl StakeView {
             Some(Fetch::Pending) => None,
             None => {
                 sets.insert(anchor, Fetch::Pending);
-                let _ = self.requests.send(anchor);
+                let _ = self.requests.send(Request::Set(anchor));
                 None
             }
         }
@@ -280,13 +327,23 @@ pub(crate) async fn watch_l1(
                 }
                 result
             }
-            Some(anchor) = requests.recv() => {
-                let result = read_set(&view, &provider, contracts.root_chain, anchor).await;
-                if result.is_err() {
-                    retry.push(anchor);
+            Some(request) = requests.recv() => match request {
+                Request::Set(anchor) => {
+                    let result = read_set(&view, &provider, contracts.root_chain, anchor).await;
+                    if result.is_err() {
+                        retry.push(anchor);
+                    }
+                    result
                 }
-                result
-            }
+                Request::Block(hash) => {
+                    let result = look_up(&view, &provider, hash).await;
+                    if !matches!(result, Ok(true)) {
+                        // asked again at the next check (it may be newer than this reading)
+                        view.looked_up.lock().remove(&hash);
+                    }
+                    result.map(|_| ())
+                }
+            },
             _ = stop.changed() => return,
         };
         match result {
@@ -335,6 +392,26 @@ async fn read_window(view: &StakeView, provider: &DynProvider) -> eyre::Result<(
         view.notify();
     }
     Ok(())
+}
+
+/// Looks up the L1 block `hash` outside the window: `true` (and noted) if it is on
+/// this node's canonical L1 chain.
+async fn look_up(view: &StakeView, provider: &DynProvider, hash: B256) -> eyre::Result<bool> {
+    let Some(block) = provider.get_block_by_hash(hash).await? else {
+        return Ok(false);
+    };
+    let number = block.header.number;
+    let canonical = provider
+        .get_block_by_number(number.into())
+        .await?
+        .is_some_and(|b| b.header.hash == hash);
+    if canonical {
+        view.looked_up
+            .lock()
+            .insert(hash, Lookup::Canonical(number));
+        view.notify();
+    }
+    Ok(canonical)
 }
 
 /// Reads the active staker set at L1 block `anchor` (by hash).
@@ -434,12 +511,32 @@ mod tests {
     }
 
     #[test]
+    fn an_anchor_older_than_the_window_is_looked_up_by_hash_once() {
+        let view = StakeView::new(true);
+        let mut rx = view.requests_rx.lock().take().unwrap();
+        view.saw(200, 2, &[(100, h(100)), (198, h(198))]);
+        assert_eq!(view.verdict(h(7), h(100)), Validity::Unknown);
+        assert_eq!(view.verdict(h(7), h(100)), Validity::Unknown);
+        assert_eq!(rx.try_recv().unwrap(), Request::Block(h(7)));
+        assert!(rx.try_recv().is_err(), "asked once while pending");
+        // found canonical at 7: deep, but older than the parent's anchor (100)
+        view.looked_up.lock().insert(h(7), Lookup::Canonical(7));
+        assert_eq!(view.verdict(h(7), h(100)), Validity::Unknown);
+        assert_eq!(view.verdict(h(7), h(6)), Validity::Valid);
+        assert_eq!(view.verdict(h(100), h(7)), Validity::Valid);
+        // not found (the watcher forgets it): asked again at the next check
+        view.looked_up.lock().remove(&h(7));
+        assert_eq!(view.verdict(h(7), h(6)), Validity::Unknown);
+        assert_eq!(rx.try_recv().unwrap(), Request::Block(h(7)));
+    }
+
+    #[test]
     fn a_set_is_asked_for_once_and_served_when_read() {
         let view = StakeView::new(true);
         assert!(view.set_at(h(1)).is_none());
         assert!(view.set_at(h(1)).is_none());
         let mut rx = view.requests_rx.lock().take().unwrap();
-        assert_eq!(rx.try_recv().unwrap(), h(1));
+        assert_eq!(rx.try_recv().unwrap(), Request::Set(h(1)));
         assert!(rx.try_recv().is_err(), "asked once");
         let source = SetSource {
             l1_block: 7,

@@ -120,6 +120,7 @@ pub(crate) fn start(
             db: chain.db.clone(),
             deposits: chain.deposits.clone(),
             stake: chain.stake.clone(),
+            finalized: chain.finalized.clone(),
             checked: Default::default(),
         }),
     };

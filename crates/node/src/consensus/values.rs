@@ -7,6 +7,7 @@ use koma_primitives::bridge::Watermark;
 use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Blocks whose own watermark was found confirmed are remembered (up to this many), so
 /// a block is looked at once however many proposals span it.
@@ -20,12 +21,17 @@ pub(super) struct ChainValues {
     pub(super) db: koma_storage::Database,
     pub(super) deposits: Arc<DepositBook>,
     pub(super) stake: Arc<crate::stake::StakeView>,
+    /// The number of the last block final here (`ChainWriter::finalized`).
+    pub(super) finalized: Arc<AtomicU64>,
     pub(super) checked: Mutex<HashSet<B256>>,
 }
 
 impl ValueCheck for ChainValues {
     fn check(&self, value: &B256, parent: &B256) -> Validity {
         match self.descends(value, parent) {
+            // a final block's anchor and watermark were agreed (units restored after
+            // a restart propose blocks this node's L1 reading may no longer cover)
+            Validity::Valid if self.is_final(value) => Validity::Valid,
             Validity::Valid => match self.anchor_confirmed(value, parent) {
                 Validity::Valid => self.deposits_confirmed(value, parent),
                 other => other,
@@ -36,6 +42,15 @@ impl ValueCheck for ChainValues {
 }
 
 impl ChainValues {
+    /// Whether `value` is a canonical block at or below the last final one.
+    fn is_final(&self, value: &B256) -> bool {
+        let Ok(Some(header)) = self.db.header(*value) else {
+            return false;
+        };
+        header.number <= self.finalized.load(Ordering::Relaxed)
+            && self.db.is_canonical(*value, header.number).unwrap_or(false)
+    }
+
     /// The L1 anchor of the value's block must be an L1 block this node read, deep
     /// enough, and not older than the parent's (crate::stake).
     fn anchor_confirmed(&self, value: &B256, parent: &B256) -> Validity {
@@ -162,6 +177,7 @@ mod tests {
             db: db.clone(),
             deposits: book,
             stake: Arc::new(crate::stake::StakeView::new(false)),
+            finalized: Default::default(),
             checked: Default::default(),
         }
     }
@@ -208,6 +224,10 @@ mod tests {
             Validity::Valid,
             "no new watermark after the parent"
         );
+        // a final block was agreed: restored units proposing it are not held back
+        v.finalized.store(2, Ordering::Relaxed);
+        assert_eq!(v.check(&second, &genesis), Validity::Valid);
+        v.finalized.store(0, Ordering::Relaxed);
         // the first one only: still waiting
         assert!(book.extend(read(&applied.0[..1]), receiver));
         assert_eq!(v.check(&first, &genesis), Validity::Unknown);
