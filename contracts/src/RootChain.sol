@@ -4,6 +4,7 @@ pragma solidity ^0.8.30;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {BLS} from "./lib/BLS.sol";
 import {CheckpointTree} from "./lib/CheckpointTree.sol";
+import {Equivocation} from "./lib/Equivocation.sol";
 import {StakeManager} from "./StakeManager.sol";
 
 /// @title The root contract of KOMA on Ethereum: it accepts a checkpoint (a Merkle root over
@@ -27,6 +28,9 @@ contract RootChain is StakeManager {
     uint256 public immutable l2ChainId;
     /// The most blocks one checkpoint may cover.
     uint256 public immutable maxRange;
+    /// The L2's KoMaBFT chain digest: every era's instance id commits to it, so units
+    /// signed for another chain are no evidence here.
+    bytes32 public immutable consensusChain;
 
     /// Root of each accepted checkpoint, by number (zero: none).
     mapping(uint256 number => bytes32 root) public checkpointRoot;
@@ -47,10 +51,12 @@ contract RootChain is StakeManager {
     error BadSignatureLength(uint256 length);
     error ZeroSignature();
     error InvalidSignature();
+    error WrongInstance(bytes32 instanceId, bytes32 expected);
 
     constructor(
         IERC20 token,
         uint256 l2ChainId_,
+        bytes32 consensusChain_,
         uint256 maxRange_,
         uint256 firstBlock,
         uint256 minStake_,
@@ -58,6 +64,7 @@ contract RootChain is StakeManager {
         uint256 withdrawalDelay_
     ) StakeManager(token, minStake_, maxStakers_, withdrawalDelay_, firstBlock) {
         l2ChainId = l2ChainId_;
+        consensusChain = consensusChain_;
         maxRange = maxRange_;
         require(maxRange_ > 0 && maxRange_ <= 1 << 20, "maxRange out of range");
     }
@@ -97,6 +104,25 @@ contract RootChain is StakeManager {
         emit CheckpointSubmitted(cp.number, cp.start, cp.end, cp.root);
         if (h.dirty) _activatePending(h);
         _storeHead(h);
+    }
+
+    /// Slashes a staker that equivocated in KoMaBFT, on the evidence of two different units
+    /// it signed with the same sequence number in one era (`Equivocation`): `unitA` and
+    /// `unitB` are the units' canonical encodings, `sigA` and `sigB` their signatures, and
+    /// `era` and `keyBlock` the era whose instance id both units name. The caller gets
+    /// the reporter's share; the staker leaves the pending set. Each key is slashed once.
+    function reportEquivocation(
+        bytes calldata unitA,
+        bytes calldata sigA,
+        bytes calldata unitB,
+        bytes calldata sigB,
+        uint64 era,
+        bytes32 keyBlock
+    ) external {
+        (address signer, bytes32 instance) = Equivocation.verify(unitA, sigA, unitB, sigB);
+        bytes32 expected = Equivocation.instanceId(consensusChain, era, keyBlock);
+        if (instance != expected) revert WrongInstance(instance, expected);
+        _slash(signer, msg.sender);
     }
 
     /// The digest the stakers sign for `cp` under set `setId`: it binds the L1 chain, this

@@ -27,6 +27,11 @@ abstract contract StakeManager {
     uint256 public constant WEIGHT_UNIT = 1 gwei;
     /// Domain tag of the proof-of-possession message.
     bytes32 public constant POP_TAG = keccak256("KOMA_BLS_POP_V1");
+    /// Share of its stake a proven equivocator loses, in basis points.
+    uint256 public constant SLASH_BPS = 5_000;
+    /// Share of the slashed tokens paid to whoever proved it, in basis points; the rest
+    /// stays locked here for good (`slashedHeld`).
+    uint256 public constant REPORTER_BPS = 1_000;
 
     /// A staker: its locked tokens and where it sits in the pending set.
     struct Staker {
@@ -69,11 +74,19 @@ abstract contract StakeManager {
     uint32 public pendingStakerCount;
     uint64 public pendingTotalWeight;
     bytes internal _pendingKey;
+    /// KoMaBFT keys proven to have misbehaved: their stakers were slashed and removed,
+    /// and the key can never stake again.
+    mapping(address signer => bool) public slashed;
+    /// Slashed tokens kept out of circulation (never paid out).
+    uint256 public slashedHeld;
 
     event StakerJoined(address indexed owner, address indexed signer, uint256 slot, address blsKey, uint256 amount);
     event StakeIncreased(address indexed owner, uint256 amount, uint256 total);
     event StakerLeft(address indexed owner, uint256 slot, uint256 exitSetId, uint256 withdrawableAt);
     event StakeWithdrawn(address indexed owner, uint256 amount);
+    /// A staker's key was proven to misbehave: `amount` of its stake is gone, `reward` of
+    /// it paid to `reporter`, and the staker is out of the pending set.
+    event Slashed(address indexed owner, address indexed signer, uint256 amount, address reporter, uint256 reward);
     /// The pending set changed: what it will be once active.
     event PendingSetChanged(uint256 indexed setId, bytes32 commit, uint256 totalWeight, bytes aggregateKey);
     event SetActivated(uint256 indexed setId, bytes32 commit, uint256 totalWeight);
@@ -96,6 +109,8 @@ abstract contract StakeManager {
     error SetNotEmpty();
     error NothingPending();
     error KeyDeployFailed();
+    error SignerSlashed(address signer);
+    error UnknownSigner(address signer);
 
     constructor(IERC20 token, uint256 minStake_, uint256 maxStakers_, uint256 withdrawalDelay_, uint256 firstBlock) {
         stakingToken = token;
@@ -122,6 +137,7 @@ abstract contract StakeManager {
         if (s.blsKey != address(0)) revert AlreadyStaker(msg.sender);
         if (amount < minStake) revert StakeTooLow(amount, minStake);
         if (signer == address(0)) revert ZeroSigner();
+        if (slashed[signer]) revert SignerSlashed(signer);
         if (signerOwner[signer] != address(0)) revert SignerTaken(signer);
         if (pendingStakerCount >= maxStakers) revert SetFull(maxStakers);
         uint64 weight = _weight(amount);
@@ -190,6 +206,12 @@ abstract contract StakeManager {
         Staker storage s = stakers[msg.sender];
         if (s.blsKey == address(0)) revert NotStaker(msg.sender);
         if (s.slot == 0) revert AlreadyLeaving(msg.sender);
+        _leave(s, msg.sender);
+    }
+
+    /// Takes the staker of `owner` (in the pending set) out of the pending set; its tokens
+    /// are withdrawable once that set is active and the delay is over.
+    function _leave(Staker storage s, address owner) private {
         uint32 slot = s.slot - 1;
         uint32 exitSetId = _loadHead().setId + 1;
         uint64 withdrawableAt = uint64(block.timestamp + withdrawalDelay);
@@ -203,7 +225,27 @@ abstract contract StakeManager {
         _pendingKey = BLS.g2Add(_pendingKey, BLS.g2Negate(_keyOf(s.blsKey)));
         pendingTotalWeight -= _weight(s.amount);
         _pendingChanged();
-        emit StakerLeft(msg.sender, slot, exitSetId, withdrawableAt);
+        emit StakerLeft(owner, slot, exitSetId, withdrawableAt);
+    }
+
+    /// Slashes the staker whose KoMaBFT key is `signer` (misbehaviour proven by the
+    /// caller): it loses `SLASH_BPS` of its stake, `REPORTER_BPS` of that goes to
+    /// `reporter` (unless that is the staker's own owner or key), it leaves the pending set (if still in it) and its key is banned. What
+    /// is left is withdrawable as after `unstake`. Evidence against a key counts once.
+    function _slash(address signer, address reporter) internal {
+        if (slashed[signer]) revert SignerSlashed(signer);
+        address owner = signerOwner[signer];
+        if (owner == address(0)) revert UnknownSigner(signer);
+        Staker storage s = stakers[owner];
+        if (s.slot != 0) _leave(s, owner);
+        uint256 amount = uint256(s.amount) * SLASH_BPS / 10_000;
+        // no reward for reporting oneself (it would only soften the penalty)
+        uint256 reward = reporter == owner || reporter == signer ? 0 : amount * REPORTER_BPS / 10_000;
+        s.amount -= uint96(amount);
+        slashed[signer] = true;
+        slashedHeld += amount - reward;
+        if (reward != 0) stakingToken.safeTransfer(reporter, reward);
+        emit Slashed(owner, signer, amount, reporter, reward);
     }
 
     /// Pays out the tokens of a staker whose exit is active and whose delay is over.

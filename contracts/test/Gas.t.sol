@@ -10,6 +10,7 @@ import {StakingToken} from "../src/StakingToken.sol";
 import {Merkle, MockRoots, TestToken, Withdrawals} from "./utils/BridgeKit.sol";
 import {Test} from "./utils/Test.sol";
 import {Fixture} from "./utils/Fixture.sol";
+import {Units} from "./utils/Units.sol";
 import {vm} from "./utils/Vm.sol";
 
 /// The gas benchmark: what a transaction pays for a checkpoint at several set sizes, with
@@ -151,6 +152,25 @@ contract StakingGas is Fixture {
         (bool ok,) = address(root).call(data);
         assertTrue(ok, "withdraw");
         recordLast("withdraw", data);
+    }
+
+    /// Evidence against an active staker of 17 (units citing 16 validators).
+    function test_gas_reportEquivocation() public {
+        uint256 key = 0xE0;
+        joinAs(16, 100 ether, vm.addr(key));
+        submit(checkpoint(1, 0, 31), none()); // the equivocator is active
+        bytes32 keyBlock = keccak256("key block");
+        bytes32 instance = Units.instanceId(CONSENSUS_CHAIN, 3, keyBlock);
+        bytes memory a = Units.encode(instance, 15, 9, 1_767_225_600_000, keccak256("a"), 16);
+        bytes memory b = Units.encode(instance, 15, 9, 1_767_225_600_000, keccak256("b"), 16);
+        bytes memory data = abi.encodeCall(
+            RootChain.reportEquivocation, (a, Units.sign(key, a), b, Units.sign(key, b), 3, keyBlock)
+        );
+        vm.cool(address(root));
+        vm.cool(address(token));
+        (bool ok,) = address(root).call(data);
+        assertTrue(ok, "reportEquivocation");
+        recordLast("reportEquivocation_16_validators", data);
     }
 
     function recordLast(string memory name, bytes memory data) internal {

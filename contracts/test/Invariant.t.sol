@@ -6,9 +6,10 @@ import {RootChain} from "../src/RootChain.sol";
 import {StakingToken} from "../src/StakingToken.sol";
 import {BlsKeys} from "./utils/BlsKeys.sol";
 import {Test} from "./utils/Test.sol";
+import {Units} from "./utils/Units.sol";
 import {vm} from "./utils/Vm.sol";
 
-/// Drives a RootChain with random joins, top-ups, exits, withdrawals, time and
+/// Drives a RootChain with random joins, top-ups, exits, withdrawals, slashings, time and
 /// checkpoints (signed by random subsets), and keeps a model of what must hold.
 contract Handler is Test {
     uint256 internal constant STAKERS = 12;
@@ -19,26 +20,38 @@ contract Handler is Test {
 
     // the model
     uint256 public locked; // tokens the stakers have locked and not withdrawn
+    uint256 public slashedAway; // tokens slashed and kept by the contract
+    uint256 public rewards; // tokens paid to reporters
     uint256 public accepted; // checkpoints accepted
     uint256 public nextStart; // first block of the next checkpoint
     bool public thresholdBroken; // a checkpoint was accepted at or below 2/3, or refused above it
     mapping(uint256 => bool) public joined; // staker i has a record (staking or leaving)
     mapping(uint256 => bool) public pending; // staker i is in the pending set
     mapping(uint256 => uint256) public amountOf;
+    mapping(uint256 => bool) public slashedKey; // staker i's KoMaBFT key was slashed
+    mapping(address => uint256) internal indexOfSigner;
     uint256[STAKERS] internal sk;
 
     constructor(StakingToken token_, RootChain root_) {
         token = token_;
         root = root_;
-        for (uint256 i; i < STAKERS; ++i) sk[i] = BlsKeys.secretKey(1000 + i);
+        for (uint256 i; i < STAKERS; ++i) {
+            sk[i] = BlsKeys.secretKey(1000 + i);
+            indexOfSigner[signer(i)] = i;
+        }
     }
 
     function owner(uint256 i) public pure returns (address) {
         return address(uint160(0xA0000 + i));
     }
 
+    /// The secp256k1 key staker i signs KoMaBFT units with.
+    function unitKey(uint256 i) public pure returns (uint256) {
+        return 0xB0000 + i;
+    }
+
     function signer(uint256 i) public pure returns (address) {
-        return address(uint160(0xB0000 + i));
+        return vm.addr(unitKey(i));
     }
 
     function keyOf(uint256 i) public view returns (bytes memory) {
@@ -97,6 +110,26 @@ contract Handler is Test {
         amountOf[i] = 0;
     }
 
+    /// Staker i signs two units with the same seq and someone reports them: half its
+    /// stake goes (a tenth of that to the reporter) and it leaves the pending set.
+    function slash(uint256 seed, uint64 seq) external {
+        uint256 i = seed % STAKERS;
+        if (!joined[i] || slashedKey[i]) return;
+        bytes32 instance = Units.instanceId(bytes32(0), 1, bytes32(0));
+        bytes memory a = Units.encode(instance, uint32(i), seq, 1, bytes32("a"), 4);
+        bytes memory b = Units.encode(instance, uint32(i), seq, 1, bytes32("b"), 4);
+        vm.prank(address(0xBEEF));
+        root.reportEquivocation(a, Units.sign(unitKey(i), a), b, Units.sign(unitKey(i), b), 1, bytes32(0));
+        uint256 cut = amountOf[i] / 2;
+        uint256 reward = cut / 10;
+        amountOf[i] -= cut;
+        locked -= cut;
+        slashedAway += cut - reward;
+        rewards += reward;
+        slashedKey[i] = true;
+        pending[i] = false;
+    }
+
     function passTime(uint256 secondsLater) external {
         vm.warp(block.timestamp + bound(secondsLater, 1, 2 hours));
     }
@@ -132,7 +165,7 @@ contract Handler is Test {
                 absent = bytes.concat(absent, bytes2(uint16(s)));
                 continue;
             }
-            sigs[s] = BlsKeys.sign(sk[uint160(signers[s]) - 0xB0000], message, BLS.SIG_DST);
+            sigs[s] = BlsKeys.sign(sk[indexOfSigner[signers[s]]], message, BLS.SIG_DST);
             signedWeight += weights[s];
         }
         if (signedWeight == 0) return; // the zero signature: refused for its own reason
@@ -155,7 +188,7 @@ contract InvariantTest is Test {
 
     function setUp() public {
         token = new StakingToken(address(this), 1e9 ether);
-        root = new RootChain(token, 42424, 1024, 0, 1 ether, 8, 1 hours);
+        root = new RootChain(token, 42424, bytes32(0), 1024, 0, 1 ether, 8, 1 hours);
         handler = new Handler(token, root);
         token.transfer(address(handler), 1e8 ether);
     }
@@ -166,9 +199,11 @@ contract InvariantTest is Test {
     }
 
     /// Tokens are neither created nor lost: the contract holds exactly what the stakers
-    /// locked and have not withdrawn.
+    /// locked and have not withdrawn, plus what was slashed and not paid to reporters.
     function invariant_lockedTokensAreAccountedFor() public view {
-        assertEq(token.balanceOf(address(root)), handler.locked(), "locked");
+        assertEq(token.balanceOf(address(root)), handler.locked() + handler.slashedAway(), "locked");
+        assertEq(root.slashedHeld(), handler.slashedAway(), "slashed");
+        assertEq(token.balanceOf(address(0xBEEF)), handler.rewards(), "rewards");
     }
 
     /// The pending set's weight and aggregate key are the sums over its members.

@@ -146,6 +146,7 @@ contract VectorsTest is Test {
         rc = new RootChain(
             token,
             vm.parseJsonUint(cp, ".params.l2ChainId"),
+            bytes32(0), // not in the checkpoint digest
             vm.parseJsonUint(cp, ".params.maxRange"),
             vm.parseJsonUint(cp, ".params.firstBlock"),
             vm.parseJsonUint(cp, ".params.minStake"),

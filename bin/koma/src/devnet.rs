@@ -427,7 +427,8 @@ async fn set_up_l1(l1: &L1Entry, manifest: &Manifest) -> eyre::Result<()> {
     let contracts = if l1.contracts_file.exists() {
         koma_l1::L1Contracts::from_file(&l1.contracts_file)?
     } else {
-        let params = koma_l1::DeployParams::devnet(manifest.chain_id);
+        let spec = ChainSpec::from_file(&manifest.genesis)?;
+        let params = koma_l1::DeployParams::devnet(&spec);
         let stakers = manifest.stakers;
         let contracts = crate::l1::deploy_and_register(
             &l1.rpc_url,

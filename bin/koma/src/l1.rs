@@ -71,8 +71,7 @@ pub async fn run(cmd: L1Command) -> eyre::Result<()> {
                 (Some(_), None) => bail!("--deployer-keystore needs --password-file"),
                 _ => None,
             };
-            let mut params = DeployParams::devnet(spec.chain_id);
-            params.genesis_supply = koma_l1::genesis_supply(&spec);
+            let mut params = DeployParams::devnet(&spec);
             params.max_range = args.max_range;
             params.max_stakers = args.max_stakers;
             params.withdrawal_delay = args.withdrawal_delay;

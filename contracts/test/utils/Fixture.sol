@@ -12,6 +12,7 @@ import {vm} from "./Vm.sol";
 /// submit its checkpoints.
 abstract contract Fixture is Test {
     uint256 internal constant L2_CHAIN_ID = 42424;
+    bytes32 internal constant CONSENSUS_CHAIN = keccak256("a KOMA test chain");
     uint256 internal constant MAX_RANGE = 1024;
     uint256 internal constant MIN_STAKE = 1 ether;
     uint256 internal constant DELAY = 1 hours;
@@ -22,10 +23,16 @@ abstract contract Fixture is Test {
 
     // staker i (i = 0, 1, ...): owner, signer and secret key derived from i
     mapping(uint256 => uint256) internal skOf;
+    // the staker index of a KoMaBFT signer address, plus one
+    mapping(address => uint256) internal stakerOfSigner;
 
     function deploy(uint256 maxStakers) internal {
+        deploy(maxStakers, CONSENSUS_CHAIN);
+    }
+
+    function deploy(uint256 maxStakers, bytes32 consensusChain) internal {
         token = new StakingToken(address(this), SUPPLY);
-        root = new RootChain(token, L2_CHAIN_ID, MAX_RANGE, 0, MIN_STAKE, maxStakers, DELAY);
+        root = new RootChain(token, L2_CHAIN_ID, consensusChain, MAX_RANGE, 0, MIN_STAKE, maxStakers, DELAY);
     }
 
     function ownerOf(uint256 i) internal pure returns (address) {
@@ -48,11 +55,18 @@ abstract contract Fixture is Test {
 
     /// Staker i joins with `amount` (funded and approved here).
     function join(uint256 i, uint256 amount) internal {
+        joinAs(i, amount, signerOf(i));
+    }
+
+    /// Staker i joins with `amount` and the KoMaBFT key `signer`.
+    function joinAs(uint256 i, uint256 amount, address signer) internal {
         bytes memory pk = keyOf(i);
-        bytes memory pop = popOf(i);
+        if (skOf[i] == 0) skOf[i] = BlsKeys.secretKey(i);
+        bytes memory pop = BlsKeys.sign(skOf[i], root.popMessage(ownerOf(i), signer, pk), BLS.POP_DST);
         fund(ownerOf(i), amount);
+        stakerOfSigner[signer] = i + 1;
         vm.prank(ownerOf(i));
-        root.stake(amount, signerOf(i), pk, pop);
+        root.stake(amount, signer, pk, pop);
     }
 
     function fund(address who, uint256 amount) internal {
@@ -95,7 +109,7 @@ abstract contract Fixture is Test {
                 continue;
             }
             if (signers[slot] == address(0)) continue;
-            uint256 i = uint160(signers[slot]) - 0x20000;
+            uint256 i = stakerOfSigner[signers[slot]] - 1;
             sigs[slot] = BlsKeys.sign(skOf[i], message, BLS.SIG_DST);
         }
         signature = BlsKeys.aggregateSignatures(sigs);

@@ -32,6 +32,7 @@ interface Vm {
     function toString(uint256 value) external pure returns (string memory);
     function cool(address target) external;
     function addr(uint256 privateKey) external pure returns (address);
+    function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
     function deal(address account, uint256 balance) external;
     function etch(address target, bytes calldata code) external;
     function recordLogs() external;

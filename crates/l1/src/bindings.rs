@@ -20,6 +20,7 @@ sol! {
         constructor(
             address token,
             uint256 l2ChainId_,
+            bytes32 consensusChain_,
             uint256 maxRange_,
             uint256 firstBlock,
             uint256 minStake_,
@@ -32,6 +33,12 @@ sol! {
         function verifyBlock(uint256 number, BlockLeaf calldata leaf, uint256 index, bytes32[] calldata proof) external view returns (bool);
         function checkpointRoot(uint256 number) external view returns (bytes32);
         function l2ChainId() external view returns (uint256);
+        function consensusChain() external view returns (bytes32);
+        function reportEquivocation(bytes calldata unitA, bytes calldata sigA, bytes calldata unitB, bytes calldata sigB, uint64 era, bytes32 keyBlock) external;
+        function slashed(address signer) external view returns (bool);
+        function slashedHeld() external view returns (uint256);
+        function SLASH_BPS() external view returns (uint256);
+        function REPORTER_BPS() external view returns (uint256);
         function maxRange() external view returns (uint256);
 
         function stake(uint256 amount, address signer, bytes calldata blsKey, bytes calldata proofOfPossession) external;
@@ -66,7 +73,15 @@ sol! {
         event StakeWithdrawn(address indexed owner, uint256 amount);
         event PendingSetChanged(uint256 indexed setId, bytes32 commit, uint256 totalWeight, bytes aggregateKey);
         event SetActivated(uint256 indexed setId, bytes32 commit, uint256 totalWeight);
+        event Slashed(address indexed owner, address indexed signer, uint256 amount, address reporter, uint256 reward);
 
+        error WrongInstance(bytes32 instanceId, bytes32 expected);
+        error SignerSlashed(address signer);
+        error UnknownSigner(address signer);
+        error NotAUnit(uint256 length);
+        error NotAnEquivocation();
+        error BadUnitSignature();
+        error SignersDiffer(address a, address b);
         error NotNextCheckpoint(uint256 expected, uint256 number);
         error RangeNotContiguous(uint256 expectedStart, uint256 start);
         error EndBeforeStart(uint256 start, uint256 end);

@@ -6,7 +6,7 @@ use alloy::network::{ReceiptResponse, TransactionBuilder};
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
 use alloy::sol_types::SolConstructor;
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{Address, B256, U256};
 use eyre::{WrapErr, bail, eyre};
 use koma_checkpoint::{SecretKey, pop_message};
 
@@ -15,6 +15,9 @@ use koma_checkpoint::{SecretKey, pop_message};
 pub struct DeployParams {
     /// The L2's chain id (signed into every checkpoint).
     pub l2_chain_id: u64,
+    /// The L2's KoMaBFT chain digest (`ChainSpec::digest`): the era instance ids of
+    /// equivocation evidence must commit to it.
+    pub consensus_chain: B256,
     /// The first L2 block of checkpoint 1 (0: from genesis).
     pub first_block: u64,
     /// The most blocks one checkpoint may cover.
@@ -42,18 +45,19 @@ pub fn genesis_supply(spec: &koma_primitives::ChainSpec) -> U256 {
 }
 
 impl DeployParams {
-    /// The devnet's parameters for L2 chain `l2_chain_id`.
-    pub fn devnet(l2_chain_id: u64) -> Self {
+    /// The devnet's parameters for the L2 of `spec`.
+    pub fn devnet(spec: &koma_primitives::ChainSpec) -> Self {
         let kmc = U256::from(10u64).pow(U256::from(18u64));
         Self {
-            l2_chain_id,
+            l2_chain_id: spec.chain_id,
+            consensus_chain: spec.digest(),
             first_block: 0,
             max_range: 1024,
             min_stake: kmc,
             max_stakers: 128,
             withdrawal_delay: 3600,
             token_supply: U256::from(1_000_000_000u64) * kmc,
-            genesis_supply: genesis_supply(&koma_primitives::ChainSpec::devnet()),
+            genesis_supply: genesis_supply(spec),
         }
     }
 }
@@ -113,6 +117,7 @@ pub async fn deploy<P: Provider>(
         RootChain::constructorCall {
             token,
             l2ChainId_: U256::from(params.l2_chain_id),
+            consensusChain_: params.consensus_chain,
             maxRange_: U256::from(params.max_range),
             firstBlock: U256::from(params.first_block),
             minStake_: params.min_stake,

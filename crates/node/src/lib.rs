@@ -39,6 +39,7 @@ pub use consensus::LibSecp256k1Verifier;
 mod metrics;
 mod net;
 mod produce;
+mod slashing;
 mod stake;
 mod sync;
 mod tasks;
@@ -228,6 +229,17 @@ impl Node {
                 "L1 staking",
                 stake::watch_l1(stake.clone(), watch, stop_rx.clone()),
             ));
+            if let (Some(l1_key), Some(reports)) = (c.l1_key.clone(), stake.take_reports()) {
+                let slash = slashing::SlashConfig {
+                    l1_rpc: c.l1_rpc.clone(),
+                    contracts_file: c.contracts_file.clone(),
+                    l1_key,
+                };
+                tasks.push(spawner.critical(
+                    "L1 slashing",
+                    slashing::run(reports, slash, stop_rx.clone()),
+                ));
+            }
         }
         if let (Some(checkpoint), Some(votes), Some(ledger)) =
             (config.checkpoint.clone(), checkpoint_rx, ledger.clone())

@@ -118,11 +118,16 @@ pub struct StakeView {
     changed: watch::Sender<u64>,
     /// Whether "cannot follow eras without an L1" was said.
     warned: std::sync::atomic::AtomicBool,
+    /// Equivocations to prove on L1 (crate::slashing), one per signer.
+    reports: mpsc::UnboundedSender<crate::slashing::Report>,
+    reports_rx: Mutex<Option<mpsc::UnboundedReceiver<crate::slashing::Report>>>,
+    reported: Mutex<std::collections::HashSet<Address>>,
 }
 
 impl StakeView {
     pub(crate) fn new(reads_l1: bool) -> Self {
         let (requests, rx) = mpsc::unbounded_channel();
+        let (reports, reports_rx) = mpsc::unbounded_channel();
         Self {
             reads_l1,
             window: RwLock::new(Window::default()),
@@ -132,7 +137,23 @@ impl StakeView {
             requests_rx: Mutex::new(Some(rx)),
             changed: watch::channel(0).0,
             warned: Default::default(),
+            reports,
+            reports_rx: Mutex::new(Some(reports_rx)),
+            reported: Default::default(),
         }
+    }
+
+    /// Hands evidence of an equivocation to the L1 slasher, once per signer (the channel
+    /// holds at most one report per staker ever seen).
+    pub(crate) fn report_equivocation(&self, report: crate::slashing::Report) {
+        if self.reads_l1 && self.reported.lock().insert(report.signer) {
+            let _ = self.reports.send(report);
+        }
+    }
+
+    /// The slasher's end of the reports (taken once).
+    pub(crate) fn take_reports(&self) -> Option<mpsc::UnboundedReceiver<crate::slashing::Report>> {
+        self.reports_rx.lock().take()
     }
 
     pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {

@@ -257,6 +257,7 @@ impl ConsensusTask {
                         validator = ev.creator(),
                         "equivocation detected; evidence gossiped"
                     );
+                    self.report_on_l1(&ev);
                     self.publish(ConsensusMessage::Evidence(ev)).await;
                 }
                 Effect::Request(hash) => missing.push(hash),
@@ -352,6 +353,30 @@ impl ConsensusTask {
             Ok(Err(e)) => Err(e.to_string()),
             Err(e) => Err(format!("storage task failed: {e}")),
         }
+    }
+
+    /// Hands the evidence to the L1 slasher (crate::slashing), with the era its units
+    /// belong to and the equivocator's key.
+    fn report_on_l1(&self, ev: &koma_consensus::Evidence) {
+        let instance = ev.a.unit.instance_id;
+        let records = self.eras.records();
+        let Some(record) = records.iter().find(|r| r.instance_id == instance) else {
+            return;
+        };
+        let Some((signer, _)) = usize::try_from(ev.creator())
+            .ok()
+            .and_then(|i| record.validators.get(i))
+        else {
+            return;
+        };
+        self.chain
+            .stake
+            .report_equivocation(crate::slashing::Report {
+                evidence: ev.clone(),
+                era: record.era,
+                key_block: record.key_block,
+                signer: *signer,
+            });
     }
 
     async fn publish(&self, message: ConsensusMessage) {
