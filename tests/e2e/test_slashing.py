@@ -13,6 +13,7 @@ from web3 import Web3
 
 from bridgeutil import abi
 from cluster import Cluster, wait_until
+from devnode import koma_bin, run
 
 pytestmark = pytest.mark.koma_only
 
@@ -47,6 +48,11 @@ def test_an_equivocating_staker_is_slashed_on_l1_and_left_out_of_later_eras(tmp_
         _, _, amount, slot, exit_set, _ = root.functions.stakers(owner).call()
         assert amount == staked - staked // 2 and slot == 0 and exit_set > 0
         assert any("equivocator slashed on L1" in n.stderr() for n in c.nodes)
+        res = run([str(koma_bin()), "--log", "warn", "staker", "status", "--l1-rpc", c.l1.http_url,
+                   "--l1-contracts", str(c.contracts_file), "--owner", owner], timeout=60)
+        assert res.returncode == 0, res.stderr
+        status = json.loads(res.stdout)
+        assert status["slashed"] is True and status["status"] in ("leaving", "unbonding"), status
         # the evidence stays refused: once per key
         wait_until("the other nodes see it slashed", lambda: any(
             "slashed on L1 already" in n.stderr() or "refused the evidence" in n.stderr() for n in c.nodes),

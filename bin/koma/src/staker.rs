@@ -161,6 +161,9 @@ struct Status {
     /// active, pending (joined, not active yet), leaving (still in the active set),
     /// unbonding (left, waiting for the delay), withdrawable, or none.
     status: &'static str,
+    /// Whether the staker's KoMaBFT key was slashed for misbehaving (it then leaves the
+    /// set, and the key can never stake again).
+    slashed: bool,
     active_set_id: u64,
     exit_set_id: u64,
     withdrawable_at: u64,
@@ -204,6 +207,7 @@ async fn status(args: StatusArgs) -> eyre::Result<()> {
         signer: s.signer,
         amount: format_units(U256::from(s.amount), 18),
         status,
+        slashed: s.signer != Address::ZERO && root.slashed(s.signer).call().await?,
         active_set_id,
         exit_set_id: u64::from(s.exitSetId),
         withdrawable_at: s.withdrawableAt,
