@@ -20,7 +20,7 @@ from pathlib import Path
 
 import websockets
 
-from devnode import DevNode, ephemeral_start, koma_bin, rpc_call
+from devnode import DevNode, anvil_bin, ephemeral_start, koma_bin, rpc_call
 
 
 def _ports_free(base: int, n: int) -> bool:
@@ -90,19 +90,36 @@ class ClusterNode(ProcNode):
         self.producer = entry["producer"]
 
 
+class AnvilL1(DevNode):
+    """anvil (Foundry's reference node, from the npm registry) as the L1: 1-second blocks,
+    Prague rules, chain id 31337."""
+
+    def __init__(self, workdir: Path, port: int):
+        super().__init__(workdir, name="anvil", port=port)
+
+    def command(self) -> list[str]:
+        return [str(anvil_bin()), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", "31337",
+                "--hardfork", "prague", "--block-time", "1"]
+
+
 class Cluster:
     """``n`` producer nodes of a devnet with ``sprint`` blocks per turn."""
 
     def __init__(self, workdir: Path, n: int = 4, sprint: int = 4, block_time_ms: int = 1000,
-                 extra: tuple[str, ...] = (), l1: bool = False, deploy_extra: tuple[str, ...] = ()):
-        """With ``l1``, the devnet's development L1 runs too (started first, the contracts
-        deployed and the genesis stakers registered by ``koma l1 deploy``, with
-        ``deploy_extra``), and the nodes sign and submit checkpoints to it."""
+                 extra: tuple[str, ...] = (), l1: bool | str = False, deploy_extra: tuple[str, ...] = ()):
+        """With ``l1``, the devnet's development L1 runs too (or anvil, with ``l1="anvil"``;
+        started first, the contracts deployed and the genesis stakers registered by ``koma
+        l1 deploy``, with ``deploy_extra``), and the nodes sign and submit checkpoints to it."""
         self.dir = Path(workdir) / "cluster"
         rpc_base = free_port_range(n)
         p2p_base = free_port_range(n, avoid=range(rpc_base, rpc_base + n))
-        l1_args = ["--l1-http-port", str(free_port_range(1, avoid=range(rpc_base, rpc_base + n)))] \
-            if l1 else ["--no-l1"]
+        l1_port = free_port_range(1, avoid=range(rpc_base, rpc_base + n))
+        if l1 == "anvil":
+            l1_args = ["--l1-rpc", f"http://127.0.0.1:{l1_port}"]
+        elif l1:
+            l1_args = ["--l1-http-port", str(l1_port)]
+        else:
+            l1_args = ["--no-l1"]
         cmd = [str(koma_bin()), "devnet", "--nodes", str(n), "--datadir", str(self.dir),
                "--init-only", "--admin-rpc", "--sprint", str(sprint),
                "--block-time-ms", str(block_time_ms),
@@ -119,7 +136,8 @@ class Cluster:
         if l1:
             entry = self.manifest["l1"]
             port = int(entry["rpcUrl"].rsplit(":", 1)[1])
-            self.l1 = ProcNode(self.dir / "logs", "l1", port, entry["args"])
+            self.l1 = AnvilL1(self.dir / "logs", port) if l1 == "anvil" else \
+                ProcNode(self.dir / "logs", "l1", port, entry["args"])
             self.contracts_file = Path(entry["contractsFile"])
 
     def start(self) -> "Cluster":

@@ -103,9 +103,12 @@ def test_a_producer_that_invents_or_alters_deposits_is_refused(tmp_path):
             send_l1(l1, DEV_KEYS[1], bridge.functions.depositEtherFor(to), value=amount)
         assert "TEST: altering deposits" in forger.stderr(), forger.log_tail()
         total = assert_applied_once(bridge, child, l2_bridges, recipients, amounts)
+        # an altered announcement is refused as invalid (and its sender banned): the burst's,
+        # or a real deposit's before it if one landed in the forger's turn (then the forger
+        # is cut off before the burst)
         refused = [line for node in honest for line in node.stderr().splitlines()
                    if "that are not the ones confirmed on L1" in line]
-        assert any(f"up to {i} that" in line for line in refused for i in range(4, total + 1)), refused
+        assert any(f"up to {i} that" in line for line in refused for i in range(1, total + 1)), refused
         # every node agrees on the final chain
         n = min(finalized(node) for node in honest)
         assert len({node.hash_at(n) for node in honest}) == 1

@@ -47,7 +47,8 @@ def test_an_equivocating_staker_is_slashed_on_l1_and_left_out_of_later_eras(tmp_
         assert slash["reporter"].lower() in {n.producer.lower() for n in honest}, slash
         _, _, amount, slot, exit_set, _ = root.functions.stakers(owner).call()
         assert amount == staked - staked // 2 and slot == 0 and exit_set > 0
-        assert any("equivocator slashed on L1" in n.stderr() for n in c.nodes)
+        wait_until("the reporting node to see its receipt",
+                   lambda: any("equivocator slashed on L1" in n.stderr() for n in c.nodes), timeout=30)
         res = run([str(koma_bin()), "--log", "warn", "staker", "status", "--l1-rpc", c.l1.http_url,
                    "--l1-contracts", str(c.contracts_file), "--owner", owner], timeout=60)
         assert res.returncode == 0, res.stderr

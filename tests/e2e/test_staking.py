@@ -1,6 +1,7 @@
 """Stake decides: the staker set of every era after the first is the root contract's
 active set on L1, read at the L1 block the previous era's last block names. Five nodes,
-four of them stakers from genesis: the fifth stakes on L1 with `koma staker stake` and
+four of them stakers from genesis, once on the devnet's development L1 and once on anvil
+as the L1: the fifth stakes on L1 with `koma staker stake` and
 becomes a staker of the next era (its units counted, its BLS signature in checkpoints);
 a genesis staker unstakes, leaves at an era boundary, and withdraws once the delay is
 over. Finality goes on across every switch, with no restart."""
@@ -12,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 from web3 import Web3
 
 from bridgeutil import KMC, abi, send_l1
@@ -32,9 +34,10 @@ def koma(*args: str) -> subprocess.CompletedProcess:
     return run([str(koma_bin()), "--log", "warn", *args], timeout=180)
 
 
-@pytest.fixture(scope="module")
-def staking(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("staking"), n=5, l1=True,
+@pytest.fixture(scope="module", params=["dev-l1", "anvil"])
+def staking(request, tmp_path_factory):
+    """The five nodes, on the devnet's development L1 or on anvil as the L1."""
+    c = Cluster(tmp_path_factory.mktemp("staking"), n=5, l1=True if request.param == "dev-l1" else "anvil",
                 extra=("--stakers", "4", "--era-blocks", str(ERA_BLOCKS),
                        "--checkpoint-interval", "8"),
                 deploy_extra=("--withdrawal-delay", str(WITHDRAWAL_DELAY)))
@@ -91,9 +94,15 @@ def test_a_fifth_node_stakes_on_l1_and_joins_the_next_era(staking):
     assert len(members) == 4 and address not in members
     assert status(c, joiner)["status"] == "none"
 
-    # the staking account (the node's own key) gets KMC from the deployer, then stakes
-    send_l1(staking["l1"], DEV_KEYS[0], staking["token"].functions.transfer(
-        Web3.to_checksum_address(address), 1_000 * KMC))
+    # the staking account (the node's own key) gets KMC from the deployer (and gas money
+    # where the L1's genesis did not fund the devnet keys: anvil), then stakes
+    l1 = staking["l1"]
+    send_l1(l1, DEV_KEYS[0], staking["token"].functions.transfer(Web3.to_checksum_address(address), 1_000 * KMC))
+    if l1.eth.get_balance(Web3.to_checksum_address(address)) < 10**18:
+        funder = Account.from_key(DEV_KEYS[0])
+        tx = {"to": Web3.to_checksum_address(address), "value": 10**19, "gas": 21_000, "chainId": l1.eth.chain_id,
+              "nonce": l1.eth.get_transaction_count(funder.address), "gasPrice": 2 * l1.eth.gas_price}
+        l1.eth.wait_for_transaction_receipt(l1.eth.send_raw_transaction(funder.sign_transaction(tx).raw_transaction))
     res = koma("staker", "stake", "--amount", "1000",
                "--bls-keystore", arg(joiner, "--bls-keystore"),
                "--bls-password-file", arg(joiner, "--password-file"),

@@ -234,6 +234,7 @@ impl Node {
                     l1_rpc: c.l1_rpc.clone(),
                     contracts_file: c.contracts_file.clone(),
                     l1_key,
+                    consensus_chain: spec.digest(),
                 };
                 tasks.push(spawner.critical(
                     "L1 slashing",

@@ -32,6 +32,9 @@ pub(crate) struct SlashConfig {
     pub l1_rpc: String,
     pub contracts_file: PathBuf,
     pub l1_key: PrivateKeySigner,
+    /// This chain's KoMaBFT digest (`ChainSpec::digest`): the root contract must be bound
+    /// to it, or it refuses every report.
+    pub consensus_chain: B256,
 }
 
 /// Most attempts at one report while the L1 fails.
@@ -58,6 +61,31 @@ pub(crate) async fn run(
             return;
         }
     };
+    let bound = loop {
+        match RootChain::new(contracts.root_chain, &provider)
+            .consensusChain()
+            .call()
+            .await
+        {
+            Ok(chain) => break chain,
+            Err(e) => {
+                tracing::debug!(error = %e, "slashing: cannot read the root contract yet");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    };
+    if bound != config.consensus_chain {
+        tracing::error!(
+            contract = %bound,
+            ours = %config.consensus_chain,
+            "slashing: the root contract is bound to another chain spec; equivocations will not be reported"
+        );
+        let _ = stop.changed().await;
+        return;
+    }
     loop {
         let report = tokio::select! {
             Some(report) = reports.recv() => report,
