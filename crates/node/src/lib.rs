@@ -217,14 +217,8 @@ impl Node {
             };
             tasks.push(spawner.critical(
                 "L1 deposits",
-                deposits::watch_l1(deposits.clone(), watch, stop_rx.clone()),
+                deposits::watch_l1(deposits.clone(), watch.clone(), stop_rx.clone()),
             ));
-            let watch = stake::StakeConfig {
-                l1_rpc: c.l1_rpc.clone(),
-                contracts_file: c.contracts_file.clone(),
-                confirmations: c.confirmations,
-                poll: c.poll,
-            };
             tasks.push(spawner.critical(
                 "L1 staking",
                 stake::watch_l1(stake.clone(), watch, stop_rx.clone()),

@@ -20,9 +20,7 @@ use koma_consensus::{EraSets, NextSet, SetSource, Validity};
 use koma_l1::bindings::RootChain;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 /// Recent L1 blocks kept (number and hash), enough for any anchor still in use.
@@ -301,20 +299,11 @@ impl EraSets for L1Sets {
     }
 }
 
-/// Where and how to read L1.
-#[derive(Debug, Clone)]
-pub(crate) struct StakeConfig {
-    pub l1_rpc: String,
-    pub contracts_file: PathBuf,
-    pub confirmations: u64,
-    pub poll: Duration,
-}
-
 /// Reads L1 blocks into the window and the staker sets asked for, until `stop`; an L1
 /// that fails is retried, never fatal.
 pub(crate) async fn watch_l1(
     view: Arc<StakeView>,
-    config: StakeConfig,
+    config: crate::deposits::WatchConfig,
     mut stop: watch::Receiver<bool>,
 ) {
     let Some(mut requests) = view.requests_rx.lock().take() else {
