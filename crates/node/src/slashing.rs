@@ -3,7 +3,9 @@
 //! contract's `reportEquivocation`, which checks the two signatures and slashes the
 //! staker. Every node with an L1 account does so, once per staker: it waits a delay of
 //! its own (so nodes seldom send the same evidence at once), then sends only if the
-//! staker is not slashed yet. A refused report is final; an L1 that fails is retried.
+//! staker is not slashed yet. A report the contract refuses is final; any other failure
+//! (the L1 unreachable, a nonce race with the checkpoint submitter, which signs with the
+//! same account) is retried.
 
 use crate::checkpoint::wait_for_contracts;
 use alloy::network::EthereumWallet;
@@ -141,14 +143,17 @@ async fn send(provider: &DynProvider, root_chain: Address, report: &Report) -> e
     );
     let pending = match call.send().await {
         Ok(pending) => pending,
-        Err(e) => {
-            if matches!(e, alloy::contract::Error::TransportError(ref t) if t.as_error_resp().is_none())
-            {
-                return Err(e.into());
-            }
+        // the contract's own refusal (someone was first, or the evidence does not hold)
+        Err(e)
+            if e.as_decoded_interface_error::<RootChain::RootChainErrors>()
+                .is_some() =>
+        {
             tracing::warn!(signer = %report.signer, reason = %koma_l1::revert_reason(&e), "slashing: L1 refused the evidence");
             return Ok(());
         }
+        // anything else (the L1 unreachable, a nonce taken by a checkpoint submission
+        // from the same account at the same moment, ...) is worth another try
+        Err(e) => return Err(e.into()),
     };
     let receipt = pending
         .with_timeout(Some(Duration::from_secs(60)))
