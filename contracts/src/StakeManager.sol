@@ -7,11 +7,12 @@ import {BLS} from "./lib/BLS.sol";
 
 /// @title The staker set that signs checkpoints.
 /// @notice A staker locks KMC, names the address of its KoMaBFT (secp256k1) key and
-/// registers a BLS12-381 public key with a proof of possession. Joins, top-ups and exits
-/// change the *pending* set; the pending set becomes the *active* set, under the next set
-/// id, when the next checkpoint signed by the active set is accepted (RootChain). Tokens
-/// of a staker that leaves are released once its exit is active and the withdrawal delay
-/// has passed.
+/// registers a BLS12-381 public key with a proof of possession. Joins, top-ups, decreases
+/// and exits change the *pending* set; the pending set becomes the *active* set, under the
+/// next set id, when the next checkpoint signed by the active set is accepted
+/// (RootChain). Tokens a staker takes out (all of them when it leaves, a part when it
+/// decreases its stake) are released once the set without them is active and the
+/// withdrawal delay has passed; until then they can still be slashed.
 /// @dev The set lives in numbered slots. Each slot has two versions (the latest and the
 /// one before), each tagged with the set id from which it holds, so the active set stays
 /// readable while changes for the next one accumulate. A slot entry packs the address of
@@ -40,7 +41,9 @@ abstract contract StakeManager {
         uint96 amount; // KMC locked
         uint32 slot; // slot + 1 in the pending set; 0 once it has left
         uint32 exitSetId; // the set id from which its exit holds; 0 while it stays
-        uint64 withdrawableAt; // earliest timestamp of the withdrawal
+        uint64 withdrawableAt; // earliest timestamp of the withdrawal (exit or unbonding)
+        uint96 unbonding; // KMC taken out of the stake by decreaseStake, not yet withdrawn
+        uint32 unbondSetId; // the set id from which the last decrease holds
     }
 
     /// The packed checkpoint and set state, one slot (see _loadHead).
@@ -82,6 +85,9 @@ abstract contract StakeManager {
 
     event StakerJoined(address indexed owner, address indexed signer, uint256 slot, address blsKey, uint256 amount);
     event StakeIncreased(address indexed owner, uint256 amount, uint256 total);
+    event StakeDecreased(
+        address indexed owner, uint256 amount, uint256 total, uint256 unbonding, uint256 unbondSetId, uint256 withdrawableAt
+    );
     event StakerLeft(address indexed owner, uint256 slot, uint256 exitSetId, uint256 withdrawableAt);
     event StakeWithdrawn(address indexed owner, uint256 amount);
     /// A staker's key was proven to misbehave: `amount` of its stake is gone, `reward` of
@@ -104,6 +110,7 @@ abstract contract StakeManager {
     error SetFull(uint256 maxStakers);
     error AlreadyLeaving(address owner);
     error NotLeaving(address owner);
+    error UnbondingNotActive(uint256 unbondSetId, uint256 activeSetId);
     error ExitNotActive(uint256 exitSetId, uint256 activeSetId);
     error WithdrawalDelayNotOver(uint256 withdrawableAt);
     error SetNotEmpty();
@@ -167,7 +174,9 @@ abstract contract StakeManager {
             amount: uint96(amount),
             slot: slot + 1,
             exitSetId: 0,
-            withdrawableAt: 0
+            withdrawableAt: 0,
+            unbonding: 0,
+            unbondSetId: 0
         });
         signerOwner[signer] = msg.sender;
         keyOwner[keyContract] = msg.sender;
@@ -198,6 +207,32 @@ abstract contract StakeManager {
 
         stakingToken.safeTransferFrom(msg.sender, address(this), amount);
         emit StakeIncreased(msg.sender, amount, total);
+    }
+
+    /// Takes `amount` KMC out of the caller's stake; at least `minStake` must stay. The
+    /// weight falls with the next set; the tokens can be withdrawn once that set is
+    /// active and `withdrawalDelay` seconds have passed (until then they can be slashed
+    /// with the rest). A second decrease before the withdrawal adds to the first and
+    /// restarts the wait for the whole unbonding amount.
+    function decreaseStake(uint256 amount) external {
+        Staker storage s = stakers[msg.sender];
+        if (s.slot == 0) revert NotStaker(msg.sender);
+        if (amount == 0) revert ZeroAmount();
+        uint256 left = amount < s.amount ? s.amount - amount : 0;
+        if (left < minStake) revert StakeTooLow(left, minStake);
+        uint64 oldWeight = _weight(s.amount);
+        uint64 newWeight = _weight(left);
+        uint32 unbondSetId = _loadHead().setId + 1;
+        uint64 withdrawableAt = uint64(block.timestamp + withdrawalDelay);
+        s.amount = uint96(left);
+        s.unbonding += uint96(amount);
+        s.unbondSetId = unbondSetId;
+        s.withdrawableAt = withdrawableAt;
+
+        _writeSlot(s.slot - 1, s.blsKey, newWeight);
+        pendingTotalWeight = pendingTotalWeight - oldWeight + newWeight;
+        _pendingChanged();
+        emit StakeDecreased(msg.sender, amount, left, s.unbonding, unbondSetId, withdrawableAt);
     }
 
     /// Leaves the pending set. The tokens can be withdrawn once the set without the caller
@@ -238,6 +273,12 @@ abstract contract StakeManager {
         if (owner == address(0)) revert UnknownSigner(signer);
         Staker storage s = stakers[owner];
         if (s.slot != 0) _leave(s, owner);
+        // tokens still unbonding answer for the signatures made with them
+        if (s.unbonding != 0) {
+            s.amount += s.unbonding;
+            s.unbonding = 0;
+            s.unbondSetId = 0;
+        }
         uint256 amount = uint256(s.amount) * SLASH_BPS / 10_000;
         // no reward for reporting oneself (it would only soften the penalty)
         uint256 reward = reporter == owner || reporter == signer ? 0 : amount * REPORTER_BPS / 10_000;
@@ -248,18 +289,33 @@ abstract contract StakeManager {
         emit Slashed(owner, signer, amount, reporter, reward);
     }
 
-    /// Pays out the tokens of a staker whose exit is active and whose delay is over.
+    /// Pays out what the caller took out and may now have: everything once its exit is
+    /// active and the delay is over (the staker record is then gone), or, for a staker
+    /// that stays, the unbonding amount of its decreases once their set is active and
+    /// the delay is over.
     function withdraw() external {
         Staker memory s = stakers[msg.sender];
-        if (s.exitSetId == 0) revert NotLeaving(msg.sender);
         uint256 activeSetId = _loadHead().setId;
-        if (activeSetId < s.exitSetId) revert ExitNotActive(s.exitSetId, activeSetId);
+        if (s.exitSetId != 0) {
+            if (activeSetId < s.exitSetId) revert ExitNotActive(s.exitSetId, activeSetId);
+            if (block.timestamp < s.withdrawableAt) revert WithdrawalDelayNotOver(s.withdrawableAt);
+            uint256 total = uint256(s.amount) + s.unbonding;
+            delete stakers[msg.sender];
+            delete signerOwner[s.signer];
+            delete keyOwner[s.blsKey];
+            stakingToken.safeTransfer(msg.sender, total);
+            emit StakeWithdrawn(msg.sender, total);
+            return;
+        }
+        if (s.unbonding == 0) revert NotLeaving(msg.sender);
+        if (activeSetId < s.unbondSetId) revert UnbondingNotActive(s.unbondSetId, activeSetId);
         if (block.timestamp < s.withdrawableAt) revert WithdrawalDelayNotOver(s.withdrawableAt);
-        delete stakers[msg.sender];
-        delete signerOwner[s.signer];
-        delete keyOwner[s.blsKey];
-        stakingToken.safeTransfer(msg.sender, s.amount);
-        emit StakeWithdrawn(msg.sender, s.amount);
+        Staker storage stored = stakers[msg.sender];
+        stored.unbonding = 0;
+        stored.unbondSetId = 0;
+        stored.withdrawableAt = 0;
+        stakingToken.safeTransfer(msg.sender, s.unbonding);
+        emit StakeWithdrawn(msg.sender, s.unbonding);
     }
 
     /// Makes the pending set active while the active set is empty (at deployment, or if

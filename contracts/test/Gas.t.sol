@@ -127,6 +127,29 @@ contract StakingGas is Fixture {
         recordLast("unstake", data);
     }
 
+    function test_gas_decreaseStake() public {
+        bytes memory data = abi.encodeCall(root.decreaseStake, (40 ether));
+        vm.prank(ownerOf(3));
+        (bool ok,) = address(root).call(data);
+        assertTrue(ok, "decreaseStake");
+        recordLast("decreaseStake", data);
+    }
+
+    /// Withdrawing what a decrease took out, for a staker that stays.
+    function test_gas_withdrawUnbonded() public {
+        vm.prank(ownerOf(3));
+        root.decreaseStake(40 ether);
+        submit(checkpoint(1, 0, 31), none());
+        vm.warp(block.timestamp + DELAY);
+        bytes memory data = abi.encodeCall(root.withdraw, ());
+        vm.cool(address(root));
+        vm.cool(address(token));
+        vm.prank(ownerOf(3));
+        (bool ok,) = address(root).call(data);
+        assertTrue(ok, "withdraw");
+        recordLast("withdraw_unbonded", data);
+    }
+
     /// A checkpoint that also activates a pending set change, against one that does not.
     function test_gas_checkpointActivatingASetChange() public {
         vm.prank(ownerOf(3));

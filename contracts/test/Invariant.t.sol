@@ -27,7 +27,8 @@ contract Handler is Test {
     bool public thresholdBroken; // a checkpoint was accepted at or below 2/3, or refused above it
     mapping(uint256 => bool) public joined; // staker i has a record (staking or leaving)
     mapping(uint256 => bool) public pending; // staker i is in the pending set
-    mapping(uint256 => uint256) public amountOf;
+    mapping(uint256 => uint256) public amountOf; // staked and unbonding, not withdrawn
+    mapping(uint256 => uint256) public unbondingOf; // taken out by decreases, not withdrawn
     mapping(uint256 => bool) public slashedKey; // staker i's KoMaBFT key was slashed
     mapping(address => uint256) internal indexOfSigner;
     uint256[STAKERS] internal sk;
@@ -91,6 +92,31 @@ contract Handler is Test {
         locked += amount;
     }
 
+    function decrease(uint256 seed, uint256 amount) external {
+        uint256 i = seed % STAKERS;
+        if (!pending[i]) return;
+        uint256 staked = amountOf[i] - unbondingOf[i];
+        if (staked <= 1 ether) return; // the minimum must stay
+        amount = bound(amount, 1, staked - 1 ether);
+        vm.prank(owner(i));
+        root.decreaseStake(amount);
+        unbondingOf[i] += amount;
+    }
+
+    /// A staker that stays takes out its unbonding tokens once it may.
+    function withdrawUnbonded(uint256 seed) external {
+        uint256 i = seed % STAKERS;
+        if (!pending[i] || unbondingOf[i] == 0) return;
+        uint256 before = token.balanceOf(owner(i));
+        vm.prank(owner(i));
+        (bool ok,) = address(root).call(abi.encodeCall(root.withdraw, ()));
+        if (!ok) return; // its set is not active yet, or the delay is not over
+        assertEq(token.balanceOf(owner(i)) - before, unbondingOf[i], "paid the unbonding amount");
+        amountOf[i] -= unbondingOf[i];
+        locked -= unbondingOf[i];
+        unbondingOf[i] = 0;
+    }
+
     function unstake(uint256 seed) external {
         uint256 i = seed % STAKERS;
         if (!pending[i]) return;
@@ -108,6 +134,7 @@ contract Handler is Test {
         joined[i] = false;
         locked -= amountOf[i];
         amountOf[i] = 0;
+        unbondingOf[i] = 0;
     }
 
     /// Staker i signs two units with the same seq and someone reports them: half its
@@ -128,6 +155,7 @@ contract Handler is Test {
         rewards += reward;
         slashedKey[i] = true;
         pending[i] = false;
+        unbondingOf[i] = 0; // joined the rest, withdrawable at the exit
     }
 
     function passTime(uint256 secondsLater) external {

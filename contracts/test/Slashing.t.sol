@@ -65,7 +65,7 @@ contract SlashingTest is Fixture {
 
         uint256 cut = STAKE / 2;
         uint256 reward = cut / 10;
-        (,, uint96 amount, uint32 slot, uint32 exitSetId,) = root.stakers(ownerOf(0));
+        (,, uint96 amount, uint32 slot, uint32 exitSetId,,,) = root.stakers(ownerOf(0));
         assertEq(uint256(amount), STAKE - cut, "half the stake is gone");
         assertEq(slot, 0, "out of the pending set");
         assertEq(exitSetId, 2, "its exit holds from the next set");
@@ -119,8 +119,24 @@ contract SlashingTest is Fixture {
         vm.prank(ownerOf(0));
         root.unstake();
         report(unitA, sigA, unitB, sigB, era, keyBlock);
-        (,, uint96 amount,,,) = root.stakers(ownerOf(0));
+        (,, uint96 amount,,,,,) = root.stakers(ownerOf(0));
         assertEq(uint256(amount), STAKE / 2, "slashed while unbonding");
+    }
+
+    function test_vector_slashesTheUnbondingPartToo() public {
+        // tokens taken out by a decrease still answer for the signatures made with them
+        vm.prank(ownerOf(0));
+        root.decreaseStake(STAKE / 4);
+        report(unitA, sigA, unitB, sigB, era, keyBlock);
+        (,, uint96 amount, uint32 slot,,, uint96 unbonding,) = root.stakers(ownerOf(0));
+        assertEq(uint256(amount), STAKE / 2, "half of stake plus unbonding is gone");
+        assertEq(uint256(unbonding), 0, "the unbonding part joined the rest");
+        assertEq(slot, 0, "out of the pending set");
+        submit(checkpoint(1, 0, 31), none());
+        vm.warp(block.timestamp + DELAY);
+        vm.prank(ownerOf(0));
+        root.withdraw();
+        assertEq(token.balanceOf(ownerOf(0)), STAKE / 2, "the unslashed half paid out, once");
     }
 
     // ---- forged or malformed evidence ----

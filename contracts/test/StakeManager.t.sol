@@ -19,7 +19,7 @@ contract StakeManagerTest is Fixture {
 
     function test_join_recordsStakerAndPendingSet() public {
         join(0, 5 ether);
-        (address signer, address keyContract, uint96 amount, uint32 slot, uint32 exitSetId,) = root.stakers(ownerOf(0));
+        (address signer, address keyContract, uint96 amount, uint32 slot, uint32 exitSetId,,,) = root.stakers(ownerOf(0));
         assertEq(signer, signerOf(0), "signer");
         assertEq(uint256(amount), 5 ether, "amount");
         assertEq(slot, 1, "slot 0 (stored + 1)");
@@ -100,7 +100,7 @@ contract StakeManagerTest is Fixture {
         // another owner with staker 0's BLS key (and a valid proof: it knows the secret)
         bytes memory pk0 = keyOf(0);
         pop = BlsKeys.sign(skOf[0], root.popMessage(ownerOf(1), signerOf(1), pk0), BLS.POP_DST);
-        (, address keyContract,,,,) = root.stakers(ownerOf(0));
+        (, address keyContract,,,,,,) = root.stakers(ownerOf(0));
         vm.prank(ownerOf(1));
         vm.expectRevert(abi.encodeWithSelector(StakeManager.KeyTaken.selector, keyContract));
         root.stake(5 ether, signerOf(1), pk0, pop);
@@ -136,7 +136,7 @@ contract StakeManagerTest is Fixture {
         vm.expectRevert();
         root.stake(5 ether, signerOf(0), pk, pop);
         assertEq(token.balanceOf(address(root)), 0, "nothing locked");
-        (, address keyContract,,,,) = root.stakers(ownerOf(0));
+        (, address keyContract,,,,,,) = root.stakers(ownerOf(0));
         assertEq(keyContract, address(0), "nothing recorded");
     }
 
@@ -195,7 +195,7 @@ contract StakeManagerTest is Fixture {
         fund(ownerOf(0), 30 ether);
         vm.prank(ownerOf(0));
         root.restake(30 ether);
-        (,, uint96 amount,,,) = root.stakers(ownerOf(0));
+        (,, uint96 amount,,,,,) = root.stakers(ownerOf(0));
         assertEq(uint256(amount), 40 ether, "amount");
         (, uint256 total,,,) = root.head();
         assertEq(total, 40 ether / 1 gwei, "active weight unchanged until the checkpoint");
@@ -222,13 +222,111 @@ contract StakeManagerTest is Fixture {
         root.restake(0);
     }
 
+    // ---- decreasing ----
+
+    function test_decrease_lowersWeightForTheNextSetAndPaysOutAfterTheDelay() public {
+        genesis(4, 10 ether);
+        vm.prank(ownerOf(0));
+        root.decreaseStake(4 ether);
+        (,, uint96 amount, uint32 slot,, uint64 withdrawableAt, uint96 unbonding, uint32 unbondSetId) =
+            root.stakers(ownerOf(0));
+        assertEq(uint256(amount), 6 ether, "stake left");
+        assertEq(slot, 1, "still in the set");
+        assertEq(uint256(unbonding), 4 ether, "unbonding");
+        assertEq(unbondSetId, 2, "holds from set 2");
+        assertEq(withdrawableAt, block.timestamp + DELAY, "delay");
+        assertEq(uint256(root.pendingTotalWeight()), 36 ether / 1 gwei, "pending weight");
+        (, uint256 total,,,) = root.head();
+        assertEq(total, 40 ether / 1 gwei, "active weight unchanged until the checkpoint");
+        // the old weight still signs: no withdrawal before the set without it is active
+        vm.prank(ownerOf(0));
+        vm.expectRevert(abi.encodeWithSelector(StakeManager.UnbondingNotActive.selector, 2, 1));
+        root.withdraw();
+        submit(checkpoint(1, 0, 31), none());
+        (, total,,,) = root.head();
+        assertEq(total, 36 ether / 1 gwei, "new weight active");
+        vm.prank(ownerOf(0));
+        vm.expectRevert(abi.encodeWithSelector(StakeManager.WithdrawalDelayNotOver.selector, withdrawableAt));
+        root.withdraw();
+        vm.warp(withdrawableAt);
+        uint256 before = token.balanceOf(ownerOf(0));
+        vm.prank(ownerOf(0));
+        root.withdraw();
+        assertEq(token.balanceOf(ownerOf(0)) - before, 4 ether, "the unbonded part paid out");
+        (,, amount, slot,,, unbonding,) = root.stakers(ownerOf(0));
+        assertEq(uint256(amount), 6 ether, "the rest stays staked");
+        assertEq(slot, 1, "and in the set");
+        assertEq(uint256(unbonding), 0, "nothing left unbonding");
+        vm.prank(ownerOf(0));
+        vm.expectRevert(abi.encodeWithSelector(StakeManager.NotLeaving.selector, ownerOf(0)));
+        root.withdraw(); // once
+        submit(checkpoint(2, 32, 63), none());
+    }
+
+    function test_decrease_refusesBelowMinimumNonStakerZeroAndLeaver() public {
+        join(0, 5 ether); // minimum 1 ether
+        vm.startPrank(ownerOf(0));
+        vm.expectRevert(abi.encodeWithSelector(StakeManager.StakeTooLow.selector, 0.5 ether, 1 ether));
+        root.decreaseStake(4.5 ether);
+        vm.expectRevert(abi.encodeWithSelector(StakeManager.StakeTooLow.selector, 0, 1 ether));
+        root.decreaseStake(6 ether); // more than staked
+        vm.expectRevert(StakeManager.ZeroAmount.selector);
+        root.decreaseStake(0);
+        root.decreaseStake(4 ether); // exactly the minimum stays
+        root.unstake();
+        vm.expectRevert(abi.encodeWithSelector(StakeManager.NotStaker.selector, ownerOf(0)));
+        root.decreaseStake(1 ether); // left already
+        vm.stopPrank();
+        vm.prank(ownerOf(1));
+        vm.expectRevert(abi.encodeWithSelector(StakeManager.NotStaker.selector, ownerOf(1)));
+        root.decreaseStake(1 ether);
+    }
+
+    function test_decreaseThenLeave_paysBothAtTheExit() public {
+        genesis(4, 10 ether);
+        vm.prank(ownerOf(2));
+        root.decreaseStake(3 ether);
+        vm.warp(block.timestamp + 100);
+        vm.prank(ownerOf(2));
+        root.unstake();
+        submit(checkpoint(1, 0, 31), none());
+        (,,,,, uint64 withdrawableAt,,) = root.stakers(ownerOf(2));
+        vm.warp(withdrawableAt);
+        uint256 before = token.balanceOf(ownerOf(2));
+        vm.prank(ownerOf(2));
+        root.withdraw();
+        assertEq(token.balanceOf(ownerOf(2)) - before, 10 ether, "stake and unbonding, once");
+        (, address keyContract,,,,,,) = root.stakers(ownerOf(2));
+        assertEq(keyContract, address(0), "record gone");
+    }
+
+    function test_secondDecrease_addsAndRestartsTheWait() public {
+        genesis(4, 10 ether);
+        vm.prank(ownerOf(1));
+        root.decreaseStake(2 ether);
+        submit(checkpoint(1, 0, 31), none());
+        vm.warp(block.timestamp + DELAY / 2);
+        vm.prank(ownerOf(1));
+        root.decreaseStake(3 ether);
+        (,,,,, uint64 withdrawableAt, uint96 unbonding, uint32 unbondSetId) = root.stakers(ownerOf(1));
+        assertEq(uint256(unbonding), 5 ether, "both decreases");
+        assertEq(unbondSetId, 3, "from the set after the second");
+        assertEq(withdrawableAt, block.timestamp + DELAY, "the wait restarts");
+        submit(checkpoint(2, 32, 63), none());
+        vm.warp(withdrawableAt);
+        uint256 before = token.balanceOf(ownerOf(1));
+        vm.prank(ownerOf(1));
+        root.withdraw();
+        assertEq(token.balanceOf(ownerOf(1)) - before, 5 ether, "paid out");
+    }
+
     // ---- leaving ----
 
     function test_unstakeThenWithdraw_afterActivationAndDelay() public {
         genesis(4, 10 ether);
         vm.prank(ownerOf(1));
         root.unstake();
-        (,,, uint32 slot, uint32 exitSetId, uint64 withdrawableAt) = root.stakers(ownerOf(1));
+        (,,, uint32 slot, uint32 exitSetId, uint64 withdrawableAt,,) = root.stakers(ownerOf(1));
         assertEq(slot, 0, "out of the pending set");
         assertEq(exitSetId, 2, "exit holds from set 2");
         assertEq(withdrawableAt, block.timestamp + DELAY, "delay");
@@ -269,7 +367,7 @@ contract StakeManagerTest is Fixture {
         vm.prank(ownerOf(2));
         root.unstake();
         join(4, 20 ether); // takes slot 2 in the pending set
-        (,,, uint32 slot,,) = root.stakers(ownerOf(4));
+        (,,, uint32 slot,,,,) = root.stakers(ownerOf(4));
         assertEq(slot, 3, "slot 2 reused");
         // the active set still has staker 2 in slot 2: a checkpoint without it is signed
         // by the other three and names slot 2 absent

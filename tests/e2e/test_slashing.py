@@ -45,7 +45,7 @@ def test_an_equivocating_staker_is_slashed_on_l1_and_left_out_of_later_eras(tmp_
         assert slash["signer"] == signer and slash["owner"] == owner
         assert slash["amount"] == staked // 2 and slash["reward"] == staked // 2 // 10
         assert slash["reporter"].lower() in {n.producer.lower() for n in honest}, slash
-        _, _, amount, slot, exit_set, _ = root.functions.stakers(owner).call()
+        _, _, amount, slot, exit_set, *_ = root.functions.stakers(owner).call()
         assert amount == staked - staked // 2 and slot == 0 and exit_set > 0
         wait_until("the reporting node to see its receipt",
                    lambda: any("equivocator slashed on L1" in n.stderr() for n in c.nodes), timeout=30)

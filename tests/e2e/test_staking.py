@@ -4,7 +4,8 @@ four of them stakers from genesis, once on the devnet's development L1 and once 
 as the L1: the fifth stakes on L1 with `koma staker stake` and
 becomes a staker of the next era (its units counted, its BLS signature in checkpoints);
 a genesis staker unstakes, leaves at an era boundary, and withdraws once the delay is
-over. Finality goes on across every switch, with no restart."""
+over; another takes part of its stake out, weighs less from the next era and withdraws
+that part after the delay. Finality goes on across every switch, with no restart."""
 
 from __future__ import annotations
 
@@ -170,4 +171,43 @@ def test_a_staker_unstakes_leaves_at_the_era_boundary_and_withdraws_after_the_de
     assert status(c, leaver)["status"] == "none"
     twice = koma("staker", "withdraw", *l1_args(c), *staker_args(leaver))
     assert twice.returncode != 0 and "NotLeaving" in twice.stderr, twice.stderr
+    assert_finality_goes_on(c)
+
+
+def test_a_staker_takes_part_of_its_stake_out_stays_and_withdraws_it_after_the_delay(staking):
+    c: Cluster = staking["cluster"]
+    node = c.nodes[2]
+    address = node.producer.lower()
+    _, members, by_address = era_set(c.nodes[0])
+    assert address in members
+    staked = by_address[address]["stake"]
+    before = staking["token"].functions.balanceOf(Web3.to_checksum_address(address)).call()
+
+    # more than what may leave (the minimum must stay) is refused with the contract's error
+    too_much = koma("staker", "unstake", "--amount", str(staked // 10**9), *l1_args(c), *staker_args(node))
+    assert too_much.returncode != 0 and "StakeTooLow" in too_much.stderr, too_much.stderr
+    res = koma("staker", "unstake", "--amount", "400", *l1_args(c), *staker_args(node))
+    assert res.returncode == 0, res.stderr
+    st = status(c, node)
+    assert st["status"] in ("active", "pending") and st["unbonding"] == "400", st
+    assert not st["unbondingWithdrawable"]
+    early = koma("staker", "withdraw", *l1_args(c), *staker_args(node))
+    assert early.returncode != 0, early.stdout
+    assert "UnbondingNotActive" in early.stderr or "WithdrawalDelayNotOver" in early.stderr, early.stderr
+
+    # the lower weight holds from the next era on every node; the staker stays in the set
+    wait_until("the lower weight in every node's era set",
+               lambda: all(era_set(n)[2].get(address, {}).get("stake") == staked - 400 * 10**9 for n in c.nodes),
+               timeout=180)
+    assert_finality_goes_on(c)
+
+    wait_until("the unbonding KMC withdrawable", lambda: status(c, node)["unbondingWithdrawable"],
+               timeout=WITHDRAWAL_DELAY + 90)
+    res = koma("staker", "withdraw", *l1_args(c), *staker_args(node))
+    assert res.returncode == 0, res.stderr
+    after = staking["token"].functions.balanceOf(Web3.to_checksum_address(address)).call()
+    assert after - before == 400 * KMC
+    st = status(c, node)
+    assert st["status"] == "active" and st["unbonding"] == "0", st
+    assert address in era_set(c.nodes[0])[1]
     assert_finality_goes_on(c)

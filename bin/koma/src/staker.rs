@@ -20,10 +20,11 @@ pub enum StakerCommand {
     /// Lock KMC on L1 and join the staker set (from the next set on), with a KoMaBFT
     /// signer address and a BLS key proven by a proof of possession.
     Stake(StakeArgs),
-    /// Leave the staker set; the KMC is withdrawable once the set without this staker
-    /// is active on L1 and the withdrawal delay has passed.
-    Unstake(ActArgs),
-    /// Pay out the KMC of a staker that left (see `unstake`).
+    /// Leave the staker set, or with `--amount` take that much out of the stake and stay;
+    /// the KMC is withdrawable once the set without it is active on L1 and the
+    /// withdrawal delay has passed (until then it can still be slashed).
+    Unstake(UnstakeArgs),
+    /// Pay out the KMC taken out by `unstake` once it may be withdrawn.
     Withdraw(ActArgs),
     /// Where a staker stands: stake, signer, slot, and active / pending / unbonding.
     Status(StatusArgs),
@@ -69,6 +70,16 @@ pub struct ActArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct UnstakeArgs {
+    /// KMC to take out of the stake (decimals allowed); at least the contract's minimum
+    /// stake must stay. Without it the staker leaves the set with everything.
+    #[arg(long)]
+    pub amount: Option<String>,
+    #[command(flatten)]
+    pub act: ActArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The staker (its owner address); default: the account's own address.
     #[arg(long)]
@@ -82,8 +93,15 @@ pub struct StatusArgs {
 pub async fn run(cmd: StakerCommand) -> eyre::Result<()> {
     match cmd {
         StakerCommand::Stake(args) => stake(args).await,
-        StakerCommand::Unstake(args) => act(args, "unstake").await,
-        StakerCommand::Withdraw(args) => act(args, "withdraw").await,
+        StakerCommand::Unstake(UnstakeArgs {
+            amount: None,
+            act: a,
+        }) => act(a, Action::Unstake).await,
+        StakerCommand::Unstake(UnstakeArgs {
+            amount: Some(amount),
+            act: a,
+        }) => act(a, Action::Decrease(parse_amount(&amount, 18)?)).await,
+        StakerCommand::Withdraw(args) => act(args, Action::Withdraw).await,
         StakerCommand::Status(args) => status(args).await,
     }
 }
@@ -124,7 +142,15 @@ async fn stake(args: StakeArgs) -> eyre::Result<()> {
     Ok(())
 }
 
-async fn act(args: ActArgs, what: &str) -> eyre::Result<()> {
+/// A transaction `koma staker` sends for the staker itself.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Unstake,
+    Decrease(U256),
+    Withdraw,
+}
+
+async fn act(args: ActArgs, action: Action) -> eyre::Result<()> {
     let contracts = contracts(&args.l1)?;
     let owner = args.account.signer()?;
     let address = owner.address();
@@ -132,9 +158,10 @@ async fn act(args: ActArgs, what: &str) -> eyre::Result<()> {
         .wallet(EthereumWallet::from(owner))
         .connect_http(url(&args.l1.l1_rpc)?);
     let root = RootChain::new(contracts.root_chain, &provider);
-    let sent = match what {
-        "unstake" => root.unstake().send().await,
-        _ => root.withdraw().send().await,
+    let (what, sent) = match action {
+        Action::Unstake => ("unstake", root.unstake().send().await),
+        Action::Decrease(amount) => ("decrease", root.decreaseStake(amount).send().await),
+        Action::Withdraw => ("withdraw", root.withdraw().send().await),
     };
     let receipt = sent
         .map_err(|e| eyre!("{what} refused: {}", koma_l1::revert_reason(&e)))?
@@ -161,6 +188,10 @@ struct Status {
     /// active, pending (joined, not active yet), leaving (still in the active set),
     /// unbonding (left, waiting for the delay), withdrawable, or none.
     status: &'static str,
+    /// KMC taken out of a staying stake (`unstake --amount`) and not withdrawn yet.
+    unbonding: String,
+    /// Whether `withdraw` pays that out now (its set is active, the delay is over).
+    unbonding_withdrawable: bool,
     /// Whether the staker's KoMaBFT key was slashed for misbehaving (it then leaves the
     /// set, and the key can never stake again).
     slashed: bool,
@@ -207,6 +238,10 @@ async fn status(args: StatusArgs) -> eyre::Result<()> {
         signer: s.signer,
         amount: format_units(U256::from(s.amount), 18),
         status,
+        unbonding: format_units(U256::from(s.unbonding), 18),
+        unbonding_withdrawable: s.unbonding != 0
+            && u64::from(s.unbondSetId) <= active_set_id
+            && now >= s.withdrawableAt,
         slashed: s.signer != Address::ZERO && root.slashed(s.signer).call().await?,
         active_set_id,
         exit_set_id: u64::from(s.exitSetId),

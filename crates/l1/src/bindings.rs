@@ -64,11 +64,13 @@ sol! {
         function pendingStakerCount() external view returns (uint32);
         function pendingTotalWeight() external view returns (uint64);
         function slotCount() external view returns (uint32);
-        function stakers(address owner) external view returns (address signer, address blsKey, uint96 amount, uint32 slot, uint32 exitSetId, uint64 withdrawableAt);
+        function stakers(address owner) external view returns (address signer, address blsKey, uint96 amount, uint32 slot, uint32 exitSetId, uint64 withdrawableAt, uint96 unbonding, uint32 unbondSetId);
+        function decreaseStake(uint256 amount) external;
 
         event CheckpointSubmitted(uint256 indexed number, uint256 start, uint256 end, bytes32 root);
         event StakerJoined(address indexed owner, address indexed signer, uint256 slot, address blsKey, uint256 amount);
         event StakeIncreased(address indexed owner, uint256 amount, uint256 total);
+        event StakeDecreased(address indexed owner, uint256 amount, uint256 total, uint256 unbonding, uint256 unbondSetId, uint256 withdrawableAt);
         event StakerLeft(address indexed owner, uint256 slot, uint256 exitSetId, uint256 withdrawableAt);
         event StakeWithdrawn(address indexed owner, uint256 amount);
         event PendingSetChanged(uint256 indexed setId, bytes32 commit, uint256 totalWeight, bytes aggregateKey);
@@ -113,6 +115,7 @@ sol! {
         error AlreadyLeaving(address owner);
         error NotLeaving(address owner);
         error ExitNotActive(uint256 exitSetId, uint256 activeSetId);
+        error UnbondingNotActive(uint256 unbondSetId, uint256 activeSetId);
         error WithdrawalDelayNotOver(uint256 withdrawableAt);
         error SetNotEmpty();
         error NothingPending();
