@@ -47,6 +47,11 @@ def test_an_equivocating_staker_is_slashed_on_l1_and_left_out_of_later_eras(tmp_
         assert slash["reporter"].lower() in {n.producer.lower() for n in honest}, slash
         _, _, amount, slot, exit_set, *_ = root.functions.stakers(owner).call()
         assert amount == staked - staked // 2 and slot == 0 and exit_set > 0
+        # still a member of the current era, every honest node lists it as slashed
+        def listed_slashed(node) -> bool:
+            entry = next(v for v in node.call("koma_validators") if v["address"].lower() == signer.lower())
+            return entry["status"] == "slashed"
+        wait_until("the equivocator listed as slashed", lambda: all(listed_slashed(n) for n in honest), timeout=20)
         wait_until("the reporting node to see its receipt",
                    lambda: any("equivocator slashed on L1" in n.stderr() for n in c.nodes), timeout=30)
         res = run([str(koma_bin()), "--log", "warn", "staker", "status", "--l1-rpc", c.l1.http_url,

@@ -62,9 +62,17 @@ def finalized(node) -> int:
 
 
 def era_set(node) -> tuple[int, set[str], dict]:
-    validators = node.call("koma_validators")
+    """The node's current era: its number, its members and their entries (stakers
+    pending on L1, in no era yet, are left out)."""
+    validators = [v for v in node.call("koma_validators") if v["index"] is not None]
     return (validators[0]["era"], {v["address"].lower() for v in validators},
             {v["address"].lower(): v for v in validators})
+
+
+def l1_status(node, address: str) -> str | None:
+    """What `koma_validators` on `node` says of `address` (from the L1 stake table)."""
+    entry = next((v for v in node.call("koma_validators") if v["address"].lower() == address), None)
+    return entry and entry["status"]
 
 
 def l1_args(c: Cluster) -> list[str]:
@@ -111,6 +119,12 @@ def test_a_fifth_node_stakes_on_l1_and_joins_the_next_era(staking):
     assert res.returncode == 0, res.stderr
     assert "staked 1000 KMC" in res.stdout, res.stdout
     assert status(c, joiner)["status"] in ("pending", "active")
+    # every node lists it as pending (on L1, in no era yet) before it becomes a member
+    wait_until("the joiner listed as pending", lambda: all(
+        l1_status(n, address) == "pending" or address in era_set(n)[1] for n in c.nodes), timeout=30)
+    entry = next(v for v in c.nodes[0].call("koma_validators") if v["address"].lower() == address)
+    if entry["index"] is None:
+        assert entry["status"] == "pending" and entry["era"] is None and entry["stake"] == 1_000 * 10**9, entry
     # a second stake of the same owner is refused with the contract's error
     again = koma("staker", "stake", "--amount", "1000",
                  "--bls-keystore", arg(joiner, "--bls-keystore"),
@@ -151,6 +165,9 @@ def test_a_staker_unstakes_leaves_at_the_era_boundary_and_withdraws_after_the_de
     res = koma("staker", "unstake", *l1_args(c), *staker_args(leaver))
     assert res.returncode == 0, res.stderr
     assert status(c, leaver)["status"] in ("leaving", "unbonding")
+    # still a member of the current era, now listed as unbonding (out of the pending set)
+    wait_until("the leaver listed as unbonding", lambda: l1_status(c.nodes[0], address) == "unbonding", timeout=20)
+    assert address in era_set(c.nodes[0])[1]
     early = koma("staker", "withdraw", *l1_args(c), *staker_args(leaver))
     assert early.returncode != 0, early.stdout
     assert "ExitNotActive" in early.stderr or "WithdrawalDelayNotOver" in early.stderr, early.stderr

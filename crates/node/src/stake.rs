@@ -100,6 +100,19 @@ enum Fetch {
     },
 }
 
+/// Where the stakers stand on L1 now (for `koma_validators`), read at the newest L1 block
+/// this node polled; nothing consensus decides depends on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct StakerTable {
+    /// The L1 block it was read at.
+    pub l1_block: u64,
+    /// The pending set (signer, weight): what the next set id will hold.
+    pub pending: Vec<(Address, u64)>,
+    /// Signers (of the pending or active set, or members of this node's era) whose
+    /// KoMaBFT key was slashed.
+    pub slashed: std::collections::HashSet<Address>,
+}
+
 /// This node's view of L1 for staking: recent blocks (to anchor and check anchors) and
 /// the staker sets read at anchors (for era switches).
 #[derive(Debug)]
@@ -120,6 +133,11 @@ pub struct StakeView {
     reports: mpsc::UnboundedSender<crate::slashing::Report>,
     reports_rx: Mutex<Option<mpsc::UnboundedReceiver<crate::slashing::Report>>>,
     reported: Mutex<std::collections::HashSet<Address>>,
+    /// The stake table now, for `koma_validators` (None until read, or without an L1).
+    table: RwLock<Option<StakerTable>>,
+    /// The current era's members (the consensus task keeps it up to date), whose slashing
+    /// the table reads even once they are in no set on L1.
+    members: RwLock<Vec<Address>>,
 }
 
 impl StakeView {
@@ -138,6 +156,21 @@ impl StakeView {
             reports,
             reports_rx: Mutex::new(Some(reports_rx)),
             reported: Default::default(),
+            table: RwLock::new(None),
+            members: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// The stake table as last read from L1.
+    pub(crate) fn table(&self) -> Option<StakerTable> {
+        self.table.read().clone()
+    }
+
+    /// The current era's members (read with the table, for their L1 status).
+    pub(crate) fn set_members(&self, members: Vec<Address>) {
+        let mut current = self.members.write();
+        if *current != members {
+            *current = members;
         }
     }
 
@@ -329,6 +362,9 @@ pub(crate) async fn watch_l1(
         let result = tokio::select! {
             _ = tick.tick() => {
                 let mut result = read_window(&view, &provider).await;
+                if result.is_ok() {
+                    result = read_table(&view, &provider, contracts.root_chain).await;
+                }
                 for anchor in std::mem::take(&mut retry) {
                     if let Err(e) = read_set(&view, &provider, contracts.root_chain, anchor).await {
                         retry.push(anchor);
@@ -401,6 +437,51 @@ async fn read_window(view: &StakeView, provider: &DynProvider) -> eyre::Result<(
     if grew || moved {
         view.notify();
     }
+    Ok(())
+}
+
+/// Reads the stake table (pending set, slashed keys) at the newest L1 block, once per
+/// new L1 head.
+async fn read_table(view: &StakeView, provider: &DynProvider, root: Address) -> eyre::Result<()> {
+    let head = view.window.read().head;
+    if view
+        .table
+        .read()
+        .as_ref()
+        .is_some_and(|t| t.l1_block == head)
+    {
+        return Ok(());
+    }
+    let root = RootChain::new(root, provider);
+    let at = BlockId::number(head);
+    let pending = root.pendingSet().block(at).call().await?;
+    let pending: Vec<(Address, u64)> = pending
+        .signers
+        .iter()
+        .zip(&pending.weights)
+        .filter(|(signer, weight)| !signer.is_zero() && !weight.is_zero())
+        .map(|(signer, weight)| (*signer, u64::try_from(*weight).unwrap_or(u64::MAX)))
+        .collect();
+    let active = root.activeSet().block(at).call().await?;
+    // a slashed staker is out of the pending set at once: only the others can be slashed
+    let mut candidates: Vec<Address> = active.signers.iter().copied().collect();
+    candidates.extend(view.members.read().iter().copied());
+    candidates.sort();
+    candidates.dedup();
+    let mut slashed = std::collections::HashSet::new();
+    for signer in candidates {
+        if signer.is_zero() || pending.iter().any(|(s, _)| *s == signer) {
+            continue;
+        }
+        if root.slashed(signer).block(at).call().await? {
+            slashed.insert(signer);
+        }
+    }
+    *view.table.write() = Some(StakerTable {
+        l1_block: head,
+        pending,
+        slashed,
+    });
     Ok(())
 }
 

@@ -85,24 +85,31 @@ pub struct ThresholdStatus {
     pub last_final: Option<FinalBlock>,
 }
 
-/// A staker and its latest unit.
+/// A staker: a member of the node's current era with its latest unit, or (with the L1
+/// stake table) a staker in the pending set on L1 that is in no era yet.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidatorStatus {
-    pub index: u32,
+    /// Its index in the era (none for a staker that is not a member yet).
+    pub index: Option<u32>,
     pub address: Address,
+    /// Its weight in the era (for a pending staker: in the pending set on L1).
     pub stake: u64,
     /// Proven to have equivocated.
     pub faulty: bool,
-    /// The KoMaBFT era this entry belongs to (the node's current one).
-    pub era: u64,
+    /// The KoMaBFT era this entry belongs to (the node's current one; none for a
+    /// pending staker).
+    pub era: Option<u64>,
     pub latest_unit: Option<B256>,
     pub latest_seq: Option<u64>,
     /// Timestamp (ms) of the latest unit.
     pub latest_timestamp: Option<u64>,
     /// The round length the staker's latest unit was made with (adaptive).
     pub round_length_ms: Option<u64>,
-    /// `active`, or `faulty` once proven to have equivocated in this era.
+    /// `active`; `faulty` once proven to have equivocated in this era; and from the
+    /// stake table on L1 (docs/staking.md): `slashed` (its key was slashed on L1),
+    /// `unbonding` (it left or was removed: out of the pending set, it stays a member
+    /// until the era ends), `pending` (in the pending set on L1, in no era yet).
     pub status: &'static str,
     /// The L1 block the era's set was read at (none for the genesis set).
     pub source_l1_block: Option<u64>,

@@ -442,7 +442,8 @@ impl ConsensusTask {
         let validators = &state.validators;
         let era = self.eras.current_era();
         let source = self.eras.records().last().and_then(|r| r.source);
-        let list = validators
+        let table = self.chain.stake.table();
+        let mut list: Vec<ValidatorStatus> = validators
             .indices()
             .map(|i| {
                 let latest = state
@@ -450,26 +451,95 @@ impl ConsensusTask {
                     .get(i as usize)
                     .and_then(Observation::correct)
                     .and_then(|h| state.unit(&h));
+                let address = validators.key(i).copied().unwrap_or_default();
                 ValidatorStatus {
-                    index: i,
-                    address: validators.key(i).copied().unwrap_or_default(),
+                    index: Some(i),
+                    address,
                     stake: validators.weight(i),
                     faulty: state.is_faulty(i),
-                    era,
+                    era: Some(era),
                     latest_unit: latest.map(|u| u.hash),
                     latest_seq: latest.map(|u| u.seq),
                     latest_timestamp: latest.map(|u| u.timestamp),
                     round_length_ms: latest.map(|u| state.params.round_len(u.round_exp)),
-                    status: if state.is_faulty(i) {
-                        "faulty"
-                    } else {
-                        "active"
-                    },
+                    status: member_status(state.is_faulty(i), address, table.as_ref()),
                     source_l1_block: source.map(|s| s.l1_block),
                     set_id: source.map(|s| s.set_id),
                 }
             })
             .collect();
+        self.chain
+            .stake
+            .set_members(list.iter().map(|v| v.address).collect());
+        if let Some(table) = &table {
+            let joining: Vec<ValidatorStatus> = table
+                .pending
+                .iter()
+                .filter(|(signer, _)| !list.iter().any(|v| v.address == *signer))
+                .map(|(signer, weight)| ValidatorStatus {
+                    index: None,
+                    address: *signer,
+                    stake: *weight,
+                    faulty: false,
+                    era: None,
+                    latest_unit: None,
+                    latest_seq: None,
+                    latest_timestamp: None,
+                    round_length_ms: None,
+                    status: "pending",
+                    source_l1_block: Some(table.l1_block),
+                    set_id: None,
+                })
+                .collect();
+            list.extend(joining);
+        }
         *self.view.validators.write() = list;
+    }
+}
+
+/// A member's status: slashed on L1, else KoMaBFT's verdict, else what the stake table
+/// on L1 (if read) says.
+fn member_status(
+    faulty: bool,
+    address: alloy_primitives::Address,
+    table: Option<&crate::stake::StakerTable>,
+) -> &'static str {
+    match table {
+        Some(t) if t.slashed.contains(&address) => "slashed",
+        _ if faulty => "faulty",
+        Some(t) if !t.pending.iter().any(|(s, _)| *s == address) => "unbonding",
+        _ => "active",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::member_status;
+    use crate::stake::StakerTable;
+    use alloy_primitives::Address;
+
+    #[test]
+    fn a_members_status_follows_l1_then_komabft() {
+        let (a, b, c) = (
+            Address::repeat_byte(1),
+            Address::repeat_byte(2),
+            Address::repeat_byte(3),
+        );
+        // without a table (no L1, or not read yet) only KoMaBFT's verdict shows
+        assert_eq!(member_status(false, a, None), "active");
+        assert_eq!(member_status(true, a, None), "faulty");
+        let table = StakerTable {
+            l1_block: 7,
+            pending: vec![(a, 10), (b, 5)],
+            slashed: [c].into_iter().collect(),
+        };
+        assert_eq!(member_status(false, a, Some(&table)), "active");
+        assert_eq!(member_status(true, b, Some(&table)), "faulty");
+        // slashed on L1 wins over KoMaBFT's own verdict
+        assert_eq!(member_status(true, c, Some(&table)), "slashed");
+        assert_eq!(member_status(false, c, Some(&table)), "slashed");
+        // out of the pending set: it left, and stays a member until the era ends
+        let d = Address::repeat_byte(4);
+        assert_eq!(member_status(false, d, Some(&table)), "unbonding");
     }
 }
