@@ -134,6 +134,7 @@ fn node_config(
         forge_deposits: koma_node::ForgeDeposits::No,
         staker_key: None,
         pool: None,
+        admission: Default::default(),
         max_reorg_depth: koma_node::DEFAULT_MAX_REORG_DEPTH,
         network: Some(NetworkSettings {
             listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".parse()?],

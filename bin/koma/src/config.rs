@@ -200,6 +200,15 @@ pub struct PoolArgs {
     /// Largest transaction accepted (EIP-2718 encoded bytes). Default: 131,072.
     #[arg(long, value_parser = positive)]
     pub txpool_max_tx_size: Option<usize>,
+    /// Threads that validate incoming transactions (from RPC and peers). Default: the
+    /// number of CPUs.
+    #[arg(long, value_parser = positive)]
+    pub txpool_validation_threads: Option<usize>,
+    /// How many `nice` levels below the rest of the node those threads run, so that
+    /// block production, import and KoMaBFT get the CPU first (0-19; 0: same
+    /// priority). Default: 10.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=19))]
+    pub txpool_validation_nice: Option<u8>,
 }
 
 impl PoolArgs {
@@ -223,6 +232,18 @@ impl PoolArgs {
         base
     }
 
+    /// How incoming transactions are validated, with these flags applied.
+    pub fn admission(&self) -> koma_txpool::AdmissionConfig {
+        let mut config = koma_txpool::AdmissionConfig::default();
+        if let Some(v) = self.txpool_validation_threads {
+            config.threads = v;
+        }
+        if let Some(v) = self.txpool_validation_nice {
+            config.nice = i32::from(v);
+        }
+        config
+    }
+
     /// These flags as `koma node` arguments (for the devnet's node processes).
     pub fn to_args(&self) -> Vec<String> {
         let flags = [
@@ -234,6 +255,14 @@ impl PoolArgs {
                 self.txpool_pricebump.and_then(|v| usize::try_from(v).ok()),
             ),
             ("--txpool-max-tx-size", self.txpool_max_tx_size),
+            (
+                "--txpool-validation-threads",
+                self.txpool_validation_threads,
+            ),
+            (
+                "--txpool-validation-nice",
+                self.txpool_validation_nice.map(usize::from),
+            ),
         ];
         flags
             .into_iter()

@@ -188,6 +188,7 @@ async fn devnet(args: cli::DevnetArgs, log: &str) -> eyre::Result<()> {
         equivocate: false,
         forge_deposits: koma_node::ForgeDeposits::No,
         pool: Some(args.pool.apply(koma_node::pool_config(&spec))),
+        admission: args.pool.admission(),
         max_reorg_depth: koma_node::DEFAULT_MAX_REORG_DEPTH,
         network: None,
         checkpoint: None,
@@ -324,6 +325,7 @@ async fn node(args: cli::NodeArgs) -> eyre::Result<()> {
         #[cfg(not(feature = "test-tools"))]
         forge_deposits: koma_node::ForgeDeposits::No,
         pool: Some(pool),
+        admission: args.pool.admission(),
         max_reorg_depth: args.max_reorg_depth,
         network: args.p2p.settings()?,
         checkpoint,

@@ -51,7 +51,7 @@ use koma_primitives::ChainSpec;
 use koma_producer::{ImportError, ImportOutcome};
 use koma_rpc::{ApiConfig, FilterStore, RpcState, ServerSettings};
 use koma_storage::{ChainEvent, Database};
-use koma_txpool::{PoolConfig, TxPool};
+use koma_txpool::{Admission, AdmissionConfig, PoolConfig, TxPool};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -89,6 +89,8 @@ pub struct NodeConfig {
     /// refusal on a real network.
     pub forge_deposits: ForgeDeposits,
     pub pool: Option<PoolConfig>,
+    /// How transactions from RPC clients and peers are validated (threads, priority).
+    pub admission: AdmissionConfig,
     /// Deepest reorg the node accepts (blocks unwound).
     pub max_reorg_depth: u64,
     /// `None` runs a node without peers (a single-node devnet).
@@ -146,6 +148,7 @@ impl Node {
         let pool = Arc::new(TxPool::new(
             config.pool.unwrap_or_else(|| pool_config(&spec)),
         ));
+        let admission = Admission::start(&config.admission)?;
         let (events, _) = broadcast::channel(1024);
         let (stop, stop_rx) = watch::channel(false);
         let (spawner, failures) = TaskSpawner::new(stop_rx.clone());
@@ -262,6 +265,7 @@ impl Node {
                     .map(|(view, input, _)| (view.clone(), input.clone())),
                 checkpoint_votes,
                 spawner: spawner.clone(),
+                admission: admission.clone(),
             };
             tasks.push(spawner.critical(
                 "gossip event loop",
@@ -315,6 +319,7 @@ impl Node {
             spec: spec.clone(),
             db: db.clone(),
             pool: pool.clone(),
+            admission,
             events: events.clone(),
             filters: FilterStore::default(),
             config: config.api,

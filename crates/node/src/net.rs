@@ -121,6 +121,8 @@ pub(crate) struct NetContext {
     pub checkpoint_votes: Option<mpsc::Sender<crate::checkpoint::GossipVote>>,
     /// Spawns the event loop's own long-lived workers (critical, like the loop).
     pub spawner: crate::tasks::TaskSpawner,
+    /// Validates gossiped transactions at background priority.
+    pub admission: koma_txpool::Admission,
 }
 
 struct GossipBlock {
@@ -407,16 +409,20 @@ async fn pool_txs(ctx: NetContext, mut queue: mpsc::Receiver<GossipTxs>) {
     }) = queue.recv().await
     {
         let chain = ctx.chain.clone();
-        let invalid = tokio::task::spawn_blocking(move || {
-            let view = PoolStateView(chain.db.clone());
-            let base_fee = chain.spec.base_fee_after(&chain.db.head().header);
-            txs.iter()
-                .filter_map(|raw| chain.pool.add_raw(raw, &view, base_fee).err())
-                .find(|e| e.is_invalid_transaction())
-        })
-        .await
-        .ok()
-        .flatten();
+        let Ok(invalid) = ctx
+            .admission
+            .run(move || {
+                let view = PoolStateView(chain.db.clone());
+                let base_fee = chain.spec.base_fee_after(&chain.db.head().header);
+                txs.iter()
+                    .filter_map(|raw| chain.pool.add_raw(raw, &view, base_fee).err())
+                    .find(|e| e.is_invalid_transaction())
+            })
+            .await
+        else {
+            validation.ignore();
+            continue;
+        };
         match invalid {
             Some(e) => {
                 tracing::debug!(%from, error = %e, "invalid transaction from peer");

@@ -58,6 +58,7 @@ async fn follower_reorgs_and_announces_removed_blocks() {
         network: None,
         checkpoint: None,
         pool: None,
+        admission: Default::default(),
         max_reorg_depth: 64,
     })
     .await

@@ -26,6 +26,7 @@ async fn launch(
         forge_deposits: koma_node::ForgeDeposits::No,
         staker_key: producer.map(dev::dev_producer_key),
         pool: None,
+        admission: Default::default(),
         max_reorg_depth: 64,
         network: Some(NetworkSettings {
             listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],

@@ -20,6 +20,7 @@ async fn launch(spec: &ChainSpec, dir: &tempfile::TempDir) -> Node {
         forge_deposits: koma_node::ForgeDeposits::No,
         staker_key: Some(dev::dev_producer_key(0)),
         pool: None,
+        admission: Default::default(),
         max_reorg_depth: 64,
         network: None,
         checkpoint: None,

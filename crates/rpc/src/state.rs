@@ -135,6 +135,8 @@ pub struct RpcState {
     pub spec: Arc<ChainSpec>,
     pub db: Database,
     pub pool: Arc<TxPool>,
+    /// Runs `eth_sendRawTransaction`'s validation at background priority.
+    pub admission: koma_txpool::Admission,
     pub events: broadcast::Sender<Arc<ChainEvent>>,
     pub filters: FilterStore,
     pub config: ApiConfig,

@@ -18,6 +18,7 @@ fn state(dir: &tempfile::TempDir) -> Arc<RpcState> {
             chain_id: spec.chain_id,
             ..PoolConfig::default()
         })),
+        admission: koma_txpool::Admission::start(&Default::default()).unwrap(),
         spec,
         db,
         events: broadcast::channel(16).0,

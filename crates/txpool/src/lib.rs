@@ -66,6 +66,7 @@
     )
 )]
 
+mod admission;
 mod best;
 mod config;
 mod error;
@@ -91,6 +92,7 @@ use parking_lot::RwLock;
 use revm::context_interface::cfg::GasParams;
 use tokio::sync::broadcast;
 
+pub use admission::{Admission, AdmissionConfig, AdmissionStopped};
 pub use best::BestTransactions;
 pub use config::{GWEI, PoolConfig};
 pub use error::{PoolError, RPC_CODE_INVALID_PARAMS, RPC_CODE_POOL};

@@ -106,7 +106,7 @@ pub trait EthApi {
         overrides: Option<StateOverride>,
     ) -> RpcResult<U64>;
     #[method(name = "sendRawTransaction")]
-    fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256>;
+    async fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256>;
     #[method(name = "getTransactionByHash")]
     async fn transaction_by_hash(&self, hash: B256) -> RpcResult<Option<Transaction>>;
     #[method(name = "getTransactionByBlockHashAndIndex")]
@@ -359,8 +359,8 @@ impl EthApiServer for KomaApi {
         .await
     }
 
-    fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256> {
-        self.submit_raw(raw)
+    async fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256> {
+        self.submit_raw(raw).await
     }
 
     async fn transaction_by_hash(&self, hash: B256) -> RpcResult<Option<Transaction>> {

@@ -3,6 +3,7 @@
 use super::KomaApi;
 use super::state::storage_err;
 use crate::convert::{RpcReceipt, rpc_transaction};
+use crate::error::internal;
 use alloy::rpc::types::Transaction;
 use alloy_primitives::{B256, Bytes};
 use jsonrpsee::core::RpcResult;
@@ -12,20 +13,29 @@ use koma_txpool::PoolStateView;
 
 impl KomaApi {
     /// `eth_sendRawTransaction`: bounded work (the pool refuses more than 128 KiB before
-    /// decoding), so it answers on the async worker, as geth and reth do.
-    pub(super) fn submit_raw(&self, raw: Bytes) -> RpcResult<B256> {
+    /// decoding) that runs on the pool's admission threads, below the priority of block
+    /// production, import and KoMaBFT (a burst of transactions waits there instead of
+    /// taking the CPU from the blocks that would include them).
+    pub(super) async fn submit_raw(&self, raw: Bytes) -> RpcResult<B256> {
+        let pool = self.state.pool.clone();
         let view = PoolStateView(self.state.db.clone());
-        let hash = self
+        let base_fee = self.state.next_base_fee();
+        let (raw, added) = self
             .state
-            .pool
-            .add_raw(&raw, &view, self.state.next_base_fee())
-            .map_err(|e| {
-                let message = match &e {
-                    PoolError::Decode(_) => undecodable(&raw).unwrap_or_else(|| e.to_string()),
-                    _ => e.to_string(),
-                };
-                ErrorObjectOwned::owned(e.rpc_code(), message, None::<()>)
-            })?;
+            .admission
+            .run(move || {
+                let added = pool.add_raw(&raw, &view, base_fee);
+                (raw, added)
+            })
+            .await
+            .map_err(internal)?;
+        let hash = added.map_err(|e| {
+            let message = match &e {
+                PoolError::Decode(_) => undecodable(&raw).unwrap_or_else(|| e.to_string()),
+                _ => e.to_string(),
+            };
+            ErrorObjectOwned::owned(e.rpc_code(), message, None::<()>)
+        })?;
         if let Some(network) = &self.state.network {
             network.broadcast_transaction(raw);
         }
