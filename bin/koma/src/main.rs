@@ -8,8 +8,8 @@
 //! - `koma db verify`: re-executes a stopped node's chain and checks every root.
 //! - `koma bench`: executor, state-root and end-to-end throughput benchmarks.
 
-#[cfg(feature = "test-tools")]
 mod audit;
+#[cfg(feature = "test-tools")]
 mod bad_peer;
 mod bench;
 mod bench_net;
