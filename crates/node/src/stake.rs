@@ -464,7 +464,7 @@ async fn read_table(view: &StakeView, provider: &DynProvider, root: Address) -> 
         .collect();
     let active = root.activeSet().block(at).call().await?;
     // a slashed staker is out of the pending set at once: only the others can be slashed
-    let mut candidates: Vec<Address> = active.signers.iter().copied().collect();
+    let mut candidates: Vec<Address> = active.signers.clone();
     candidates.extend(view.members.read().iter().copied());
     candidates.sort();
     candidates.dedup();
