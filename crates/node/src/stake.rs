@@ -463,7 +463,8 @@ async fn read_table(view: &StakeView, provider: &DynProvider, root: Address) -> 
         .map(|(signer, weight)| (*signer, u64::try_from(*weight).unwrap_or(u64::MAX)))
         .collect();
     let active = root.activeSet().block(at).call().await?;
-    // a slashed staker is out of the pending set at once: only the others can be slashed
+    // a slashed key leaves the pending set at once, so only signers outside it can be
+    // slashed: the active set's and this node's era members'
     let mut candidates: Vec<Address> = active.signers.clone();
     candidates.extend(view.members.read().iter().copied());
     candidates.sort();
