@@ -4,8 +4,8 @@ four of them stakers from genesis, once on the devnet's development L1 and once 
 as the L1: the fifth stakes on L1 with `koma staker stake` and
 becomes a staker of the next era (its units counted, its BLS signature in checkpoints);
 a genesis staker unstakes, leaves at an era boundary, and withdraws once the delay is
-over; another takes part of its stake out, weighs less from the next era and withdraws
-that part after the delay. Finality goes on across every switch, with no restart."""
+over; another takes part of its stake out, weighs less from the next era, withdraws
+that part after the delay and tops its stake up again. Finality goes on across every switch, with no restart."""
 
 from __future__ import annotations
 
@@ -227,4 +227,10 @@ def test_a_staker_takes_part_of_its_stake_out_stays_and_withdraws_it_after_the_d
     st = status(c, node)
     assert st["status"] == "active" and st["unbonding"] == "0", st
     assert address in era_set(c.nodes[0])[1]
+
+    # and tops its stake up again: the tokens move at once, the weight with the next set
+    res = koma("staker", "restake", "--amount", "400", *l1_args(c), *staker_args(node))
+    assert res.returncode == 0, res.stderr
+    assert status(c, node)["amount"] == str(staked // 10**9), status(c, node)
+    assert staking["token"].functions.balanceOf(Web3.to_checksum_address(address)).call() == before
     assert_finality_goes_on(c)

@@ -1,5 +1,5 @@
-//! `koma staker`: join, leave and withdraw from the staker set on L1, and see where a
-//! staker stands (docs/staking.md).
+//! `koma staker`: join, top up, decrease, leave and withdraw from the staker set on L1,
+//! and see where a staker stands (docs/staking.md).
 //!
 //! A change takes effect on L1 with the next accepted checkpoint (the pending set becomes
 //! the active set) and on L2 at the next era boundary after that (the era takes the
@@ -11,7 +11,7 @@ use alloy::providers::{Provider, ProviderBuilder};
 use alloy_primitives::{Address, U256};
 use clap::{Args, Subcommand};
 use eyre::{WrapErr, bail, eyre};
-use koma_l1::bindings::RootChain;
+use koma_l1::bindings::{RootChain, StakingToken};
 use koma_l1::{L1Contracts, StakerRegistration};
 use std::path::PathBuf;
 
@@ -20,6 +20,8 @@ pub enum StakerCommand {
     /// Lock KMC on L1 and join the staker set (from the next set on), with a KoMaBFT
     /// signer address and a BLS key proven by a proof of possession.
     Stake(StakeArgs),
+    /// Add KMC to the stake of a staker (from the next set on).
+    Restake(RestakeArgs),
     /// Leave the staker set, or with `--amount` take that much out of the stake and stay;
     /// the KMC is withdrawable once the set without it is active on L1 and the
     /// withdrawal delay has passed (until then it can still be slashed).
@@ -70,6 +72,15 @@ pub struct ActArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RestakeArgs {
+    /// KMC to add (decimals allowed); the account must hold it.
+    #[arg(long)]
+    pub amount: String,
+    #[command(flatten)]
+    pub act: ActArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct UnstakeArgs {
     /// KMC to take out of the stake (decimals allowed); at least the contract's minimum
     /// stake must stay. Without it the staker leaves the set with everything.
@@ -93,6 +104,9 @@ pub struct StatusArgs {
 pub async fn run(cmd: StakerCommand) -> eyre::Result<()> {
     match cmd {
         StakerCommand::Stake(args) => stake(args).await,
+        StakerCommand::Restake(RestakeArgs { amount, act: a }) => {
+            act(a, Action::Restake(parse_amount(&amount, 18)?)).await
+        }
         StakerCommand::Unstake(UnstakeArgs {
             amount: None,
             act: a,
@@ -145,6 +159,7 @@ async fn stake(args: StakeArgs) -> eyre::Result<()> {
 /// A transaction `koma staker` sends for the staker itself.
 #[derive(Debug, Clone, Copy)]
 enum Action {
+    Restake(U256),
     Unstake,
     Decrease(U256),
     Withdraw,
@@ -158,7 +173,21 @@ async fn act(args: ActArgs, action: Action) -> eyre::Result<()> {
         .wallet(EthereumWallet::from(owner))
         .connect_http(url(&args.l1.l1_rpc)?);
     let root = RootChain::new(contracts.root_chain, &provider);
+    if let Action::Restake(amount) = action {
+        let token = StakingToken::new(contracts.staking_token, &provider);
+        let receipt = token
+            .approve(contracts.root_chain, amount)
+            .send()
+            .await
+            .map_err(|e| eyre!("approval refused: {}", koma_l1::revert_reason(&e)))?
+            .get_receipt()
+            .await?;
+        if !receipt.status() {
+            bail!("the approval reverted (tx {})", receipt.transaction_hash);
+        }
+    }
     let (what, sent) = match action {
+        Action::Restake(amount) => ("restake", root.restake(amount).send().await),
         Action::Unstake => ("unstake", root.unstake().send().await),
         Action::Decrease(amount) => ("decrease", root.decreaseStake(amount).send().await),
         Action::Withdraw => ("withdraw", root.withdraw().send().await),
