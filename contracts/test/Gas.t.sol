@@ -105,34 +105,19 @@ contract StakingGas is Fixture {
     }
 
     function test_gas_stake() public {
-        vm.prank(ownerOf(16));
-        (bool ok,) = address(root).call(joinData);
-        assertTrue(ok, "stake");
-        recordLast("stake", joinData);
+        measureAs(ownerOf(16), joinData, "stake");
     }
 
     function test_gas_restake() public {
-        bytes memory data = abi.encodeCall(root.restake, (50 ether));
-        vm.prank(ownerOf(0));
-        (bool ok,) = address(root).call(data);
-        assertTrue(ok, "restake");
-        recordLast("restake", data);
+        measureAs(ownerOf(0), abi.encodeCall(root.restake, (50 ether)), "restake");
     }
 
     function test_gas_unstake() public {
-        bytes memory data = abi.encodeCall(root.unstake, ());
-        vm.prank(ownerOf(3));
-        (bool ok,) = address(root).call(data);
-        assertTrue(ok, "unstake");
-        recordLast("unstake", data);
+        measureAs(ownerOf(3), abi.encodeCall(root.unstake, ()), "unstake");
     }
 
     function test_gas_decreaseStake() public {
-        bytes memory data = abi.encodeCall(root.decreaseStake, (40 ether));
-        vm.prank(ownerOf(3));
-        (bool ok,) = address(root).call(data);
-        assertTrue(ok, "decreaseStake");
-        recordLast("decreaseStake", data);
+        measureAs(ownerOf(3), abi.encodeCall(root.decreaseStake, (40 ether)), "decreaseStake");
     }
 
     /// Withdrawing what a decrease took out, for a staker that stays.
@@ -141,13 +126,7 @@ contract StakingGas is Fixture {
         root.decreaseStake(40 ether);
         submit(checkpoint(1, 0, 31), none());
         vm.warp(block.timestamp + DELAY);
-        bytes memory data = abi.encodeCall(root.withdraw, ());
-        vm.cool(address(root));
-        vm.cool(address(token));
-        vm.prank(ownerOf(3));
-        (bool ok,) = address(root).call(data);
-        assertTrue(ok, "withdraw");
-        recordLast("withdraw_unbonded", data);
+        measureColdAs(ownerOf(3), abi.encodeCall(root.withdraw, ()), "withdraw_unbonded");
     }
 
     /// A checkpoint that also activates a pending set change, against one that does not.
@@ -168,13 +147,7 @@ contract StakingGas is Fixture {
         root.unstake();
         submit(checkpoint(1, 0, 31), none());
         vm.warp(block.timestamp + DELAY);
-        bytes memory data = abi.encodeCall(root.withdraw, ());
-        vm.cool(address(root));
-        vm.cool(address(token));
-        vm.prank(ownerOf(3));
-        (bool ok,) = address(root).call(data);
-        assertTrue(ok, "withdraw");
-        recordLast("withdraw", data);
+        measureColdAs(ownerOf(3), abi.encodeCall(root.withdraw, ()), "withdraw");
     }
 
     /// Evidence against an active staker of 17 (units citing 16 validators).
@@ -194,6 +167,23 @@ contract StakingGas is Fixture {
         (bool ok,) = address(root).call(data);
         assertTrue(ok, "reportEquivocation");
         recordLast("reportEquivocation_16_validators", data);
+    }
+
+    /// Calls the root contract as `who` with `data`, which must succeed, and records its
+    /// gas as `name`.
+    function measureAs(address who, bytes memory data, string memory name) internal {
+        vm.prank(who);
+        (bool ok,) = address(root).call(data);
+        assertTrue(ok, name);
+        recordLast(name, data);
+    }
+
+    /// The same with the root contract and the token cold, as a later transaction finds
+    /// them.
+    function measureColdAs(address who, bytes memory data, string memory name) internal {
+        vm.cool(address(root));
+        vm.cool(address(token));
+        measureAs(who, data, name);
     }
 
     function recordLast(string memory name, bytes memory data) internal {
