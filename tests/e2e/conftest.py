@@ -40,12 +40,14 @@ def pytest_report_header(config):  # noqa: ARG001
     return f"e2e target: {TARGET} ({binary}), block time {devnode.BLOCK_TIME_MS} ms"
 
 
-# Files whose tests take longest (each 1-4 minutes), in the order they should start. With
-# `-n 2 --dist loadfile` (scripts/test), pytest-xdist hands each worker whole files from
-# the front of the collection, so starting the long ones first keeps the two workers
-# evenly loaded; without xdist the order changes nothing.
-SLOW_FILES_FIRST = ("test_checkpoint_faults.py", "test_rpc_basic.py", "test_jsonrpc.py",
-                    "test_network.py", "test_l1.py", "test_l1_anvil.py", "test_finality.py")
+# Files whose tests take longest, longest first (measured: `scripts/e2e --durations=0`,
+# summed per file; docs/benchmarks.md). With `-n 3 --dist loadfile` (scripts/test),
+# pytest-xdist hands each worker whole files from the front of the collection, so
+# starting the long ones first keeps the workers evenly loaded (longest processing time
+# first); without xdist the order changes nothing.
+SLOW_FILES_FIRST = ("test_staking.py", "test_checkpoint_faults.py", "test_l1.py", "test_bridge_faults.py",
+                    "test_network.py", "test_bridge_anvil.py", "test_finality.py", "test_slashing.py",
+                    "test_l1_anvil.py", "test_node_lifecycle.py")
 
 
 def _file_rank(item) -> int:

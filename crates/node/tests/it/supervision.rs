@@ -1,50 +1,23 @@
 //! A node whose critical task dies reports it (the binary then exits non-zero) instead
 //! of lingering, and what it had committed survives the stop.
 
-use koma_node::{Node, NodeConfig};
-use koma_primitives::{ChainSpec, dev};
-use koma_rpc::{ApiConfig, ServerSettings};
+use crate::{launch, wait_for};
+use koma_node::Node;
+use koma_primitives::ChainSpec;
 use std::time::Duration;
 
-async fn launch(spec: &ChainSpec, dir: &tempfile::TempDir) -> Node {
-    Node::launch(NodeConfig {
-        spec: spec.clone(),
-        datadir: dir.path().to_path_buf(),
-        rpc: ServerSettings {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            ..Default::default()
-        },
-        api: ApiConfig::default(),
-        producer_key: Some(dev::dev_producer_key(0)),
-        equivocate: false,
-        forge_deposits: koma_node::ForgeDeposits::No,
-        staker_key: Some(dev::dev_producer_key(0)),
-        pool: None,
-        admission: Default::default(),
-        max_reorg_depth: 64,
-        network: None,
-        checkpoint: None,
-    })
-    .await
-    .unwrap()
-}
-
 async fn wait_for_block(node: &Node, number: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-    while node.db.head().number() < number {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for block {number}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for(&format!("block {number}"), || {
+        node.db.head().number() >= number
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dying_critical_task_is_reported_and_nothing_committed_is_lost() {
     let spec = ChainSpec::devnet_with_producers(1);
     let dir = tempfile::tempdir().unwrap();
-    let mut node = launch(&spec, &dir).await;
+    let mut node = launch(&spec, &dir, Some(0), None).await;
     wait_for_block(&node, 2).await;
 
     // No failure while every task is healthy.
@@ -69,7 +42,7 @@ async fn a_dying_critical_task_is_reported_and_nothing_committed_is_lost() {
     let head = node.db.head();
     node.shutdown().await.unwrap();
 
-    let node = launch(&spec, &dir).await;
+    let node = launch(&spec, &dir, Some(0), None).await;
     let reloaded = node.db.head();
     assert!(
         reloaded.number() >= head.number(),
@@ -88,7 +61,7 @@ async fn a_dying_critical_task_is_reported_and_nothing_committed_is_lost() {
 async fn a_critical_task_that_returns_early_is_a_failure() {
     let spec = ChainSpec::devnet_with_producers(1);
     let dir = tempfile::tempdir().unwrap();
-    let mut node = launch(&spec, &dir).await;
+    let mut node = launch(&spec, &dir, Some(0), None).await;
     node.spawn_critical("short-lived", async {});
     let failure = tokio::time::timeout(Duration::from_secs(10), node.failed())
         .await

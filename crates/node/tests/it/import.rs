@@ -1,14 +1,13 @@
 //! A follower node importing peer blocks: extension, reorg to a heavier branch,
 //! `removed` events for subscribers, and unwound transactions back in the pool.
 
+use crate::launch;
 use alloy::consensus::TxEnvelope;
 use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{Address, U256};
-use koma_node::{Node, NodeConfig};
 use koma_primitives::{Block, ChainSpec, dev};
 use koma_producer::test_utils::{VecPool, signed_transfer, two_producer_spec};
 use koma_producer::{ImportOutcome, build_block};
-use koma_rpc::{ApiConfig, ServerSettings};
 use koma_storage::Database;
 use std::collections::VecDeque;
 
@@ -43,26 +42,7 @@ async fn follower_reorgs_and_announces_removed_blocks() {
     let (chain_b, _db) = chain(&spec, &dev::dev_producer_key(1), 0, 3);
 
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::launch(NodeConfig {
-        spec: spec.clone(),
-        datadir: dir.path().to_path_buf(),
-        rpc: ServerSettings {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            ..Default::default()
-        },
-        api: ApiConfig::default(),
-        producer_key: None,
-        equivocate: false,
-        forge_deposits: koma_node::ForgeDeposits::No,
-        staker_key: None,
-        network: None,
-        checkpoint: None,
-        pool: None,
-        admission: Default::default(),
-        max_reorg_depth: 64,
-    })
-    .await
-    .unwrap();
+    let node = launch(&spec, &dir, None, None).await;
     let mut events = node.events.subscribe();
 
     for b in &chain_a {

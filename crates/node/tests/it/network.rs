@@ -1,58 +1,22 @@
 //! Nodes in one process over real libp2p on loopback: two producers take turns, gossip
 //! their blocks to each other, and a late joiner syncs the chain from them.
 
+use crate::{launch, wait_for};
 use alloy_primitives::{Address, B256};
-use koma_node::{NetworkSettings, Node, NodeConfig};
+use koma_node::{NetworkSettings, Node};
 use koma_primitives::{ChainSpec, dev};
-use koma_rpc::{ApiConfig, ServerSettings};
-use std::time::Duration;
 
-async fn launch(
-    spec: &ChainSpec,
-    dir: &tempfile::TempDir,
-    producer: Option<u32>,
-    bootnodes: Vec<koma_network::Multiaddr>,
-) -> Node {
-    Node::launch(NodeConfig {
-        spec: spec.clone(),
-        datadir: dir.path().to_path_buf(),
-        rpc: ServerSettings {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            ..Default::default()
-        },
-        api: ApiConfig::default(),
-        producer_key: producer.map(dev::dev_producer_key),
-        equivocate: false,
-        forge_deposits: koma_node::ForgeDeposits::No,
-        staker_key: producer.map(dev::dev_producer_key),
-        pool: None,
-        admission: Default::default(),
-        max_reorg_depth: 64,
-        network: Some(NetworkSettings {
-            listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-            bootnodes,
-            discovery: true,
-            max_peers: 10,
-        }),
-        checkpoint: None,
+fn network(bootnodes: Vec<koma_network::Multiaddr>) -> Option<NetworkSettings> {
+    Some(NetworkSettings {
+        listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        bootnodes,
+        discovery: true,
+        max_peers: 10,
     })
-    .await
-    .unwrap()
 }
 
 fn hash_at(node: &Node, number: u64) -> Option<B256> {
     node.db.canonical_hash(number).unwrap()
-}
-
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,15 +24,15 @@ async fn producers_take_turns_and_a_late_joiner_syncs() {
     let mut spec = ChainSpec::devnet_with_producers(2);
     spec.producers.sprint = 2;
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let a = launch(&spec, &dirs[0], Some(0), vec![]).await;
+    let a = launch(&spec, &dirs[0], Some(0), network(vec![])).await;
     let boot = a.network.as_ref().unwrap().bootnode_addrs();
-    let b = launch(&spec, &dirs[1], Some(1), boot.clone()).await;
+    let b = launch(&spec, &dirs[1], Some(1), network(boot.clone())).await;
 
     wait_for("six blocks on both producers", || {
         a.db.head().number() >= 6 && b.db.head().number() >= 6
     })
     .await;
-    let c = launch(&spec, &dirs[2], None, boot).await;
+    let c = launch(&spec, &dirs[2], None, network(boot)).await;
     wait_for("the late joiner to reach block 8", || {
         c.db.head().number() >= 8
     })
