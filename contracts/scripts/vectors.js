@@ -176,6 +176,20 @@ function build() {
     },
   ];
 
+  // Evidence of a double signature: staker 1 also signs checkpoint 1 with another root
+  // (what RootChain.reportDoubleCheckpoint slashes on).
+  const otherRoot = keccak(Buffer.from('koma-conflicting-root'));
+  const conflicting = { number: 1, start: 0, end: 4, root: hex(otherRoot), setId };
+  const dOther = digest({ ...params, ...conflicting, root: otherRoot });
+  conflicting.digest = hex(dOther);
+  const sigOther = sign(stakers[1]._sk, dOther, SIG_DST);
+  const doubleCheckpoint = {
+    slot: 1,
+    signer: stakers[1].signer,
+    a: { ...checkpoint, signature: signatures[1].sig, compressed: signatures[1].compressed },
+    b: { ...conflicting, signature: hex(g1Eip2537(sigOther)), compressed: hex(sigOther.toRawBytes(true)) },
+  };
+
   // Roots of trees of 1..9 leaves (leaf i = keccak256(uint256 i)), to pin the padding.
   const roots = [];
   for (let n = 1; n <= 9; n++) {
@@ -198,6 +212,7 @@ function build() {
     checkpoint,
     signatures,
     submissions,
+    doubleCheckpoint,
     roots,
   };
 }

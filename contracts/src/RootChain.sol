@@ -52,6 +52,7 @@ contract RootChain is StakeManager {
     error ZeroSignature();
     error InvalidSignature();
     error WrongInstance(bytes32 instanceId, bytes32 expected);
+    error NotConflicting();
 
     constructor(
         IERC20 token,
@@ -122,6 +123,37 @@ contract RootChain is StakeManager {
         (address signer, bytes32 instance) = Equivocation.verify(unitA, sigA, unitB, sigB);
         bytes32 expected = Equivocation.instanceId(consensusChain, era, keyBlock);
         if (instance != expected) revert WrongInstance(instance, expected);
+        _slash(signer, msg.sender);
+    }
+
+    /// Slashes a staker that signed two different checkpoints with the same number: `a`
+    /// under set `setIdA` with BLS signature `sigA`, and `b` under `setIdB` with `sigB`,
+    /// both by the BLS key the staker whose KoMaBFT key is `signer` registered. Honest
+    /// stakers compute one range and root per number from the final chain and never sign
+    /// another (docs/staking.md), so two such signatures are proof of misbehaviour
+    /// whichever set they name. The caller gets the reporter's share; the staker leaves
+    /// the pending set. Each key is slashed once.
+    function reportDoubleCheckpoint(
+        Checkpoint calldata a,
+        uint256 setIdA,
+        bytes calldata sigA,
+        Checkpoint calldata b,
+        uint256 setIdB,
+        bytes calldata sigB,
+        address signer
+    ) external {
+        if (a.number != b.number || (a.start == b.start && a.end == b.end && a.root == b.root)) {
+            revert NotConflicting();
+        }
+        if (slashed[signer]) revert SignerSlashed(signer);
+        address owner = signerOwner[signer];
+        if (owner == address(0)) revert UnknownSigner(signer);
+        if (sigA.length != BLS.G1_LENGTH) revert BadSignatureLength(sigA.length);
+        if (sigB.length != BLS.G1_LENGTH) revert BadSignatureLength(sigB.length);
+        if (BLS.isZero(sigA) || BLS.isZero(sigB)) revert ZeroSignature();
+        bytes memory key = _keyOf(stakers[owner].blsKey);
+        if (!BLS.verify(sigA, checkpointDigest(a, setIdA), key, BLS.SIG_DST)) revert InvalidSignature();
+        if (!BLS.verify(sigB, checkpointDigest(b, setIdB), key, BLS.SIG_DST)) revert InvalidSignature();
         _slash(signer, msg.sender);
     }
 

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.30;
 
 import {Bridge} from "../src/Bridge.sol";
+import {BLS} from "../src/lib/BLS.sol";
 import {BridgeMessages} from "../src/bridge/BridgeMessages.sol";
 import {WithdrawManager} from "../src/bridge/WithdrawManager.sol";
 import {CheckpointTree} from "../src/lib/CheckpointTree.sol";
@@ -9,6 +10,7 @@ import {RootChain} from "../src/RootChain.sol";
 import {StakingToken} from "../src/StakingToken.sol";
 import {Merkle, MockRoots, TestToken, Withdrawals} from "./utils/BridgeKit.sol";
 import {Test} from "./utils/Test.sol";
+import {BlsKeys} from "./utils/BlsKeys.sol";
 import {Fixture} from "./utils/Fixture.sol";
 import {Units} from "./utils/Units.sol";
 import {vm} from "./utils/Vm.sol";
@@ -167,6 +169,28 @@ contract StakingGas is Fixture {
         (bool ok,) = address(root).call(data);
         assertTrue(ok, "reportEquivocation");
         recordLast("reportEquivocation_16_validators", data);
+    }
+
+    /// Two conflicting checkpoint signatures of an active staker of 17.
+    function test_gas_reportDoubleCheckpoint() public {
+        join(16, 100 ether);
+        submit(checkpoint(1, 0, 31), none()); // set 2, with staker 16, is active
+        RootChain.Checkpoint memory a = checkpoint(2, 32, 63);
+        RootChain.Checkpoint memory b = checkpoint(2, 32, 63);
+        b.root = keccak256("another root");
+        bytes memory data = abi.encodeCall(
+            RootChain.reportDoubleCheckpoint,
+            (
+                a,
+                2,
+                BlsKeys.sign(skOf[16], root.checkpointDigest(a, 2), BLS.SIG_DST),
+                b,
+                2,
+                BlsKeys.sign(skOf[16], root.checkpointDigest(b, 2), BLS.SIG_DST),
+                signerOf(16)
+            )
+        );
+        measureColdAs(address(0xBEEF), data, "reportDoubleCheckpoint");
     }
 
     /// Calls the root contract as `who` with `data`, which must succeed, and records its

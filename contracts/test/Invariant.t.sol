@@ -147,6 +147,25 @@ contract Handler is Test {
         bytes memory b = Units.encode(instance, uint32(i), seq, 1, bytes32("b"), 4);
         vm.prank(address(0xBEEF));
         root.reportEquivocation(a, Units.sign(unitKey(i), a), b, Units.sign(unitKey(i), b), 1, bytes32(0));
+        _slashed(i);
+    }
+
+    /// Staker i's BLS key signs two checkpoints with one number and someone reports them:
+    /// the same penalty as an equivocation.
+    function slashDoubleCheckpoint(uint256 seed, uint64 number, uint32 setId) external {
+        uint256 i = seed % STAKERS;
+        if (!joined[i] || slashedKey[i]) return;
+        RootChain.Checkpoint memory a = RootChain.Checkpoint({number: number, start: 0, end: 7, root: bytes32("a")});
+        RootChain.Checkpoint memory b = RootChain.Checkpoint({number: number, start: 0, end: 7, root: bytes32("b")});
+        bytes memory sa = BlsKeys.sign(sk[i], root.checkpointDigest(a, setId), BLS.SIG_DST);
+        bytes memory sb = BlsKeys.sign(sk[i], root.checkpointDigest(b, setId), BLS.SIG_DST);
+        vm.prank(address(0xBEEF));
+        root.reportDoubleCheckpoint(a, setId, sa, b, setId, sb, signer(i));
+        _slashed(i);
+    }
+
+    /// The books after staker i was slashed.
+    function _slashed(uint256 i) internal {
         uint256 cut = amountOf[i] / 2;
         uint256 reward = cut / 10;
         amountOf[i] -= cut;

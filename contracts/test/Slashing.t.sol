@@ -222,6 +222,125 @@ contract SlashingTest is Fixture {
         assertTrue(root.slashed(equivocator) == equivocation, "slashed iff an equivocation");
     }
 
+    // ---- two BLS signatures on different checkpoints with one number ----
+
+    /// Staker `i`'s signature over `cp` under set `id`.
+    function blsSign(uint256 i, RootChain.Checkpoint memory cp, uint256 id) internal view returns (bytes memory) {
+        return BlsKeys.sign(skOf[i], root.checkpointDigest(cp, id), BLS.SIG_DST);
+    }
+
+    function withRoot(RootChain.Checkpoint memory cp, bytes32 r) internal pure returns (RootChain.Checkpoint memory) {
+        return RootChain.Checkpoint({number: cp.number, start: cp.start, end: cp.end, root: r});
+    }
+
+    function reportDouble(
+        RootChain.Checkpoint memory a,
+        uint256 setA,
+        bytes memory sa,
+        RootChain.Checkpoint memory b,
+        uint256 setB,
+        bytes memory sb,
+        address signer
+    ) internal {
+        vm.prank(reporter);
+        root.reportDoubleCheckpoint(a, setA, sa, b, setB, sb, signer);
+    }
+
+    function test_doubleCheckpoint_slashesHalfAndRemovesTheStaker() public {
+        RootChain.Checkpoint memory a = checkpoint(1, 0, 31);
+        RootChain.Checkpoint memory b = withRoot(a, keccak256("a fork's root"));
+        reportDouble(a, 1, blsSign(1, a, 1), b, 1, blsSign(1, b, 1), signerOf(1));
+
+        (,, uint96 amount, uint32 slot, uint32 exitSetId,,,) = root.stakers(ownerOf(1));
+        assertEq(uint256(amount), STAKE / 2, "half the stake is gone");
+        assertEq(slot, 0, "out of the pending set");
+        assertEq(exitSetId, 2, "its exit holds from the next set");
+        assertTrue(root.slashed(signerOf(1)), "key marked");
+        assertEq(token.balanceOf(reporter), STAKE / 20, "reporter paid a tenth of the cut");
+        // counts once
+        bytes memory sa = blsSign(1, a, 1);
+        bytes memory sb = blsSign(1, b, 1);
+        vm.expectRevert(abi.encodeWithSelector(StakeManager.SignerSlashed.selector, signerOf(1)));
+        reportDouble(b, 1, sb, a, 1, sa, signerOf(1));
+        // the next checkpoint goes through without it and activates the set without it
+        submit(checkpoint(1, 0, 31), one(1));
+        (, address[] memory active,,) = root.activeSet();
+        assertEq(active[1], address(0), "no longer in the active set");
+    }
+
+    function test_doubleCheckpoint_acrossSetsAndRangesIsSlashed() public {
+        // another range for the same number, signed under another set id: still two
+        // checkpoints where honest stakers sign one
+        RootChain.Checkpoint memory a = checkpoint(1, 0, 31);
+        RootChain.Checkpoint memory b = checkpoint(1, 0, 15);
+        reportDouble(a, 1, blsSign(2, a, 1), b, 7, blsSign(2, b, 7), signerOf(2));
+        assertTrue(root.slashed(signerOf(2)), "slashed");
+    }
+
+    function test_doubleCheckpoint_forgedRefused() public {
+        RootChain.Checkpoint memory a = checkpoint(1, 0, 31);
+        RootChain.Checkpoint memory b = withRoot(a, keccak256("a fork's root"));
+        bytes memory sa = blsSign(1, a, 1);
+        bytes memory sb = blsSign(1, b, 1);
+        // (signatures are made before expectRevert: signing reads the digest from the contract)
+        bytes memory sameUnderSet2 = blsSign(1, a, 2);
+        RootChain.Checkpoint memory next = checkpoint(2, 32, 63);
+        bytes memory sNext = blsSign(1, next, 1);
+        bytes memory byStaker2 = blsSign(2, b, 1);
+
+        // the same checkpoint twice, even under two set ids, is what honest stakers do
+        vm.expectRevert(RootChain.NotConflicting.selector);
+        reportDouble(a, 1, sa, a, 2, sameUnderSet2, signerOf(1));
+        // two numbers
+        vm.expectRevert(RootChain.NotConflicting.selector);
+        reportDouble(a, 1, sa, next, 1, sNext, signerOf(1));
+        // a signature that covers another header, set or key
+        vm.expectRevert(RootChain.InvalidSignature.selector);
+        reportDouble(a, 1, sa, b, 1, sa, signerOf(1));
+        vm.expectRevert(RootChain.InvalidSignature.selector);
+        reportDouble(a, 1, sa, b, 2, sb, signerOf(1));
+        vm.expectRevert(RootChain.InvalidSignature.selector);
+        reportDouble(a, 1, sa, b, 1, byStaker2, signerOf(1));
+        vm.expectRevert(RootChain.InvalidSignature.selector);
+        reportDouble(a, 1, sa, b, 1, sb, signerOf(2)); // named against another staker
+        // malformed signatures
+        vm.expectRevert(abi.encodeWithSelector(RootChain.BadSignatureLength.selector, 127));
+        reportDouble(a, 1, sa, b, 1, _slice(sb, 127), signerOf(1));
+        vm.expectRevert(RootChain.ZeroSignature.selector);
+        reportDouble(a, 1, new bytes(128), b, 1, sb, signerOf(1));
+        bytes memory offCurve = bytes.concat(sb);
+        offCurve[127] ^= 0x01;
+        vm.expectRevert(BLS.MalformedPoint.selector);
+        reportDouble(a, 1, sa, b, 1, offCurve, signerOf(1));
+        // a key that never staked
+        vm.expectRevert(abi.encodeWithSelector(StakeManager.UnknownSigner.selector, address(0xDEAD)));
+        reportDouble(a, 1, sa, b, 1, sb, address(0xDEAD));
+        assertTrue(!root.slashed(signerOf(1)), "nothing slashed");
+        assertEq(token.balanceOf(reporter), 0, "nothing paid");
+    }
+
+    /// Any two signed checkpoints of one staker: slashed exactly when they share the
+    /// number and differ in range or root.
+    function testFuzz_doubleCheckpointIsSlashedExactly(
+        uint64 numberB,
+        uint64 startB,
+        uint64 endB,
+        bytes32 rootB,
+        uint32 setB,
+        bool sameHeader
+    ) public {
+        RootChain.Checkpoint memory a = checkpoint(3, 64, 95);
+        RootChain.Checkpoint memory b =
+            RootChain.Checkpoint({number: numberB % 4 == 0 ? 3 : numberB, start: startB, end: endB, root: rootB});
+        if (sameHeader) b = withRoot(checkpoint(3, 64, 95), a.root);
+        bool conflict = b.number == 3 && keccak256(abi.encode(a)) != keccak256(abi.encode(b));
+        bytes memory sa = blsSign(3, a, 1);
+        bytes memory sb = blsSign(3, b, setB);
+        if (!conflict) vm.expectRevert(RootChain.NotConflicting.selector);
+        reportDouble(a, 1, sa, b, setB, sb, signerOf(3));
+        assertTrue(root.slashed(signerOf(3)) == conflict, "slashed iff two checkpoints for one number");
+    }
+
     // ---- helpers ----
 
     function _slice(bytes memory b, uint256 n) internal pure returns (bytes memory out) {

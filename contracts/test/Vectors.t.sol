@@ -101,6 +101,49 @@ contract VectorsTest is Test {
         assertEq(rc.checkpointRoot(1), c.root, "root stored");
     }
 
+    function test_doubleCheckpointVector_slashesItsSigner() public {
+        (RootChain rc, StakingToken token) = deployAtVectorAddress();
+        registerVectorStakers(rc, token);
+        (RootChain.Checkpoint memory a, uint256 setA, bytes memory sigA) = vectorVote(".doubleCheckpoint.a");
+        (RootChain.Checkpoint memory b, uint256 setB, bytes memory sigB) = vectorVote(".doubleCheckpoint.b");
+        assertEq(rc.checkpointDigest(a, setA), vm.parseJsonBytes32(cp, ".doubleCheckpoint.a.digest"), "digest a");
+        assertEq(rc.checkpointDigest(b, setB), vm.parseJsonBytes32(cp, ".doubleCheckpoint.b.digest"), "digest b");
+        address signer = vm.parseJsonAddress(cp, ".doubleCheckpoint.signer");
+        address owner = vm.parseJsonAddress(cp, ".stakers[1].owner");
+        uint256 amount = vm.parseJsonUint(cp, ".stakers[1].amount");
+
+        // one of the two signatures under the other's header proves nothing
+        vm.expectRevert(RootChain.InvalidSignature.selector);
+        rc.reportDoubleCheckpoint(a, setA, sigB, b, setB, sigB, signer);
+        // nor does the pair against another staker's key
+        address other = vm.parseJsonAddress(cp, ".stakers[2].signer");
+        vm.expectRevert(RootChain.InvalidSignature.selector);
+        rc.reportDoubleCheckpoint(a, setA, sigA, b, setB, sigB, other);
+
+        vm.prank(address(0xBEEF));
+        rc.reportDoubleCheckpoint(a, setA, sigA, b, setB, sigB, signer);
+        assertTrue(rc.slashed(signer), "slashed");
+        (,, uint96 left, uint32 slot,,,,) = rc.stakers(owner);
+        assertEq(left, amount / 2, "half the stake is gone");
+        assertEq(slot, 0, "out of the pending set");
+        assertEq(token.balanceOf(address(0xBEEF)), amount / 2 / 10, "the reporter's tenth");
+    }
+
+    function vectorVote(string memory at)
+        internal
+        view
+        returns (RootChain.Checkpoint memory c, uint256 setId, bytes memory signature)
+    {
+        c = RootChain.Checkpoint({
+            number: vm.parseJsonUint(cp, string.concat(at, ".number")),
+            start: vm.parseJsonUint(cp, string.concat(at, ".start")),
+            end: vm.parseJsonUint(cp, string.concat(at, ".end")),
+            root: vm.parseJsonBytes32(cp, string.concat(at, ".root"))
+        });
+        setId = vm.parseJsonUint(cp, string.concat(at, ".setId"));
+        signature = vm.parseJsonBytes(cp, string.concat(at, ".signature"));
+    }
+
     /// The vector's four stakers join with their keys and proofs of possession, and become
     /// the first set.
     function registerVectorStakers(RootChain rc, StakingToken token) internal {

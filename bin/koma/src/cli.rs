@@ -294,6 +294,12 @@ pub struct NodeArgs {
     #[cfg(feature = "test-tools")]
     #[arg(long, hide = true)]
     pub equivocate_for_testing: bool,
+    /// TEST ONLY: as a staker, sign every checkpoint twice (the second time with another
+    /// root) and gossip both, so that detection and the evidence on L1 can be exercised.
+    /// Never on a real network.
+    #[cfg(feature = "test-tools")]
+    #[arg(long, hide = true)]
+    pub double_sign_checkpoints_for_testing: bool,
     /// TEST ONLY: as a producer, announce every new deposit with its amount doubled, or
     /// an invented one when none is pending, and apply it in the next block, so that the
     /// importers' refusal can be exercised.

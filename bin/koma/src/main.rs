@@ -299,6 +299,11 @@ async fn node(args: cli::NodeArgs) -> eyre::Result<()> {
     let checkpoint =
         args.checkpoint
             .config(&spec, args.password_file.as_deref(), staker_key.clone())?;
+    #[cfg(feature = "test-tools")]
+    let checkpoint = checkpoint.map(|mut c| {
+        c.double_sign_for_testing = args.double_sign_checkpoints_for_testing;
+        c
+    });
     let config = NodeConfig {
         spec,
         datadir: args.datadir,

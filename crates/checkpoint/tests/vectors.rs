@@ -453,6 +453,47 @@ fn checkpoint_vector() {
     }
     drop(submissions);
 
+    // ---- a double signature: one staker, two roots for checkpoint 1 ----
+    let double = v.object("doubleCheckpoint");
+    let slot = double.u64("slot") as usize;
+    assert_eq!(
+        double.address("signer"),
+        label_address(&format!("koma-signer-{slot}"))
+    );
+    let staker = &stakers[slot];
+    let mut signed = Vec::new();
+    for (name, expected_root) in [
+        ("a", header.root),
+        ("b", keccak256("koma-conflicting-root")),
+    ] {
+        let vote = double.object(name);
+        let h = CheckpointHeader {
+            number: vote.u64("number"),
+            start: vote.u64("start"),
+            end: vote.u64("end"),
+            root: vote.b256("root"),
+        };
+        assert_eq!(h.root, expected_root);
+        assert_eq!(
+            (h.number, h.start, h.end),
+            (header.number, header.start, header.end)
+        );
+        let id = vote.u64("setId");
+        let d = domain.digest(&h, id);
+        assert_eq!(d, vote.b256("digest"));
+        let sig = staker.sk.sign(&d);
+        assert_eq!(sig.to_eip2537().as_slice(), vote.bytes("signature"));
+        assert_eq!(sig.to_compressed().as_slice(), vote.bytes("compressed"));
+        assert!(staker.pk.verify(
+            &d,
+            &Signature::from_compressed(&vote.bytes("compressed")).unwrap()
+        ));
+        signed.push((h, d));
+    }
+    assert_ne!(signed[0].0, signed[1].0, "two checkpoints with one number");
+    assert_eq!(signed[0].1, digest, "the first is the staker's honest vote");
+    drop(double);
+
     // ---- roots of 1..9 leaves, leaf i = keccak256(uint256 i) ----
     let roots = v.array("roots");
     assert_eq!(roots.len(), 9);

@@ -35,6 +35,7 @@ sol! {
         function l2ChainId() external view returns (uint256);
         function consensusChain() external view returns (bytes32);
         function reportEquivocation(bytes calldata unitA, bytes calldata sigA, bytes calldata unitB, bytes calldata sigB, uint64 era, bytes32 keyBlock) external;
+        function reportDoubleCheckpoint(Checkpoint calldata a, uint256 setIdA, bytes calldata sigA, Checkpoint calldata b, uint256 setIdB, bytes calldata sigB, address signer) external;
         function slashed(address signer) external view returns (bool);
         function slashedHeld() external view returns (uint256);
         function SLASH_BPS() external view returns (uint256);
@@ -78,6 +79,7 @@ sol! {
         event Slashed(address indexed owner, address indexed signer, uint256 amount, address reporter, uint256 reward);
 
         error WrongInstance(bytes32 instanceId, bytes32 expected);
+        error NotConflicting();
         error SignerSlashed(address signer);
         error UnknownSigner(address signer);
         error NotAUnit(uint256 length);

@@ -200,6 +200,14 @@ impl Node {
             config.equivocate,
             &spawner,
         )?;
+        #[cfg(not(feature = "equivocation"))]
+        eyre::ensure!(
+            !config
+                .checkpoint
+                .as_ref()
+                .is_some_and(|c| c.double_sign_for_testing),
+            "this build cannot double-sign checkpoints (built without the `equivocation` feature)"
+        );
         let ledger = config
             .checkpoint
             .as_ref()

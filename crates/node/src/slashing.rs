@@ -1,31 +1,54 @@
-//! Equivocations proven on L1 (docs/staking.md): when KoMaBFT holds evidence that a
-//! staker signed two units with one sequence number, the node sends it to the root
-//! contract's `reportEquivocation`, which checks the two signatures and slashes the
-//! staker. Every node with an L1 account does so, once per staker: it waits a delay of
+//! Misbehaviour proven on L1 (docs/staking.md): when KoMaBFT holds evidence that a
+//! staker signed two units with one sequence number, or the checkpoint task holds two
+//! BLS signatures of one staker on different checkpoints with one number, the node sends
+//! it to the root contract (`reportEquivocation`, `reportDoubleCheckpoint`), which checks
+//! the signatures and slashes the staker. Every node with an L1 account does so, once per staker: it waits a delay of
 //! its own (so nodes seldom send the same evidence at once), then sends only if the
 //! staker is not slashed yet. A report the contract refuses is final; any other failure
 //! (the L1 unreachable, a nonce race with the checkpoint submitter, which signs with the
 //! same account) is retried.
 
-use crate::checkpoint::wait_for_contracts;
+use crate::checkpoint::{Vote, wait_for_contracts};
+use alloy::contract::{CallBuilder, CallDecoder};
 use alloy::network::EthereumWallet;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
-use alloy_primitives::{Address, B256, Bytes, keccak256};
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use koma_checkpoint::CheckpointHeader;
 use koma_consensus::Evidence;
 use koma_l1::bindings::RootChain;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-/// An equivocation to prove: the evidence and the era its units belong to.
+/// Misbehaviour to prove: the offender and the evidence.
 #[derive(Debug, Clone)]
 pub(crate) struct Report {
-    pub evidence: Evidence,
-    pub era: u64,
-    pub key_block: B256,
-    /// The equivocator's KoMaBFT key (the era's validator at the units' creator index).
+    /// The offender's KoMaBFT key (what the contract knows a staker by).
     pub signer: Address,
+    pub offence: Offence,
+}
+
+/// The evidence of one kind of misbehaviour.
+#[derive(Debug, Clone)]
+pub(crate) enum Offence {
+    /// Two units with one sequence number, and the era they belong to.
+    Units {
+        evidence: Evidence,
+        era: u64,
+        key_block: B256,
+    },
+    /// Two signed checkpoints with one number and different ranges or roots.
+    Checkpoints { a: Vote, b: Vote },
+}
+
+impl Offence {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Units { .. } => "equivocation",
+            Self::Checkpoints { .. } => "double checkpoint signature",
+        }
+    }
 }
 
 /// Where to send reports.
@@ -83,7 +106,7 @@ pub(crate) async fn run(
         tracing::error!(
             contract = %bound,
             ours = %config.consensus_chain,
-            "slashing: the root contract is bound to another chain spec; equivocations will not be reported"
+            "slashing: the root contract is bound to another chain spec; misbehaviour will not be reported"
         );
         let _ = stop.changed().await;
         return;
@@ -96,6 +119,7 @@ pub(crate) async fn run(
         if report.signer == me {
             continue; // (a test build's equivocator sees its own twins)
         }
+        let offence = report.offence.name();
         // A delay of this node's own (0-9 s) for this staker: usually one node sends.
         let spread = keccak256([me.as_slice(), report.signer.as_slice()].concat());
         let delay = Duration::from_secs(u64::from(spread.0.first().copied().unwrap_or(0) % 10));
@@ -109,14 +133,14 @@ pub(crate) async fn run(
             match send(&provider, contracts.root_chain, &report).await {
                 Ok(()) => break,
                 Err(e) if attempt < ATTEMPTS => {
-                    tracing::warn!(signer = %report.signer, error = %e, attempt, "slashing: cannot reach the L1; retrying");
+                    tracing::warn!(signer = %report.signer, offence, error = %e, attempt, "slashing: cannot reach the L1; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_secs(2u64.saturating_pow(attempt.min(5)))) => {}
                         _ = stop.changed() => return,
                     }
                 }
                 Err(e) => {
-                    tracing::error!(signer = %report.signer, error = %e, "slashing: gave up reporting an equivocation");
+                    tracing::error!(signer = %report.signer, offence, error = %e, "slashing: gave up reporting misbehaviour");
                     break;
                 }
             }
@@ -129,18 +153,56 @@ pub(crate) async fn run(
 async fn send(provider: &DynProvider, root_chain: Address, report: &Report) -> eyre::Result<()> {
     let root = RootChain::new(root_chain, provider);
     if root.slashed(report.signer).call().await? {
-        tracing::info!(signer = %report.signer, "slashing: the equivocator is slashed on L1 already");
+        tracing::info!(signer = %report.signer, "slashing: the offender is slashed on L1 already");
         return Ok(());
     }
-    let (a, b) = (&report.evidence.a, &report.evidence.b);
-    let call = root.reportEquivocation(
-        Bytes::from(a.unit.encode()),
-        a.signature.clone(),
-        Bytes::from(b.unit.encode()),
-        b.signature.clone(),
-        report.era,
-        report.key_block,
-    );
+    match &report.offence {
+        Offence::Units {
+            evidence,
+            era,
+            key_block,
+        } => {
+            let (a, b) = (&evidence.a, &evidence.b);
+            let call = root.reportEquivocation(
+                Bytes::from(a.unit.encode()),
+                a.signature.clone(),
+                Bytes::from(b.unit.encode()),
+                b.signature.clone(),
+                *era,
+                *key_block,
+            );
+            finish(call, report).await
+        }
+        Offence::Checkpoints { a, b } => {
+            let call = root.reportDoubleCheckpoint(
+                checkpoint(&a.header),
+                U256::from(a.set_id),
+                Bytes::from(a.signature.to_eip2537().to_vec()),
+                checkpoint(&b.header),
+                U256::from(b.set_id),
+                Bytes::from(b.signature.to_eip2537().to_vec()),
+                report.signer,
+            );
+            finish(call, report).await
+        }
+    }
+}
+
+fn checkpoint(header: &CheckpointHeader) -> RootChain::Checkpoint {
+    RootChain::Checkpoint {
+        number: U256::from(header.number),
+        start: U256::from(header.start),
+        end: U256::from(header.end),
+        root: header.root,
+    }
+}
+
+/// Sends a report's transaction and waits for its receipt (see [`send`]).
+async fn finish<D: CallDecoder>(
+    call: CallBuilder<&&DynProvider, D>,
+    report: &Report,
+) -> eyre::Result<()> {
+    let offence = report.offence.name();
     let pending = match call.send().await {
         Ok(pending) => pending,
         // the contract's own refusal (someone was first, or the evidence does not hold)
@@ -148,7 +210,7 @@ async fn send(provider: &DynProvider, root_chain: Address, report: &Report) -> e
             if e.as_decoded_interface_error::<RootChain::RootChainErrors>()
                 .is_some() =>
         {
-            tracing::warn!(signer = %report.signer, reason = %koma_l1::revert_reason(&e), "slashing: L1 refused the evidence");
+            tracing::warn!(signer = %report.signer, offence, reason = %koma_l1::revert_reason(&e), "slashing: L1 refused the evidence");
             return Ok(());
         }
         // anything else (the L1 unreachable, a nonce taken by a checkpoint submission
@@ -162,13 +224,13 @@ async fn send(provider: &DynProvider, root_chain: Address, report: &Report) -> e
     if receipt.status() {
         tracing::warn!(
             signer = %report.signer,
-            era = report.era,
+            offence,
             tx = %receipt.transaction_hash,
             gas_used = receipt.gas_used,
-            "slashing: equivocator slashed on L1"
+            "slashing: offender slashed on L1"
         );
     } else {
-        tracing::warn!(signer = %report.signer, tx = %receipt.transaction_hash, "slashing: the report reverted (slashed by another node first?)");
+        tracing::warn!(signer = %report.signer, offence, tx = %receipt.transaction_hash, "slashing: the report reverted (slashed by another node first?)");
     }
     Ok(())
 }

@@ -129,7 +129,7 @@ pub struct StakeView {
     changed: watch::Sender<u64>,
     /// Whether "cannot follow eras without an L1" was said.
     warned: std::sync::atomic::AtomicBool,
-    /// Equivocations to prove on L1 (crate::slashing), one per signer.
+    /// Misbehaviour to prove on L1 (crate::slashing), one report per signer.
     reports: mpsc::UnboundedSender<crate::slashing::Report>,
     reports_rx: Mutex<Option<mpsc::UnboundedReceiver<crate::slashing::Report>>>,
     reported: Mutex<std::collections::HashSet<Address>>,
@@ -174,9 +174,9 @@ impl StakeView {
         }
     }
 
-    /// Hands evidence of an equivocation to the L1 slasher, once per signer (the channel
+    /// Hands evidence of misbehaviour to the L1 slasher, once per signer (the channel
     /// holds at most one report per staker ever seen).
-    pub(crate) fn report_equivocation(&self, report: crate::slashing::Report) {
+    pub(crate) fn report_offence(&self, report: crate::slashing::Report) {
         if self.reads_l1 && self.reported.lock().insert(report.signer) {
             let _ = self.reports.send(report);
         }

@@ -76,6 +76,9 @@ pub struct CheckpointConfig {
     pub bump_after: Duration,
     /// The highest max fee per gas a submission offers, in wei.
     pub max_fee_per_gas: u128,
+    /// Test only (a build with the `equivocation` feature): sign every checkpoint a
+    /// second time with another root and gossip both, a slashable offence.
+    pub double_sign_for_testing: bool,
 }
 
 impl std::fmt::Debug for CheckpointConfig {
@@ -111,6 +114,7 @@ impl CheckpointConfig {
             straggler_wait: Duration::from_millis(400),
             bump_after: Duration::from_secs(12),
             max_fee_per_gas: 500_000_000_000,
+            double_sign_for_testing: false,
         }
     }
 }
@@ -592,14 +596,36 @@ impl Service {
             if self.book.add(vote.clone())
                 && let Some(net) = &self.net
             {
+                #[allow(unused_mut)]
+                let mut messages = vec![vote.encode()];
+                #[cfg(feature = "equivocation")]
+                if self.config.double_sign_for_testing {
+                    messages.push(self.twin(&vote, &key).encode());
+                }
                 let net = net.clone();
-                let data = vote.encode();
                 tokio::spawn(async move {
-                    let _ = net.publish(Topic::Checkpoints, data).await;
+                    for data in messages {
+                        let _ = net.publish(Topic::Checkpoints, data).await;
+                    }
                 });
             }
         }
         Ok(())
+    }
+
+    /// Test only: `vote` signed again over another root (`--double-sign-checkpoints-for-testing`).
+    #[cfg(feature = "equivocation")]
+    fn twin(&self, vote: &Vote, key: &SecretKey) -> Vote {
+        let header = CheckpointHeader {
+            root: alloy_primitives::keccak256(vote.header.root),
+            ..vote.header
+        };
+        tracing::warn!(number = header.number, root = %header.root, "TEST: signing a conflicting checkpoint");
+        Vote {
+            signature: key.sign(&self.domain.digest(&header, vote.set_id)),
+            header,
+            ..vote.clone()
+        }
     }
 
     fn stored_vote(&self, number: u64) -> eyre::Result<Option<Vote>> {
@@ -667,7 +693,7 @@ impl Service {
             validation.ignore();
             return;
         }
-        let Some(Some((_, key, _))) = set.slots.get(usize::from(vote.slot)) else {
+        let Some(Some((signer, key, _))) = set.slots.get(usize::from(vote.slot)) else {
             validation.reject();
             self.report(from, Misbehaviour::InvalidConsensusMessage);
             return;
@@ -682,6 +708,25 @@ impl Service {
             return;
         }
         validation.accept();
+        // one staker, two checkpoints with one number: slashable on L1 (not this node's
+        // own slot: its votes come from its own store, one per number)
+        if Some(vote.slot) != self.my_slot()
+            && let Some(other) = self.book.conflicting(&vote)
+        {
+            tracing::warn!(
+                number = vote.header.number,
+                slot = vote.slot,
+                signer = %signer,
+                "a staker signed two checkpoints with one number"
+            );
+            self.chain.stake.report_offence(crate::slashing::Report {
+                signer: *signer,
+                offence: crate::slashing::Offence::Checkpoints {
+                    a: other,
+                    b: vote.clone(),
+                },
+            });
+        }
         self.book.add(vote);
     }
 

@@ -30,6 +30,19 @@ pub(crate) struct Subject {
     pub set_id: u64,
 }
 
+impl Subject {
+    /// The lowest subject with `number`.
+    fn first_of(number: u64) -> Self {
+        Self {
+            number,
+            start: 0,
+            end: 0,
+            root: B256::ZERO,
+            set_id: 0,
+        }
+    }
+}
+
 impl Vote {
     pub(crate) fn subject(&self) -> Subject {
         Subject {
@@ -94,6 +107,29 @@ impl VoteBook {
             .or_default()
             .insert(vote.slot, vote.signature)
             .is_none()
+    }
+
+    /// Another vote of `vote`'s slot with the same number on a different checkpoint
+    /// (range or root): with `vote`, evidence that the staker signed two.
+    pub fn conflicting(&self, vote: &Vote) -> Option<Vote> {
+        let mine = vote.subject();
+        self.votes
+            .range(Subject::first_of(mine.number)..)
+            .take_while(|(s, _)| s.number == mine.number)
+            .filter(|(s, _)| (s.start, s.end, s.root) != (mine.start, mine.end, mine.root))
+            .find_map(|(s, votes)| {
+                votes.get(&vote.slot).map(|signature| Vote {
+                    header: CheckpointHeader {
+                        number: s.number,
+                        start: s.start,
+                        end: s.end,
+                        root: s.root,
+                    },
+                    set_id: s.set_id,
+                    slot: vote.slot,
+                    signature: *signature,
+                })
+            })
     }
 
     /// Forgets every subject numbered below `number` (accepted on L1).
@@ -176,6 +212,64 @@ mod tests {
         assert!(book.best(7, 3, |_| 10).is_none(), "another set");
         book.prune_below(8);
         assert!(book.best(7, 2, |_| 10).is_none());
+    }
+
+    #[test]
+    fn book_finds_a_slot_that_signed_two_checkpoints() {
+        let mut book = VoteBook::default();
+        book.add(vote(3, 1));
+        book.add(vote(4, 2));
+        assert_eq!(book.conflicting(&vote(3, 1)), None, "the same vote again");
+        assert_eq!(book.conflicting(&vote(5, 2)), None, "another slot");
+        let mut other_set = vote(3, 1);
+        other_set.set_id = 3;
+        assert_eq!(
+            book.conflicting(&other_set),
+            None,
+            "the same checkpoint under another set"
+        );
+        assert_eq!(book.conflicting(&vote(3, 2)), Some(vote(3, 1)));
+        let mut other_range = vote(3, 1);
+        other_range.header.end -= 1;
+        assert_eq!(book.conflicting(&other_range), Some(vote(3, 1)));
+        let mut other_number = vote(3, 2);
+        other_number.header.number += 1;
+        assert_eq!(book.conflicting(&other_number), None);
+    }
+
+    /// The shared vector's double signature (tests/vectors/checkpoint.json, which the
+    /// root contract slashes on): the book pairs its two votes.
+    #[test]
+    fn book_pairs_the_vectors_double_signature() {
+        let vector: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../tests/vectors/checkpoint.json"))
+                .unwrap();
+        let double = &vector["doubleCheckpoint"];
+        let slot = u16::try_from(double["slot"].as_u64().unwrap()).unwrap();
+        let vote_at = |name: &str| {
+            let v = &double[name];
+            let u = |k: &str| v[k].as_u64().unwrap();
+            let hex = |k: &str| alloy_primitives::hex::decode(v[k].as_str().unwrap()).unwrap();
+            Vote {
+                header: CheckpointHeader {
+                    number: u("number"),
+                    start: u("start"),
+                    end: u("end"),
+                    root: B256::from_slice(&hex("root")),
+                },
+                set_id: u("setId"),
+                slot,
+                signature: Signature::from_compressed(&hex("compressed")).unwrap(),
+            }
+        };
+        let (a, b) = (vote_at("a"), vote_at("b"));
+        assert_eq!(a.signature.to_eip2537().to_vec(), {
+            let s = double["a"]["signature"].as_str().unwrap();
+            alloy_primitives::hex::decode(s).unwrap()
+        });
+        let mut book = VoteBook::default();
+        book.add(a.clone());
+        assert_eq!(book.conflicting(&b), Some(a));
     }
 
     #[test]

@@ -369,14 +369,14 @@ impl ConsensusTask {
         else {
             return;
         };
-        self.chain
-            .stake
-            .report_equivocation(crate::slashing::Report {
+        self.chain.stake.report_offence(crate::slashing::Report {
+            signer: *signer,
+            offence: crate::slashing::Offence::Units {
                 evidence: ev.clone(),
                 era: record.era,
                 key_block: record.key_block,
-                signer: *signer,
-            });
+            },
+        });
     }
 
     async fn publish(&self, message: ConsensusMessage) {
