@@ -1,12 +1,12 @@
 //! Misbehaviour proven on L1 (docs/staking.md): when KoMaBFT holds evidence that a
 //! staker signed two units with one sequence number, or the checkpoint task holds two
-//! BLS signatures of one staker on different checkpoints with one number, the node sends
-//! it to the root contract (`reportEquivocation`, `reportDoubleCheckpoint`), which checks
-//! the signatures and slashes the staker. Every node with an L1 account does so, once per staker: it waits a delay of
-//! its own (so nodes seldom send the same evidence at once), then sends only if the
-//! staker is not slashed yet. A report the contract refuses is final; any other failure
-//! (the L1 unreachable, a nonce race with the checkpoint submitter, which signs with the
-//! same account) is retried.
+//! BLS signatures of one staker on different checkpoints with one number, the node
+//! sends it to the root contract (`reportEquivocation`, `reportDoubleCheckpoint`), which
+//! checks the signatures and slashes the staker. Every node with an L1 account does so,
+//! once per staker: it waits a delay of its own (so nodes seldom send the same evidence
+//! at once), then sends only if the staker is not slashed yet. A report the contract
+//! refuses is final; any other failure (the L1 unreachable, a nonce race with the
+//! checkpoint submitter, which signs with the same account) is retried.
 
 use crate::checkpoint::{Vote, wait_for_contracts};
 use alloy::contract::{CallBuilder, CallDecoder};
