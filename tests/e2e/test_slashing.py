@@ -1,9 +1,9 @@
 """Misbehaviour costs stake: a staker that equivocates in KoMaBFT (a test build's
 `--equivocate-for-testing`) or signs two checkpoints with one number
-(`--double-sign-checkpoints-for-testing`) is slashed on L1 automatically, on the evidence
-the other stakers hold, exactly once; it leaves the staker set on L1 with the next
-checkpoint and the L2 era sets read from L1 after that, while finality and checkpoints
-go on."""
+(`--double-sign-checkpoints-for-testing`) is slashed on L1 automatically (on the
+devnet's L1 and on anvil), on the evidence the other stakers hold, exactly once; it
+leaves the staker set on L1 with the next checkpoint and the L2 era sets read from L1
+after that, while finality and checkpoints go on."""
 
 from __future__ import annotations
 
@@ -25,13 +25,16 @@ def finalized(node) -> int:
     return int(block["number"], 16) if block else 0
 
 
-def test_misbehaving_stakers_are_slashed_on_l1_and_left_out_of_later_eras(tmp_path):
+@pytest.mark.parametrize("l1_kind", ["dev-l1", "anvil"])
+def test_misbehaving_stakers_are_slashed_on_l1_and_left_out_of_later_eras(tmp_path, l1_kind):
     """Two offenders, one of each kind: node 4 equivocates in KoMaBFT, node 3 signs every
     checkpoint twice (the second time with another root). Each is slashed on L1 by the
     evidence the honest nodes hold, through its own contract entry point, exactly once;
     both leave the active set with the next checkpoint, then the eras read from L1, while
-    finality and checkpoints go on with the three honest stakers."""
-    c = Cluster(tmp_path, n=5, l1=True, sprint=4, extra=("--era-blocks", "30", "--checkpoint-interval", "8"))
+    finality and checkpoints go on with the three honest stakers. Once on the devnet's
+    development L1 and once on anvil (the BLS and secp256k1 checks on another EVM)."""
+    c = Cluster(tmp_path, n=5, l1=True if l1_kind == "dev-l1" else "anvil", sprint=4,
+                extra=("--era-blocks", "30", "--checkpoint-interval", "8"))
     double_signer, equivocator = c.nodes[3], c.nodes[4]
     double_signer.args = [*double_signer.args, "--double-sign-checkpoints-for-testing"]
     equivocator.args = [*equivocator.args, "--equivocate-for-testing"]
