@@ -113,6 +113,18 @@ pub(crate) struct StakerTable {
     pub slashed: std::collections::HashSet<Address>,
 }
 
+/// The cheap reads that tell whether the stake table changed: every stake, top-up,
+/// decrease, exit and slash rewrites the pending commitment, an activation the active
+/// one, and a slash adds to `slashedHeld` (also for a staker already out of the pending
+/// set); the era members decide whose slashed flag is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TableSource {
+    pending_commit: B256,
+    set_commit: B256,
+    slashed_held: U256,
+    members: Vec<Address>,
+}
+
 /// This node's view of L1 for staking: recent blocks (to anchor and check anchors) and
 /// the staker sets read at anchors (for era switches).
 #[derive(Debug)]
@@ -135,6 +147,8 @@ pub struct StakeView {
     reported: Mutex<std::collections::HashSet<Address>>,
     /// The stake table now, for `koma_validators` (None until read, or without an L1).
     table: RwLock<Option<StakerTable>>,
+    /// What the table was last read from (see `read_table`).
+    table_source: Mutex<Option<TableSource>>,
     /// The current era's members (the consensus task keeps it up to date), whose slashing
     /// the table reads even once they are in no set on L1.
     members: RwLock<Vec<Address>>,
@@ -157,6 +171,7 @@ impl StakeView {
             reports_rx: Mutex::new(Some(reports_rx)),
             reported: Default::default(),
             table: RwLock::new(None),
+            table_source: Mutex::new(None),
             members: RwLock::new(Vec::new()),
         }
     }
@@ -441,7 +456,8 @@ async fn read_window(view: &StakeView, provider: &DynProvider) -> eyre::Result<(
 }
 
 /// Reads the stake table (pending set, slashed keys) at the newest L1 block, once per
-/// new L1 head.
+/// new L1 head: three 32-byte reads, and the sets (256 bytes of key per staker) and
+/// slashed flags only when those show a change.
 async fn read_table(view: &StakeView, provider: &DynProvider, root: Address) -> eyre::Result<()> {
     let head = view.window.read().head;
     if view
@@ -454,6 +470,18 @@ async fn read_table(view: &StakeView, provider: &DynProvider, root: Address) -> 
     }
     let root = RootChain::new(root, provider);
     let at = BlockId::number(head);
+    let source = TableSource {
+        pending_commit: root.pendingCommit().block(at).call().await?,
+        set_commit: root.setCommit().block(at).call().await?,
+        slashed_held: root.slashedHeld().block(at).call().await?,
+        members: view.members.read().clone(),
+    };
+    if view.table_source.lock().as_ref() == Some(&source) {
+        if let Some(table) = view.table.write().as_mut() {
+            table.l1_block = head; // the same table, now as of this block
+        }
+        return Ok(());
+    }
     let pending = root.pendingSet().block(at).call().await?;
     let pending: Vec<(Address, u64)> = pending
         .signers
@@ -466,7 +494,7 @@ async fn read_table(view: &StakeView, provider: &DynProvider, root: Address) -> 
     // a slashed key leaves the pending set at once, so only signers outside it can be
     // slashed: the active set's and this node's era members'
     let mut candidates: Vec<Address> = active.signers.clone();
-    candidates.extend(view.members.read().iter().copied());
+    candidates.extend(source.members.iter().copied());
     candidates.sort();
     candidates.dedup();
     let mut slashed = std::collections::HashSet::new();
@@ -483,6 +511,7 @@ async fn read_table(view: &StakeView, provider: &DynProvider, root: Address) -> 
         pending,
         slashed,
     });
+    *view.table_source.lock() = Some(source);
     Ok(())
 }
 
