@@ -99,6 +99,17 @@ def checkpointed_proof(l2: Web3, tx_hash: str) -> dict | None:
     return p if p is not None and p["checkpoint"] is not None else None
 
 
+def notarized_proof(l2: Web3, tx_hash: str) -> dict | None:
+    """`checkpointed_proof`, once its checkpoint is notarized (`--l1-confirmations` deep on
+    L1): what a careful relayer exits with, since an L1 reorg can still drop a checkpoint
+    accepted in the newest blocks (and the node learns of it only at its next poll)."""
+    p = checkpointed_proof(l2, tx_hash)
+    if p is None:
+        return None
+    cp = l2.provider.make_request("koma_getCheckpoint", [p["checkpoint"]])["result"]
+    return p if cp is not None and cp["notarized"] else None
+
+
 def audit(l2_url: str, l1_url: str, contracts_file: Path, genesis: Path, block: str = "finalized"):
     """`koma bridge audit --json`: (exit code, the audit, stderr)."""
     out = run([str(koma_bin()), "bridge", "audit", "--json", "--block", block, "--l2-rpc", l2_url,

@@ -23,7 +23,7 @@ from web3.exceptions import ContractCustomError
 from web3.logs import DISCARD
 
 from bridgeutil import (CHILD_ABI, ETH_ID, KMC, KMC_ID, L2_BRIDGE, abi, audit, checkpointed_proof,
-                        deploy_erc20, exit_args, fee, get_deposit, send_l1, send_l2)
+                        deploy_erc20, exit_args, fee, get_deposit, notarized_proof, send_l1, send_l2)
 from cluster import free_port_range, wait_until
 from devnode import DEV_KEYS, anvil_bin, koma_bin, run
 
@@ -123,8 +123,9 @@ class Net:
                           timeout=90, interval=0.5)
 
     def exit(self, tx_hash: str) -> dict:
-        p = wait_until("a checkpoint covering the withdrawal", lambda: checkpointed_proof(self.l2, tx_hash),
-                       timeout=120, interval=1)
+        # notarized: this test rolls the newest L1 block back, which can hold a checkpoint
+        p = wait_until("a notarized checkpoint covering the withdrawal",
+                       lambda: notarized_proof(self.l2, tx_hash), timeout=120, interval=1)
         return send_l1(self.l1, RELAYER, self.bridge.functions.exit(exit_args(p)))
 
     def reorged_deposit(self, key: str, to: str, amount: int) -> tuple[str, int]:
