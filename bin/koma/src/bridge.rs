@@ -296,21 +296,8 @@ async fn deposit(args: DepositArgs) -> eyre::Result<()> {
                 );
             }
             if erc20.allowance(from, bridge_at).call().await? < amount {
-                let receipt = erc20
-                    .approve(bridge_at, amount)
-                    .send()
-                    .await
-                    .wrap_err("the L1 refused the approval")?
-                    .with_timeout(Some(Duration::from_secs(120)))
-                    .get_receipt()
-                    .await?;
-                if !receipt.status() {
-                    bail!("the approval reverted (L1 tx {})", receipt.transaction_hash);
-                }
-                println!(
-                    "approved the bridge to take {} (L1 tx {})",
-                    args.amount, receipt.transaction_hash
-                );
+                let tx = koma_l1::approve(&l1, address, bridge_at, amount).await?;
+                println!("approved the bridge to take {} (L1 tx {tx})", args.amount);
             }
             bridge
                 .depositERC20For(address, to, amount)

@@ -11,7 +11,7 @@ use alloy::providers::{Provider, ProviderBuilder};
 use alloy_primitives::{Address, U256};
 use clap::{Args, Subcommand};
 use eyre::{WrapErr, bail, eyre};
-use koma_l1::bindings::{RootChain, StakingToken};
+use koma_l1::bindings::RootChain;
 use koma_l1::{L1Contracts, StakerRegistration};
 use std::path::PathBuf;
 
@@ -174,17 +174,13 @@ async fn act(args: ActArgs, action: Action) -> eyre::Result<()> {
         .connect_http(url(&args.l1.l1_rpc)?);
     let root = RootChain::new(contracts.root_chain, &provider);
     if let Action::Restake(amount) = action {
-        let token = StakingToken::new(contracts.staking_token, &provider);
-        let receipt = token
-            .approve(contracts.root_chain, amount)
-            .send()
-            .await
-            .map_err(|e| eyre!("approval refused: {}", koma_l1::revert_reason(&e)))?
-            .get_receipt()
-            .await?;
-        if !receipt.status() {
-            bail!("the approval reverted (tx {})", receipt.transaction_hash);
-        }
+        koma_l1::approve(
+            &provider,
+            contracts.staking_token,
+            contracts.root_chain,
+            amount,
+        )
+        .await?;
     }
     let (what, sent) = match action {
         Action::Restake(amount) => ("restake", root.restake(amount).send().await),

@@ -157,6 +157,28 @@ pub async fn deploy<P: Provider>(
     })
 }
 
+/// Lets `spender` take `amount` of the ERC-20 `token` from the provider's sender, and
+/// waits for the receipt (at most 120 s); the approval's transaction hash.
+pub async fn approve<P: Provider>(
+    provider: &P,
+    token: Address,
+    spender: Address,
+    amount: U256,
+) -> eyre::Result<B256> {
+    let receipt = StakingToken::new(token, provider)
+        .approve(spender, amount)
+        .send()
+        .await
+        .map_err(|e| eyre!("the L1 refused the approval: {}", revert_reason(&e)))?
+        .with_timeout(Some(std::time::Duration::from_secs(120)))
+        .get_receipt()
+        .await?;
+    if !receipt.status() {
+        bail!("the approval reverted (L1 tx {})", receipt.transaction_hash);
+    }
+    Ok(receipt.transaction_hash)
+}
+
 /// Locks `amount` KMC of the provider's sender (the deployer) in `bridge` as the backing
 /// of the L2 genesis allocation.
 async fn lock_genesis_supply<P: Provider>(
@@ -165,16 +187,9 @@ async fn lock_genesis_supply<P: Provider>(
     bridge: Address,
     amount: U256,
 ) -> eyre::Result<()> {
-    let receipt = StakingToken::new(token, provider)
-        .approve(bridge, amount)
-        .send()
+    approve(provider, token, bridge, amount)
         .await
-        .wrap_err("cannot send the approval of the genesis supply")?
-        .get_receipt()
-        .await?;
-    if !receipt.status() {
-        bail!("approving the genesis supply reverted");
-    }
+        .wrap_err("approving the genesis supply")?;
     let receipt = Bridge::new(bridge, provider)
         .lockGenesisSupply(amount)
         .send()
@@ -206,17 +221,13 @@ pub async fn register_staker<P: Provider>(
     contracts: &L1Contracts,
     staker: &StakerRegistration<'_>,
 ) -> eyre::Result<u64> {
-    let token = StakingToken::new(contracts.staking_token, provider);
-    let receipt = token
-        .approve(contracts.root_chain, staker.amount)
-        .send()
-        .await
-        .wrap_err("cannot send the approval")?
-        .get_receipt()
-        .await?;
-    if !receipt.status() {
-        bail!("the approval reverted");
-    }
+    approve(
+        provider,
+        contracts.staking_token,
+        contracts.root_chain,
+        staker.amount,
+    )
+    .await?;
     let pk = staker.bls_key.public_key().to_eip2537();
     let message = pop_message(
         contracts.l1_chain_id,

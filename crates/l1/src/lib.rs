@@ -16,6 +16,6 @@ pub mod dev;
 
 pub use contracts::L1Contracts;
 pub use deploy::{
-    DeployParams, StakerRegistration, activate_genesis_set, deploy, genesis_supply,
+    DeployParams, StakerRegistration, activate_genesis_set, approve, deploy, genesis_supply,
     register_staker, revert_reason, transfer_tokens,
 };

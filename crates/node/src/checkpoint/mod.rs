@@ -596,12 +596,10 @@ impl Service {
             if self.book.add(vote.clone())
                 && let Some(net) = &self.net
             {
-                #[allow(unused_mut)]
-                let mut messages = vec![vote.encode()];
-                #[cfg(feature = "equivocation")]
-                if self.config.double_sign_for_testing {
-                    messages.push(self.twin(&vote, &key).encode());
-                }
+                let messages: Vec<Vec<u8>> = std::iter::once(vote.clone())
+                    .chain(self.twin_for_testing(&vote, &key))
+                    .map(|v| v.encode())
+                    .collect();
                 let net = net.clone();
                 tokio::spawn(async move {
                     for data in messages {
@@ -613,19 +611,28 @@ impl Service {
         Ok(())
     }
 
-    /// Test only: `vote` signed again over another root (`--double-sign-checkpoints-for-testing`).
+    /// Test only (`--double-sign-checkpoints-for-testing`): `vote` signed again over
+    /// another root; `None` on an honest node.
     #[cfg(feature = "equivocation")]
-    fn twin(&self, vote: &Vote, key: &SecretKey) -> Vote {
+    fn twin_for_testing(&self, vote: &Vote, key: &SecretKey) -> Option<Vote> {
+        if !self.config.double_sign_for_testing {
+            return None;
+        }
         let header = CheckpointHeader {
             root: alloy_primitives::keccak256(vote.header.root),
             ..vote.header
         };
         tracing::warn!(number = header.number, root = %header.root, "TEST: signing a conflicting checkpoint");
-        Vote {
+        Some(Vote {
             signature: key.sign(&self.domain.digest(&header, vote.set_id)),
             header,
             ..vote.clone()
-        }
+        })
+    }
+
+    #[cfg(not(feature = "equivocation"))]
+    fn twin_for_testing(&self, _vote: &Vote, _key: &SecretKey) -> Option<Vote> {
+        None
     }
 
     fn stored_vote(&self, number: u64) -> eyre::Result<Option<Vote>> {
