@@ -5,6 +5,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {BLS} from "./lib/BLS.sol";
 import {CheckpointTree} from "./lib/CheckpointTree.sol";
 import {Equivocation} from "./lib/Equivocation.sol";
+import {ProducerElection} from "./ProducerElection.sol";
 import {StakeManager} from "./StakeManager.sol";
 
 /// @title The root contract of KOMA on Ethereum: it accepts a checkpoint (a Merkle root over
@@ -14,7 +15,7 @@ import {StakeManager} from "./StakeManager.sol";
 /// whose signatures are missing; the contract subtracts their keys from the aggregate,
 /// checks the signed weight and verifies the aggregate signature with one 2-pair pairing.
 /// Anyone may submit. An accepted checkpoint also activates the pending staker set.
-contract RootChain is StakeManager {
+contract RootChain is ProducerElection {
     /// The header of a checkpoint: its number, the L2 block range [start, end] and the
     /// Merkle root over the range's block leaves.
     struct Checkpoint {

@@ -193,6 +193,25 @@ contract StakingGas is Fixture {
         measureColdAs(address(0xBEEF), data, "reportDoubleCheckpoint");
     }
 
+    /// A producer candidate's registration (bond transfer included), with 16 others.
+    function test_gas_registerProducer() public {
+        for (uint256 i; i < 16; ++i) {
+            fund(address(uint160(0x7000 + i)), 1 ether);
+            vm.prank(address(uint160(0x7000 + i)));
+            root.registerProducer(address(uint160(0x9000 + i)));
+        }
+        fund(address(0x7777), 1 ether);
+        measureColdAs(address(0x7777), abi.encodeCall(root.registerProducer, (address(0x9999))), "registerProducer");
+    }
+
+    /// A staker's vote (its first).
+    function test_gas_vote() public {
+        fund(address(0x7777), 1 ether);
+        vm.prank(address(0x7777));
+        root.registerProducer(address(0x9999));
+        measureColdAs(ownerOf(3), abi.encodeCall(root.vote, (address(0x9999))), "vote");
+    }
+
     /// Calls the root contract as `who` with `data`, which must succeed, and records its
     /// gas as `name`.
     function measureAs(address who, bytes memory data, string memory name) internal {

@@ -21,6 +21,9 @@ contract Handler is Test {
     // the model
     uint256 public locked; // tokens the stakers have locked and not withdrawn
     uint256 public slashedAway; // tokens slashed and kept by the contract
+    uint256 public bonds; // producer candidates' bonds not withdrawn
+    mapping(uint256 => bool) public candidate; // candidate i is registered (and not left)
+    mapping(uint256 => bool) public bondHeld; // candidate i's bond is held (registered or leaving)
     uint256 public rewards; // tokens paid to reporters
     uint256 public accepted; // checkpoints accepted
     uint256 public nextStart; // first block of the next checkpoint
@@ -177,6 +180,55 @@ contract Handler is Test {
         unbondingOf[i] = 0; // joined the rest, withdrawable at the exit
     }
 
+    function candidateOwner(uint256 i) public pure returns (address) {
+        return address(uint160(0xC0000 + i));
+    }
+
+    function producer(uint256 i) public pure returns (address) {
+        return address(uint160(0xD0000 + i));
+    }
+
+    function registerProducer(uint256 seed) external {
+        uint256 i = seed % STAKERS;
+        if (bondHeld[i]) return;
+        token.transfer(candidateOwner(i), 1 ether);
+        vm.startPrank(candidateOwner(i));
+        token.approve(address(root), 1 ether);
+        root.registerProducer(producer(i));
+        vm.stopPrank();
+        candidate[i] = true;
+        bondHeld[i] = true;
+        bonds += 1 ether;
+    }
+
+    function leaveProducers(uint256 seed) external {
+        uint256 i = seed % STAKERS;
+        if (!candidate[i]) return;
+        vm.prank(candidateOwner(i));
+        root.leaveProducers(producer(i));
+        candidate[i] = false;
+    }
+
+    function withdrawBond(uint256 seed) external {
+        uint256 i = seed % STAKERS;
+        if (!bondHeld[i] || candidate[i]) return;
+        vm.prank(candidateOwner(i));
+        (bool ok,) = address(root).call(abi.encodeCall(root.withdrawBond, (producer(i))));
+        if (!ok) return; // the delay is not over
+        bondHeld[i] = false;
+        bonds -= 1 ether;
+    }
+
+    /// Staker i (while it has a record) votes for candidate `choice`, or withdraws its vote.
+    function vote(uint256 seed, uint256 choice) external {
+        uint256 i = seed % STAKERS;
+        if (!joined[i]) return;
+        uint256 c = choice % (STAKERS + 1);
+        address p = c == STAKERS || !candidate[c] ? address(0) : producer(c);
+        vm.prank(owner(i));
+        root.vote(p);
+    }
+
     function passTime(uint256 secondsLater) external {
         vm.warp(block.timestamp + bound(secondsLater, 1, 2 hours));
     }
@@ -248,9 +300,35 @@ contract InvariantTest is Test {
     /// Tokens are neither created nor lost: the contract holds exactly what the stakers
     /// locked and have not withdrawn, plus what was slashed and not paid to reporters.
     function invariant_lockedTokensAreAccountedFor() public view {
-        assertEq(token.balanceOf(address(root)), handler.locked() + handler.slashedAway(), "locked");
+        assertEq(
+            token.balanceOf(address(root)), handler.locked() + handler.slashedAway() + handler.bonds(), "locked"
+        );
+        assertEq(root.bonded(), handler.bonds(), "bonds");
         assertEq(root.slashedHeld(), handler.slashedAway(), "slashed");
         assertEq(token.balanceOf(address(0xBEEF)), handler.rewards(), "rewards");
+    }
+
+    /// The ranking lists exactly the registered candidates, in order, and their votes add
+    /// up to the active weight of the stakers voting for a registered candidate.
+    function invariant_rankingIsTheActiveTally() public view {
+        (address[] memory producers, uint256[] memory votes) = root.producerRanking();
+        uint256 registered;
+        for (uint256 i; i < 12; ++i) if (handler.candidate(i)) ++registered;
+        assertEq(producers.length, registered, "candidates");
+        uint256 sum;
+        for (uint256 k; k < producers.length; ++k) {
+            sum += votes[k];
+            if (k > 0) assertTrue(votes[k - 1] >= votes[k], "most votes first");
+        }
+        (, address[] memory signers,, uint256[] memory weights) = root.activeSet();
+        uint256 expected;
+        for (uint256 s; s < signers.length; ++s) {
+            if (signers[s] == address(0)) continue;
+            address choice = root.voteOf(root.signerOwner(signers[s]));
+            (,, uint32 index,) = root.candidates(choice);
+            if (choice != address(0) && index != 0) expected += weights[s];
+        }
+        assertEq(sum, expected, "votes");
     }
 
     /// The pending set's weight and aggregate key are the sums over its members.
