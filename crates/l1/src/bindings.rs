@@ -68,6 +68,17 @@ sol! {
         function stakers(address owner) external view returns (address signer, address blsKey, uint96 amount, uint32 slot, uint32 exitSetId, uint64 withdrawableAt, uint96 unbonding, uint32 unbondSetId);
         function decreaseStake(uint256 amount) external;
 
+        function registerProducer(address producer) external;
+        function leaveProducers(address producer) external;
+        function withdrawBond(address producer) external;
+        function vote(address producer) external;
+        function producerRanking() external view returns (address[] memory producers, uint256[] memory votes);
+        function candidates(address producer) external view returns (address owner, uint96 bond, uint32 index, uint64 withdrawableAt);
+        function voteOf(address owner) external view returns (address);
+        function candidateCount() external view returns (uint256);
+        function bonded() external view returns (uint256);
+        function MAX_CANDIDATES() external view returns (uint256);
+
         event CheckpointSubmitted(uint256 indexed number, uint256 start, uint256 end, bytes32 root);
         event StakerJoined(address indexed owner, address indexed signer, uint256 slot, address blsKey, uint256 amount);
         event StakeIncreased(address indexed owner, uint256 amount, uint256 total);
@@ -77,6 +88,17 @@ sol! {
         event PendingSetChanged(uint256 indexed setId, bytes32 commit, uint256 totalWeight, bytes aggregateKey);
         event SetActivated(uint256 indexed setId, bytes32 commit, uint256 totalWeight);
         event Slashed(address indexed owner, address indexed signer, uint256 amount, address reporter, uint256 reward);
+        event CandidateRegistered(address indexed producer, address indexed owner, uint256 bond);
+        event CandidateLeft(address indexed producer, uint256 withdrawableAt);
+        event BondWithdrawn(address indexed producer, address indexed owner, uint256 amount);
+        event Voted(address indexed owner, address indexed producer);
+
+        error ZeroProducer();
+        error CandidateExists(address producer);
+        error NotCandidate(address producer);
+        error NotCandidateOwner(address producer);
+        error TooManyCandidates(uint256 maxCandidates);
+        error CandidateRunning(address producer);
 
         error WrongInstance(bytes32 instanceId, bytes32 expected);
         error NotConflicting();

@@ -41,6 +41,8 @@ pub(crate) struct ChainWriter {
     pub deposits: Arc<DepositBook>,
     /// The node's L1 view for staking: anchors for own blocks, sets for eras.
     pub(crate) stake: Arc<crate::stake::StakeView>,
+    /// Each block's producers: elected on L1 per span, replaced within it (ADR 0022).
+    pub elections: Arc<koma_producer::Elections>,
     /// When (unix seconds, this node's clock) the final blocks' deposit watermark
     /// reached each id: `(id, since)`, oldest first, at most [`AGREED_KEPT`].
     agreed: parking_lot::Mutex<std::collections::VecDeque<(u64, u64)>>,
@@ -187,6 +189,7 @@ impl ChainWriter {
         stake: Arc<crate::stake::StakeView>,
     ) -> Self {
         let head = db.head();
+        let elections = Arc::new(koma_producer::Elections::new(stake.clone()));
         Self {
             spec,
             db,
@@ -200,6 +203,7 @@ impl ChainWriter {
             side_tips: Default::default(),
             deposits,
             stake,
+            elections,
             agreed: Default::default(),
             forge_deposits: ForgeDeposits::No,
         }
@@ -287,6 +291,7 @@ impl ChainWriter {
                 &this.db,
                 &mut best,
                 deposits,
+                &this.elections,
                 &key,
                 timestamp,
                 Some(deadline),
@@ -345,6 +350,7 @@ impl ChainWriter {
             block,
             self.reorg_bound(true),
             &known,
+            &self.elections,
         ) {
             // Heavier, but it leaves the block the validators build on: kept aside
             // (stored already) until they build on it.
@@ -367,6 +373,29 @@ impl ChainWriter {
         self.track_tips(&outcome, block.header.parent_hash)?;
         self.announce(&outcome)?;
         Ok(outcome)
+    }
+
+    /// The checks a gossiped block may have to wait on before its import: its deposits
+    /// (ADR 0017) and whether its span's producers, elected on L1, are read here yet
+    /// (ADR 0022).
+    pub fn check_held(&self, block: &Block) -> Result<(), ImportError> {
+        self.check_deposits(block)?;
+        let parent_hash = block.header.parent_hash;
+        let Some(parent) = self.db.header(parent_hash)? else {
+            return Ok(()); // the import says the parent is unknown
+        };
+        let parent = SealedHeader {
+            hash: parent_hash,
+            header: parent,
+        };
+        match self
+            .elections
+            .producers_for(&self.spec, &self.db, &parent, block.header.number)
+        {
+            Err(e @ ImportError::ProducersNotRead { .. }) => Err(e),
+            // anything else is the import's to say
+            _ => Ok(()),
+        }
     }
 
     /// The deposit checks that need this node's finality or L1 reading (ADR 0017); the
@@ -572,8 +601,13 @@ impl ChainWriter {
             let tip = self.heaviest_descendant(SealedHeader { hash, header })?;
             tracing::info!(number, %hash, tip = tip.number(), "{why}: switching to its branch");
             let parent = tip.header.parent_hash;
-            let outcome =
-                koma_producer::reorg_to(&self.spec, &self.db, tip, self.reorg_bound(false))?;
+            let outcome = koma_producer::reorg_to(
+                &self.spec,
+                &self.db,
+                tip,
+                self.reorg_bound(false),
+                &self.elections,
+            )?;
             self.track_tips(&outcome, parent)?;
             self.announce(&outcome)?;
         }
@@ -702,6 +736,99 @@ impl ChainWriter {
     }
 }
 
+/// `None` for what waits on an L1 reading.
+fn known<T>(result: Result<T, ImportError>) -> Result<Option<T>, String> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(ImportError::ProducersNotRead { .. }) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `koma_producers` over the chain's elections.
+#[derive(Debug)]
+pub(crate) struct RpcProducers(pub Arc<ChainWriter>);
+
+impl koma_rpc::ProducersApi for RpcProducers {
+    fn producers_of_block(&self, number: u64) -> Result<Option<koma_rpc::SpanProducers>, String> {
+        let chain = &self.0;
+        let spec = &chain.spec;
+        let head = chain.db.head();
+        let span_len = spec.producers.span.max(1);
+        let span = number / span_len;
+        let (election, replacements, producers) = if number <= head.number().saturating_add(1) {
+            let sprint = match number.checked_sub(1) {
+                None => known(chain.elections.election(spec, &chain.db, &head, 0))
+                    .map(|e| e.map(|election| (election.elected.clone(), election, Vec::new())))?,
+                Some(parent_number) => {
+                    let parent = if parent_number == head.number() {
+                        head.clone()
+                    } else {
+                        chain
+                            .db
+                            .header_by_number(parent_number)
+                            .map_err(|e| e.to_string())?
+                            .ok_or_else(|| format!("block {parent_number} is not stored"))?
+                    };
+                    known(
+                        chain
+                            .elections
+                            .producers_for(spec, &chain.db, &parent, number),
+                    )?
+                    .map(|p| {
+                        (
+                            p.producers.clone(),
+                            p.election.clone(),
+                            p.replacements.clone(),
+                        )
+                    })
+                }
+            };
+            let Some((producers, election, replacements)) = sprint else {
+                return Ok(None);
+            };
+            (election, replacements, producers)
+        } else {
+            // a later block: its span's election, once the source block is here
+            let source = span.checked_sub(1).map(|s| s.saturating_mul(span_len));
+            if source.is_some_and(|s| s > head.number()) {
+                return Ok(None);
+            }
+            let Some(election) = known(chain.elections.election(spec, &chain.db, &head, span))?
+            else {
+                return Ok(None);
+            };
+            (election.clone(), Vec::new(), election.elected.clone())
+        };
+        let in_turn =
+            koma_producer::ProducerSchedule::new(producers.clone(), spec.producers.sprint)
+                .in_turn(number);
+        let span_start = span.saturating_mul(span_len);
+        Ok(Some(koma_rpc::SpanProducers {
+            block_number: number,
+            span,
+            span_start,
+            span_end: span_start.saturating_add(span_len - 1),
+            elected_by: if election.from_l1 { "l1" } else { "genesis" },
+            source_block: election.source.map(|(n, _)| n),
+            l1_block_hash: (!election.anchor.is_zero()).then_some(election.anchor),
+            elected: election.elected.clone(),
+            reserves: election.reserves.clone(),
+            replacements: replacements
+                .iter()
+                .map(|r| koma_rpc::ProducerReplacement {
+                    from_block: r.from_block,
+                    replaced: r.replaced,
+                    by: r.by,
+                    sealed: r.sealed,
+                })
+                .collect(),
+            producers,
+            in_turn,
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -763,6 +890,7 @@ mod tests {
                 &self.db,
                 &mut VecPool(Default::default()),
                 source,
+                &koma_producer::Elections::genesis(),
                 &dev::dev_producer_key(0),
                 timestamp,
                 None,

@@ -342,6 +342,7 @@ impl Node {
                 .checkpoint
                 .as_ref()
                 .map(|_| deposits.clone() as Arc<dyn koma_rpc::DepositsApi>),
+            producers: Some(Arc::new(chain::RpcProducers(chain.clone()))),
         });
         let (rpc_addr, rpc) = koma_rpc::start(state, &config.rpc).await?;
         tracing::info!(%rpc_addr, "JSON-RPC listening (HTTP and WebSocket)");

@@ -317,33 +317,36 @@ pub(crate) async fn event_loop(
     pooler.abort();
 }
 
-/// Gossiped blocks held back until this node reads their deposit watermark on L1 or
-/// sees their deposits agreed, at most; the oldest goes first (sync fetches it again if
-/// it is still needed).
-const AWAITING_DEPOSITS: usize = 64;
+/// Gossiped blocks held back until this node reads their deposit watermark or their
+/// span's producer ranking on L1, or sees their deposits agreed, at most; the oldest
+/// goes first (sync fetches it again if it is still needed).
+const AWAITING_L1: usize = 64;
 
 /// Whether a block waits for this node's L1 reading or finality to catch up.
-fn waits_for_deposits(result: &Result<(), ImportError>) -> bool {
+fn waits_for_l1(result: &Result<(), ImportError>) -> bool {
     matches!(
         result,
-        Err(ImportError::DepositNotSeen { .. } | ImportError::DepositNotAgreed { .. })
+        Err(ImportError::DepositNotSeen { .. }
+            | ImportError::DepositNotAgreed { .. }
+            | ImportError::ProducersNotRead { .. })
     )
 }
 
 async fn import_blocks(ctx: NetContext, mut queue: mpsc::Receiver<GossipBlock>) {
     let mut grew = ctx.chain.deposits.subscribe();
+    let mut read = ctx.chain.stake.subscribe();
     let mut waiting: std::collections::VecDeque<(Block, PeerId)> = Default::default();
     loop {
         tokio::select! {
             next = queue.recv() => {
                 let Some(GossipBlock { block, from, validation }) = next else { break };
-                let checked = ctx.chain.check_deposits(&block);
-                if waits_for_deposits(&checked) {
+                let checked = ctx.chain.check_held(&block);
+                if waits_for_l1(&checked) {
                     if let Err(e) = checked {
                         tracing::debug!(number = block.header.number, error = %e, "block held back");
                     }
                     validation.ignore();
-                    if waiting.len() >= AWAITING_DEPOSITS {
+                    if waiting.len() >= AWAITING_L1 {
                         waiting.pop_front();
                     }
                     waiting.push_back((block, from));
@@ -355,10 +358,11 @@ async fn import_blocks(ctx: NetContext, mut queue: mpsc::Receiver<GossipBlock>) 
                     None => validation.ignore(),
                 }
             }
-            Ok(()) = grew.changed(), if !waiting.is_empty() => {
-                // deposits were read or agreed: import what waited on them, oldest first
+            Ok(()) = async { tokio::select! { r = grew.changed() => r, r = read.changed() => r } }, if !waiting.is_empty() => {
+                // deposits or a ranking were read, or deposits agreed: import what
+                // waited on them, oldest first
                 for (block, from) in std::mem::take(&mut waiting) {
-                    if waits_for_deposits(&ctx.chain.check_deposits(&block)) {
+                    if waits_for_l1(&ctx.chain.check_held(&block)) {
                         waiting.push_back((block, from));
                     } else {
                         import_one(&ctx, block, from).await;

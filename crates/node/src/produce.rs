@@ -15,7 +15,7 @@ use crate::sync::SyncState;
 use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::B256;
 use koma_network::{NetworkHandle, Topic};
-use koma_producer::{ProducerSchedule, earliest_timestamp, slot_delay};
+use koma_producer::{earliest_timestamp, slot_delay};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -27,8 +27,9 @@ pub(crate) async fn produce_loop(
     sync: Arc<SyncState>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let schedule = ProducerSchedule::new(chain.spec.producers.clone());
     let me = key.address();
+    // Whether this node produced in the last span it looked at (logged on change).
+    let mut producing: Option<bool> = None;
     let mut heads = chain.head.subscribe();
     // When this node learned of the current head (for its own blocks: when it began
     // building them, so its rhythm is one block per block time).
@@ -48,10 +49,37 @@ pub(crate) async fn produce_loop(
             };
         }
         let number = head.number().saturating_add(1);
-        let Some(distance) = schedule.distance(number, me) else {
-            tracing::warn!(producer = %me, "not in the producer set; not producing");
-            let _ = stop.changed().await;
-            break;
+        let schedule = match chain
+            .elections
+            .producers_for(&chain.spec, &chain.db, &head, number)
+        {
+            Ok(producers) => producers.schedule(&chain.spec),
+            Err(e) => {
+                // the span's ranking is not read from L1 yet: look again shortly
+                tracing::debug!(number, error = %e, "producers not known yet");
+                tokio::select! {
+                    _ = heads.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+        };
+        let distance = schedule.distance(number, me);
+        if producing != Some(distance.is_some()) {
+            producing = Some(distance.is_some());
+            if distance.is_some() {
+                tracing::info!(producer = %me, number, "among the producers: producing");
+            } else {
+                tracing::info!(producer = %me, number, "not among the producers: waiting for a span that elects this producer");
+            }
+        }
+        let Some(distance) = distance else {
+            tokio::select! {
+                _ = heads.changed() => {}
+                _ = stop.changed() => {}
+            }
+            continue;
         };
         let earliest = earliest_timestamp(&chain.spec, head.header.timestamp, distance);
         let due = head_since

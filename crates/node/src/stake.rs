@@ -94,10 +94,16 @@ const LOOKUPS_KEPT: usize = 4096;
 #[derive(Debug, Clone)]
 enum Fetch {
     Pending,
-    Ready {
-        source: SetSource,
-        validators: Vec<(Address, u64)>,
-    },
+    Ready(Arc<AtAnchor>),
+}
+
+/// What the root contract said at one L1 block: its active staker set and its producer
+/// candidates ranked by votes.
+#[derive(Debug)]
+struct AtAnchor {
+    source: SetSource,
+    validators: Vec<(Address, u64)>,
+    ranking: Arc<Vec<Address>>,
 }
 
 /// Where the stakers stand on L1 now (for `koma_validators`), read at the newest L1 block
@@ -141,6 +147,8 @@ pub struct StakeView {
     changed: watch::Sender<u64>,
     /// Whether "cannot follow eras without an L1" was said.
     warned: std::sync::atomic::AtomicBool,
+    /// Whether "cannot import blocks of elected producers without an L1" was said.
+    warned_producers: std::sync::atomic::AtomicBool,
     /// Misbehaviour to prove on L1 (crate::slashing), one report per signer.
     reports: mpsc::UnboundedSender<crate::slashing::Report>,
     reports_rx: Mutex<Option<mpsc::UnboundedReceiver<crate::slashing::Report>>>,
@@ -167,6 +175,7 @@ impl StakeView {
             requests_rx: Mutex::new(Some(rx)),
             changed: watch::channel(0).0,
             warned: Default::default(),
+            warned_producers: Default::default(),
             reports,
             reports_rx: Mutex::new(Some(reports_rx)),
             reported: Default::default(),
@@ -276,9 +285,16 @@ impl StakeView {
 
     /// The staker set read at L1 block `anchor`, or `None` (and a request to read it).
     fn set_at(&self, anchor: B256) -> Option<(SetSource, Vec<(Address, u64)>)> {
+        self.at_anchor(anchor)
+            .map(|at| (at.source, at.validators.clone()))
+    }
+
+    /// What the root contract said at L1 block `anchor`, or `None` (and a request to
+    /// read it).
+    fn at_anchor(&self, anchor: B256) -> Option<Arc<AtAnchor>> {
         let mut sets = self.sets.lock();
         match sets.get(&anchor) {
-            Some(Fetch::Ready { source, validators }) => Some((*source, validators.clone())),
+            Some(Fetch::Ready(at)) => Some(at.clone()),
             Some(Fetch::Pending) => None,
             None => {
                 sets.insert(anchor, Fetch::Pending);
@@ -297,6 +313,24 @@ impl StakeView {
         for (n, h) in blocks {
             w.record(*n, *h);
         }
+    }
+}
+
+/// Span producers (ADR 0022) are elected from the candidates ranked at an anchor.
+impl koma_producer::ProducerRankings for StakeView {
+    fn ranking_at(&self, anchor: B256) -> Option<Arc<Vec<Address>>> {
+        if !self.reads_l1 {
+            if !self
+                .warned_producers
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::error!(
+                    "the span's producers are elected on L1 and this node reads no L1 (--l1-rpc): it cannot import blocks past this span"
+                );
+            }
+            return None;
+        }
+        self.at_anchor(anchor).map(|at| at.ranking.clone())
     }
 }
 
@@ -535,7 +569,7 @@ async fn look_up(view: &StakeView, provider: &DynProvider, hash: B256) -> eyre::
     Ok(canonical)
 }
 
-/// Reads the active staker set at L1 block `anchor` (by hash).
+/// Reads the active staker set and the producer ranking at L1 block `anchor` (by hash).
 async fn read_set(
     view: &StakeView,
     provider: &DynProvider,
@@ -555,6 +589,12 @@ async fn read_set(
         }
         validators.push((*signer, u64::try_from(*weight)?));
     }
+    let ranking = root
+        .producerRanking()
+        .block(BlockId::hash(anchor))
+        .call()
+        .await?
+        .producers;
     let source = SetSource {
         l1_block: block.header.number,
         l1_hash: anchor,
@@ -564,11 +604,17 @@ async fn read_set(
         l1_block = source.l1_block,
         set_id = source.set_id,
         stakers = validators.len(),
-        "staking: read a staker set"
+        candidates = ranking.len(),
+        "staking: read a staker set and the producer ranking"
     );
-    view.sets
-        .lock()
-        .insert(anchor, Fetch::Ready { source, validators });
+    view.sets.lock().insert(
+        anchor,
+        Fetch::Ready(Arc::new(AtAnchor {
+            source,
+            validators,
+            ranking: Arc::new(ranking),
+        })),
+    );
     view.notify();
     Ok(())
 }
@@ -653,9 +699,10 @@ mod tests {
 
     #[test]
     fn a_set_is_asked_for_once_and_served_when_read() {
+        use koma_producer::ProducerRankings;
         let view = StakeView::new(true);
         assert!(view.set_at(h(1)).is_none());
-        assert!(view.set_at(h(1)).is_none());
+        assert!(view.ranking_at(h(1)).is_none());
         let mut rx = view.requests_rx.lock().take().unwrap();
         assert_eq!(rx.try_recv().unwrap(), Request::Set(h(1)));
         assert!(rx.try_recv().is_err(), "asked once");
@@ -666,14 +713,22 @@ mod tests {
         };
         view.sets.lock().insert(
             h(1),
-            Fetch::Ready {
+            Fetch::Ready(Arc::new(AtAnchor {
                 source,
                 validators: vec![(Address::repeat_byte(1), 5)],
-            },
+                ranking: Arc::new(vec![Address::repeat_byte(9)]),
+            })),
         );
         assert_eq!(
             view.set_at(h(1)),
             Some((source, vec![(Address::repeat_byte(1), 5)]))
         );
+        assert_eq!(
+            view.ranking_at(h(1)).as_deref(),
+            Some(&vec![Address::repeat_byte(9)])
+        );
+        // without an L1 there is no ranking to read, and no request
+        let blind = StakeView::new(false);
+        assert!(blind.ranking_at(h(1)).is_none());
     }
 }

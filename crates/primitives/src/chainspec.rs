@@ -74,8 +74,28 @@ pub struct ProducerParams {
     pub producers: Vec<Address>,
     /// Blocks per sprint: the in-turn producer changes every sprint.
     pub sprint: u64,
-    /// Blocks per span: the producer set is fixed for a span.
+    /// Blocks per span: the producer set is fixed for a span (but for replacements).
     pub span: u64,
+    /// How many producers each span elects from the candidates ranked on L1 (0: as many
+    /// as `producers` lists). The list is the genesis set, kept while L1 names no
+    /// candidate (docs/producers.md).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub elected: u64,
+    /// A producer in turn that misses at least this share (percent) of its sprint's
+    /// blocks is replaced for the rest of the span by the next reserve candidate
+    /// (0: never).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replace_missed_percent: u64,
+}
+
+impl ProducerParams {
+    /// How many producers a span has.
+    pub fn elected_count(&self) -> usize {
+        match self.elected {
+            0 => self.producers.len(),
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 /// A staker of the KoMaBFT validator set.
@@ -194,6 +214,7 @@ impl ChainSpec {
         spec.producers.producers = (0..n.max(1))
             .map(|i| crate::dev::dev_producer_key(i).address())
             .collect();
+        spec.producers.elected = u64::from(n.max(1));
         // The same keys stake, equally.
         if let Some(c) = spec.consensus.as_mut() {
             c.stakers = spec
@@ -269,6 +290,9 @@ impl ChainSpec {
             || !self.producers.span.is_multiple_of(self.producers.sprint)
         {
             return bad("producers.span must be a non-zero multiple of producers.sprint");
+        }
+        if self.producers.replace_missed_percent > 100 {
+            return bad("producers.replaceMissedPercent must be at most 100");
         }
         let f = &self.fees;
         if f.max_change_denominator == 0 || f.elasticity_multiplier == 0 {

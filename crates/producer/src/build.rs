@@ -1,4 +1,4 @@
-use crate::{ProducerSchedule, next_prevrandao};
+use crate::{Elections, next_prevrandao};
 use alloy::consensus::proofs::{calculate_receipt_root, calculate_transaction_root};
 use alloy::consensus::{BlockBody, EMPTY_OMMER_ROOT_HASH, Header, Transaction, TxEnvelope};
 use alloy::eips::eip4895::Withdrawals;
@@ -73,6 +73,9 @@ pub enum BuildError {
     Seal(#[from] koma_primitives::seal::SealError),
     #[error("{0} is not a producer of this chain")]
     NotProducer(Address),
+    /// The span's producers are not known here (yet).
+    #[error("{0}")]
+    Producers(String),
 }
 
 /// A committed block with timings for metrics and benchmarks.
@@ -234,23 +237,37 @@ pub fn build_block_until(
     timestamp: u64,
     deadline: Option<Instant>,
 ) -> Result<BuiltBlock, BuildError> {
-    build_block_with(spec, db, pool, &NoDeposits, key, timestamp, deadline)
+    build_block_with(
+        spec,
+        db,
+        pool,
+        &NoDeposits,
+        &Elections::genesis(),
+        key,
+        timestamp,
+        deadline,
+    )
 }
 
-/// [`build_block_until`] that first applies the deposits `deposits` has confirmed,
-/// in id order from the one after the L2 bridge's `lastStateId`.
+/// [`build_block_until`] with the producers `elections` gives, that first applies the
+/// deposits `deposits` has confirmed, in id order from the one after the L2 bridge's
+/// `lastStateId`.
 pub fn build_block_with(
     spec: &ChainSpec,
     db: &Database,
     pool: &mut dyn PoolAccess,
     deposits: &dyn DepositSource,
+    elections: &Elections,
     key: &PrivateKeySigner,
     timestamp: u64,
     deadline: Option<Instant>,
 ) -> Result<BuiltBlock, BuildError> {
     let parent = db.head();
     let number = parent.number().saturating_add(1);
-    let schedule = ProducerSchedule::new(spec.producers.clone());
+    let schedule = elections
+        .producers_for(spec, db, &parent, number)
+        .map_err(|e| BuildError::Producers(e.to_string()))?
+        .schedule(spec);
     let distance = schedule
         .distance(number, key.address())
         .ok_or(BuildError::NotProducer(key.address()))?;

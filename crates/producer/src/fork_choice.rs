@@ -9,6 +9,7 @@
 //! seen first. Each step is an atomic write, so a crash mid-reorg leaves a valid
 //! (if lighter) chain that the next import corrects.
 
+use crate::Elections;
 use crate::import::{ImportError, KnownSenders, NoKnownSenders, import_block_with, verify_header};
 use alloy_primitives::{B256, U256};
 use koma_primitives::{Block, ChainSpec, Seal, SealedHeader, SignedHeader};
@@ -57,7 +58,14 @@ pub fn import(
     block: &Block,
     max_reorg_depth: u64,
 ) -> Result<ImportOutcome, ImportError> {
-    import_with(spec, db, block, max_reorg_depth, &NoKnownSenders)
+    import_with(
+        spec,
+        db,
+        block,
+        max_reorg_depth,
+        &NoKnownSenders,
+        &Elections::genesis(),
+    )
 }
 
 /// [`import`] taking the senders it can from `known` (the pool).
@@ -67,6 +75,7 @@ pub fn import_with(
     block: &Block,
     max_reorg_depth: u64,
     known: &dyn KnownSenders,
+    elections: &Elections,
 ) -> Result<ImportOutcome, ImportError> {
     let hash = block.header.hash_slow();
     let number = block.header.number;
@@ -76,7 +85,7 @@ pub fn import_with(
     let head = db.head();
     if block.header.parent_hash == head.hash {
         return Ok(ImportOutcome::Extended(import_block_with(
-            spec, db, block, known,
+            spec, db, block, known, elections,
         )?));
     }
     let parent = db
@@ -89,7 +98,10 @@ pub fn import_with(
             number,
             parent: block.header.parent_hash,
         })?;
-    verify_header(spec, &parent, block)?;
+    let schedule = elections
+        .producers_for(spec, db, &parent, number)?
+        .schedule(spec);
+    verify_header(spec, &schedule, &parent, block)?;
     let senders = crate::import::recover_senders(block, known)?;
     let total_difficulty = db.store_side_block(block, &senders)?;
     let head_td = db.total_difficulty(head.hash)?.unwrap_or_default();
@@ -107,6 +119,7 @@ pub fn import_with(
             header: block.header.header.clone(),
         },
         max_reorg_depth,
+        elections,
     )
 }
 
@@ -120,6 +133,7 @@ pub fn reorg_to(
     db: &Database,
     tip: SealedHeader,
     max_reorg_depth: u64,
+    elections: &Elections,
 ) -> Result<ImportOutcome, ImportError> {
     // Walk the branch back to the canonical chain.
     let mut branch = vec![tip.clone()];
@@ -158,14 +172,26 @@ pub fn reorg_to(
             reason: "side block body missing".into(),
         })?;
         let seal = stored_seal(db, header)?;
-        match import_block_with(spec, db, &block_from(header, seal, &body), &NoKnownSenders) {
+        match import_block_with(
+            spec,
+            db,
+            &block_from(header, seal, &body),
+            &NoKnownSenders,
+            elections,
+        ) {
             Ok(h) => applied.push(h),
             Err(e) => {
                 tracing::warn!(number = header.number(), error = %e, "invalid block on the heavier branch; restoring the old chain");
                 db.unwind_to(ancestor.number())?;
                 for (h, b) in unwound.iter().rev() {
                     let seal = stored_seal(db, h)?;
-                    import_block_with(spec, db, &block_from(h, seal, b), &NoKnownSenders)?;
+                    import_block_with(
+                        spec,
+                        db,
+                        &block_from(h, seal, b),
+                        &NoKnownSenders,
+                        elections,
+                    )?;
                 }
                 return Err(e);
             }

@@ -1,4 +1,4 @@
-use crate::{ProducerSchedule, next_prevrandao};
+use crate::{Elections, ProducerSchedule, next_prevrandao};
 use alloy::consensus::Transaction;
 use alloy::consensus::proofs::{calculate_receipt_root, calculate_transaction_root};
 use alloy_primitives::{Address, B256, Bloom, Bytes};
@@ -77,6 +77,12 @@ pub enum ImportError {
     /// (the producer may have seen finality late).
     #[error("block {number}: applies no deposit, but deposit {id} was agreed well before it")]
     DepositOmitted { number: u64, id: u64 },
+    /// The producers of the block's span were elected at L1 block `anchor`, whose
+    /// candidate ranking this node has not read yet: held back, not refused.
+    #[error(
+        "block {number}: its span's producers (elected at L1 block {anchor}) are not read here yet"
+    )]
+    ProducersNotRead { number: u64, anchor: B256 },
 }
 
 impl ImportError {
@@ -92,6 +98,7 @@ impl ImportError {
                 | Self::DepositNotSeen { .. }
                 | Self::DepositNotAgreed { .. }
                 | Self::DepositOmitted { .. }
+                | Self::ProducersNotRead { .. }
         )
     }
 }
@@ -115,6 +122,7 @@ fn mismatch<T: std::fmt::Display>(
 /// root, and every transaction's gas limit against the per-transaction cap.
 pub fn verify_header(
     spec: &ChainSpec,
+    schedule: &ProducerSchedule,
     parent: &SealedHeader,
     block: &Block,
 ) -> Result<Address, ImportError> {
@@ -144,7 +152,6 @@ pub fn verify_header(
             number,
             reason: e.to_string(),
         })?;
-    let schedule = ProducerSchedule::new(spec.producers.clone());
     let difficulty = schedule
         .difficulty(number, producer)
         .ok_or_else(|| ImportError::BadSeal {
@@ -343,7 +350,7 @@ pub fn import_block(
     db: &Database,
     block: &Block,
 ) -> Result<SealedHeader, ImportError> {
-    import_block_with(spec, db, block, &NoKnownSenders)
+    import_block_with(spec, db, block, &NoKnownSenders, &Elections::genesis())
 }
 
 /// Senders some other component already recovered, by transaction hash (the pool
@@ -369,10 +376,14 @@ pub fn import_block_with(
     db: &Database,
     block: &Block,
     known: &dyn KnownSenders,
+    elections: &Elections,
 ) -> Result<SealedHeader, ImportError> {
     let number = block.header.number;
     let parent = db.head();
-    verify_header(spec, &parent, block)?;
+    let schedule = elections
+        .producers_for(spec, db, &parent, number)?
+        .schedule(spec);
+    verify_header(spec, &schedule, &parent, block)?;
     check_applied_deposits(spec, db, &parent, block)?;
     let senders = recover_senders(block, known)?;
     let executed = execute_block(spec, db.latest(), block, &senders)?;

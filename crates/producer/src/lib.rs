@@ -1,6 +1,8 @@
 //! Block production and import.
 //!
-//! - [`ProducerSchedule`]: who is in turn for a block (spans and sprints,
+//! - [`Elections`]: a span's producers, elected on L1 by stake votes, and the
+//!   replacements within the span (docs/producers.md).
+//! - [`ProducerSchedule`]: who is in turn for a block among them (sprints,
 //!   docs/protocol.md) and the difficulty that encodes turn priority.
 //! - [`slot_delay`] / [`earliest_timestamp`]: when a producer may seal: one block
 //!   time after the parent when in turn, one more per step of distance otherwise.
@@ -26,6 +28,7 @@
 )]
 
 mod build;
+mod election;
 mod fork_choice;
 mod import;
 mod schedule;
@@ -35,6 +38,9 @@ pub mod test_utils;
 pub use build::{
     BuildError, BuiltBlock, DepositSource, MAX_DEPOSITS_PER_BLOCK, NoDeposits, PoolAccess,
     build_block, build_block_until, build_block_with,
+};
+pub use election::{
+    Elections, GenesisProducers, ProducerRankings, Replacement, SpanElection, SprintProducers,
 };
 pub use fork_choice::{ImportOutcome, block_from, import, import_with, reorg_to};
 pub use import::{

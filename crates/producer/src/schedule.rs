@@ -1,6 +1,5 @@
 use alloy_primitives::{Address, U256};
 use koma_primitives::ChainSpec;
-use koma_primitives::chainspec::ProducerParams;
 use std::time::Duration;
 
 /// How long after its parent a producer at `distance` from the in-turn position may
@@ -19,31 +18,37 @@ pub fn earliest_timestamp(spec: &ChainSpec, parent_timestamp: u64, distance: u64
     parent_timestamp.saturating_add(slot_delay(spec, distance).as_secs())
 }
 
-/// The producer rotation: the set is fixed per span, the in-turn producer changes
-/// every sprint, and the others follow in succession order.
+/// The producer rotation among one sprint's producers (their set is fixed per span but
+/// for replacements, see [`crate::Elections`]): the in-turn producer changes every
+/// sprint, and the others follow in succession order.
 #[derive(Debug, Clone)]
 pub struct ProducerSchedule {
-    params: ProducerParams,
+    producers: Vec<Address>,
+    sprint: u64,
 }
 
 impl ProducerSchedule {
-    pub fn new(params: ProducerParams) -> Self {
-        Self { params }
+    pub fn new(producers: Vec<Address>, sprint: u64) -> Self {
+        Self { producers, sprint }
+    }
+
+    /// The chain spec's genesis producers.
+    pub fn genesis(spec: &ChainSpec) -> Self {
+        Self::new(spec.producers.producers.clone(), spec.producers.sprint)
     }
 
     pub fn producers(&self) -> &[Address] {
-        &self.params.producers
+        &self.producers
     }
 
     /// The producer in turn for block `number`.
     pub fn in_turn(&self, number: u64) -> Address {
-        let n = self.params.producers.len() as u64;
+        let n = self.producers.len() as u64;
         let idx = number
-            .checked_div(self.params.sprint)
+            .checked_div(self.sprint)
             .and_then(|slot| slot.checked_rem(n))
             .unwrap_or(0);
-        self.params
-            .producers
+        self.producers
             .get(idx as usize)
             .copied()
             .unwrap_or_default()
@@ -52,9 +57,9 @@ impl ProducerSchedule {
     /// How far `producer` is from the in-turn position for `number` (0 = in turn),
     /// or `None` if it is not a producer.
     pub fn distance(&self, number: u64, producer: Address) -> Option<u64> {
-        let n = self.params.producers.len() as u64;
-        let pos = self.params.producers.iter().position(|p| *p == producer)? as u64;
-        let in_turn = number.checked_div(self.params.sprint)?.checked_rem(n)?;
+        let n = self.producers.len() as u64;
+        let pos = self.producers.iter().position(|p| *p == producer)? as u64;
+        let in_turn = number.checked_div(self.sprint)?.checked_rem(n)?;
         // pos and in_turn are both below n
         pos.checked_add(n)?.checked_sub(in_turn)?.checked_rem(n)
     }
@@ -62,7 +67,7 @@ impl ProducerSchedule {
     /// Difficulty encodes turn priority: `n - distance`, so the in-turn block is the
     /// heaviest and fork choice prefers it.
     pub fn difficulty(&self, number: u64, producer: Address) -> Option<U256> {
-        let n = self.params.producers.len() as u64;
+        let n = self.producers.len() as u64;
         self.distance(number, producer)
             .map(|d| U256::from(n.saturating_sub(d)))
     }
@@ -90,11 +95,7 @@ mod tests {
     #[test]
     fn rotates_every_sprint() {
         let ps: Vec<Address> = (1..=4u8).map(Address::repeat_byte).collect();
-        let s = ProducerSchedule::new(ProducerParams {
-            producers: ps.clone(),
-            sprint: 16,
-            span: 256,
-        });
+        let s = ProducerSchedule::new(ps.clone(), 16);
         assert_eq!(s.in_turn(0), ps[0]);
         assert_eq!(s.in_turn(15), ps[0]);
         assert_eq!(s.in_turn(16), ps[1]);

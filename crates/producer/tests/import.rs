@@ -135,7 +135,14 @@ fn large_blocks_recover_senders_in_parallel_and_known_senders_are_used() {
             .map(|tx| (*tx.tx_hash(), sender))
             .collect(),
     );
-    let imported = koma_producer::import_block_with(&p.spec, &p.importer, &block, &known).unwrap();
+    let imported = koma_producer::import_block_with(
+        &p.spec,
+        &p.importer,
+        &block,
+        &known,
+        &koma_producer::Elections::genesis(),
+    )
+    .unwrap();
     assert_eq!(imported.hash, p.producer.head().hash);
     let body = p.importer.body(imported.hash).unwrap().unwrap();
     assert!(body.senders.iter().all(|s| *s == sender));

@@ -150,3 +150,56 @@ pub trait NetworkApi: Send + Sync + std::fmt::Debug {
     /// Disconnects and refuses `peer` (or lifts that) until told otherwise.
     fn set_blocked(&self, peer: String, blocked: bool) -> BoxFuture<'static, Result<(), String>>;
 }
+
+/// `koma_producers`: who produces a block (docs/producers.md).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpanProducers {
+    /// The block the schedule is for.
+    #[serde(with = "alloy::serde::quantity")]
+    pub block_number: u64,
+    #[serde(with = "alloy::serde::quantity")]
+    pub span: u64,
+    /// The span's first and last blocks.
+    #[serde(with = "alloy::serde::quantity")]
+    pub span_start: u64,
+    #[serde(with = "alloy::serde::quantity")]
+    pub span_end: u64,
+    /// `l1`: elected from the candidates ranked on L1; `genesis`: the chain spec's list
+    /// (span 0, a chain without an L1, or an L1 with no candidate).
+    pub elected_by: &'static str,
+    /// The block whose L1 anchor the ranking was read at (none for span 0).
+    #[serde(with = "alloy::serde::quantity::opt")]
+    pub source_block: Option<u64>,
+    /// That anchor: the L1 block (by hash) the ranking was read at.
+    pub l1_block_hash: Option<B256>,
+    /// The span's elected producers and its reserves, in order.
+    pub elected: Vec<Address>,
+    pub reserves: Vec<Address>,
+    /// Producers replaced in the span before this block.
+    pub replacements: Vec<ProducerReplacement>,
+    /// The block's producers, in succession order, and the one in turn.
+    pub producers: Vec<Address>,
+    pub in_turn: Address,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProducerReplacement {
+    /// The first block the replacement holds from.
+    #[serde(with = "alloy::serde::quantity")]
+    pub from_block: u64,
+    pub replaced: Address,
+    pub by: Address,
+    /// How many blocks of its sprint the replaced producer sealed.
+    #[serde(with = "alloy::serde::quantity")]
+    pub sealed: u64,
+}
+
+/// The producer elections as the RPC handlers see them. Implemented by the node.
+pub trait ProducersApi: Send + Sync + std::fmt::Debug {
+    /// The producers of block `number`: in full up to the block after the head; for a
+    /// later block of a span whose election is known (its source block is stored), the
+    /// election without replacements; `None` beyond.
+    fn producers_of_block(&self, number: u64) -> Result<Option<SpanProducers>, String>;
+}

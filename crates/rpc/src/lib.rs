@@ -58,7 +58,7 @@ pub use api::{
 };
 pub use backend::{
     CheckpointApi, CheckpointInfo, ConsensusApi, DepositsApi, FinalBlock, NetworkApi, NodeInfo,
-    ThresholdStatus, ValidatorStatus,
+    ProducerReplacement, ProducersApi, SpanProducers, ThresholdStatus, ValidatorStatus,
 };
 pub use convert::{RpcReceipt, rpc_block, rpc_header, rpc_receipts, rpc_transaction};
 pub use filters::FilterStore;

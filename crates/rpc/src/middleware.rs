@@ -63,6 +63,7 @@ pub fn max_params(method: &str) -> Option<usize> {
         | "web3_sha3"
         | "koma_getFinality"
         | "koma_getBlockSeal"
+        | "koma_producers"
         | "koma_getCheckpoint"
         | "koma_getBlockProof"
         | "koma_getDeposit"

@@ -152,6 +152,8 @@ pub struct RpcState {
     pub checkpoint_trees: CheckpointTrees,
     /// Deposits read from the L1 bridge; `None`: the node follows no L1.
     pub deposits: Option<Arc<dyn crate::backend::DepositsApi>>,
+    /// Each block's producers; `None`: only the genesis producers are known.
+    pub producers: Option<Arc<dyn crate::backend::ProducersApi>>,
 }
 
 /// Trees of accepted checkpoints rebuilt from the node's blocks and found equal to L1's

@@ -30,6 +30,7 @@ fn state(dir: &tempfile::TempDir) -> Arc<RpcState> {
         checkpoints: None,
         checkpoint_trees: Default::default(),
         deposits: None,
+        producers: None,
     })
 }
 

@@ -196,6 +196,7 @@ mod tests {
                 &db,
                 &mut VecPool::default(),
                 source,
+                &koma_producer::Elections::genesis(),
                 &key,
                 spec.timestamp + n,
                 None,

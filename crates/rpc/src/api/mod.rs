@@ -25,6 +25,7 @@ mod fees;
 mod filters;
 mod logs;
 mod pool;
+mod producers;
 mod state;
 mod subscriptions;
 mod transactions;
@@ -199,7 +200,19 @@ pub trait KomaChainApi {
     /// `null` for id 0.
     #[method(name = "getDeposit")]
     async fn deposit(&self, id: Quantity) -> RpcResult<Option<DepositStatus>>;
+    /// Who produces a block: a block number or tag (default `"pending"`, the next
+    /// block), or `{"span": n}` for span n's first block. The span's election (from L1
+    /// or the genesis list), its reserves, the replacements made before the block, the
+    /// producers in succession order and the one in turn; `null` for a block whose
+    /// span's election is not known yet.
+    #[method(name = "producers")]
+    async fn producers(
+        &self,
+        at: Option<ProducersAt>,
+    ) -> RpcResult<Option<crate::backend::SpanProducers>>;
 }
+
+pub use producers::ProducersAt;
 
 #[rpc(server, namespace = "net")]
 pub trait NetApi {
@@ -495,6 +508,13 @@ impl KomaChainApiServer for KomaApi {
 
     async fn deposit(&self, id: Quantity) -> RpcResult<Option<DepositStatus>> {
         self.io(move |api| api.deposit_status(id.0)).await
+    }
+
+    async fn producers(
+        &self,
+        at: Option<ProducersAt>,
+    ) -> RpcResult<Option<crate::backend::SpanProducers>> {
+        self.io(move |api| api.producers_at(at)).await
     }
 }
 
