@@ -10,7 +10,7 @@ import {StakeManager} from "./StakeManager.sol";
 /// bond of `minStake` KMC. Every staker votes for at most one candidate; a vote weighs
 /// the staker's weight in the *active* set, so it counts from the staker's first active
 /// set on and stops counting when the staker leaves it. `producerRanking` orders the
-/// candidates by votes; the L2 takes the first ones as the producers of a span and the
+/// candidates by votes, ties by registration; the L2 takes the first ones as the producers of a span and the
 /// rest, in order, as reserves (docs/producers.md). A candidate that leaves gets its bond
 /// back after the withdrawal delay.
 abstract contract ProducerElection is StakeManager {
@@ -25,6 +25,7 @@ abstract contract ProducerElection is StakeManager {
         uint96 bond; // KMC bonded
         uint32 index; // position + 1 in the candidate list; 0 once it left
         uint64 withdrawableAt; // when the bond may be withdrawn, once it left
+        uint32 registration; // the registration's number (1, 2, ...): ties rank by it
     }
 
     mapping(address producer => Candidate) public candidates;
@@ -32,6 +33,8 @@ abstract contract ProducerElection is StakeManager {
     mapping(address owner => address producer) public voteOf;
     /// KMC bonded by candidates and not withdrawn.
     uint256 public bonded;
+    /// Registrations so far.
+    uint32 public registrations;
     address[] internal _candidates;
 
     event CandidateRegistered(address indexed producer, address indexed owner, uint256 bond);
@@ -54,8 +57,13 @@ abstract contract ProducerElection is StakeManager {
         if (_candidates.length >= MAX_CANDIDATES) revert TooManyCandidates(MAX_CANDIDATES);
         uint256 bond = minStake;
         _candidates.push(producer);
-        candidates[producer] =
-            Candidate({owner: msg.sender, bond: uint96(bond), index: uint32(_candidates.length), withdrawableAt: 0});
+        candidates[producer] = Candidate({
+            owner: msg.sender,
+            bond: uint96(bond),
+            index: uint32(_candidates.length),
+            withdrawableAt: 0,
+            registration: ++registrations
+        });
         bonded += bond;
         stakingToken.safeTransferFrom(msg.sender, address(this), bond);
         emit CandidateRegistered(producer, msg.sender, bond);
@@ -98,14 +106,16 @@ abstract contract ProducerElection is StakeManager {
         emit Voted(msg.sender, producer);
     }
 
-    /// The candidates, most votes first (ties: the lower address first), with their votes:
-    /// the sum of the active-set weights of the stakers voting for each.
+    /// The candidates, most votes first (ties: the earlier registration first), with their
+    /// votes: the sum of the active-set weights of the stakers voting for each.
     function producerRanking() external view returns (address[] memory producers, uint256[] memory votes) {
         uint256 n = _candidates.length;
         producers = new address[](n);
         votes = new uint256[](n);
+        uint256[] memory order = new uint256[](n);
         for (uint256 i; i < n; ++i) {
             producers[i] = _candidates[i];
+            order[i] = candidates[producers[i]].registration;
         }
         uint256 setId = _loadHead().setId;
         uint256 slots = slotCount;
@@ -123,14 +133,17 @@ abstract contract ProducerElection is StakeManager {
         for (uint256 i = 1; i < n; ++i) {
             address p = producers[i];
             uint256 v = votes[i];
+            uint256 o = order[i];
             uint256 j = i;
-            while (j > 0 && (votes[j - 1] < v || (votes[j - 1] == v && producers[j - 1] > p))) {
+            while (j > 0 && (votes[j - 1] < v || (votes[j - 1] == v && order[j - 1] > o))) {
                 producers[j] = producers[j - 1];
                 votes[j] = votes[j - 1];
+                order[j] = order[j - 1];
                 --j;
             }
             producers[j] = p;
             votes[j] = v;
+            order[j] = o;
         }
     }
 

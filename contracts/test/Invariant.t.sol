@@ -325,7 +325,7 @@ contract InvariantTest is Test {
         for (uint256 s; s < signers.length; ++s) {
             if (signers[s] == address(0)) continue;
             address choice = root.voteOf(root.signerOwner(signers[s]));
-            (,, uint32 index,) = root.candidates(choice);
+            (,, uint32 index,,) = root.candidates(choice);
             if (choice != address(0) && index != 0) expected += weights[s];
         }
         assertEq(sum, expected, "votes");

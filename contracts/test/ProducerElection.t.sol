@@ -43,7 +43,9 @@ contract ProducerElectionTest is Fixture {
 
     function test_register_bondsMinStake() public {
         register(0);
-        (address owner, uint96 bond, uint32 index, uint64 withdrawableAt) = root.candidates(producer(0));
+        (address owner, uint96 bond, uint32 index, uint64 withdrawableAt, uint32 registration) =
+            root.candidates(producer(0));
+        assertEq(uint256(registration), 1, "first registration");
         assertEq(owner, candidateOwner(0), "owner");
         assertEq(uint256(bond), MIN_STAKE, "bond");
         assertEq(uint256(index), 1, "first in the list");
@@ -106,7 +108,7 @@ contract ProducerElectionTest is Fixture {
         // pending stakers' votes do not count yet: registration order by address
         (address[] memory p, uint256[] memory v) = ranking();
         assertEq(p.length, 3, "every candidate");
-        assertEq(p[0], producer(0), "ties: lower address first");
+        assertEq(p[0], producer(0), "ties: earlier registration first");
         assertEq(v[0] + v[1] + v[2], 0, "no active set yet");
         root.activateGenesisSet();
         (p, v) = ranking();
@@ -129,7 +131,7 @@ contract ProducerElectionTest is Fixture {
         vm.prank(ownerOf(1));
         root.restake(5 ether);
         (address[] memory p,) = ranking();
-        assertEq(p[0], producer(0), "tie on active weight: lower address");
+        assertEq(p[0], producer(0), "tie on active weight: earlier registration");
         submit(checkpoint(1, 0, 7), none());
         (p,) = ranking();
         assertEq(p[0], producer(1), "the top-up is active");
@@ -155,7 +157,7 @@ contract ProducerElectionTest is Fixture {
         submit(checkpoint(1, 0, 7), one(0)); // activates the set without staker 0
         (address[] memory p, uint256[] memory v) = ranking();
         assertEq(v[0], 2 ether / 1 gwei, "one vote each");
-        assertEq(p[0], producer(0), "tie: lower address");
+        assertEq(p[0], producer(0), "tie: earlier registration");
     }
 
     // ---- leaving ----
@@ -174,7 +176,7 @@ contract ProducerElectionTest is Fixture {
         (address[] memory p, uint256[] memory v) = ranking();
         assertEq(p.length, 2, "two left");
         assertEq(v[0] + v[1], 0, "the vote for the leaver counts for no one");
-        (,, uint32 index,) = root.candidates(producer(2));
+        (,, uint32 index,,) = root.candidates(producer(2));
         assertEq(uint256(index), 1, "the last moved into the gap");
         vm.prank(ownerOf(0));
         vm.expectRevert(abi.encodeWithSelector(ProducerElection.NotCandidate.selector, producer(0)));
@@ -201,16 +203,21 @@ contract ProducerElectionTest is Fixture {
         root.withdrawBond(producer(0));
         register(0);
         assertEq(root.candidateCount(), 3, "registered again");
+        (,,,, uint32 registration) = root.candidates(producer(0));
+        assertEq(uint256(registration), 4, "a new registration: it ranks after the others on a tie");
     }
 
     // ---- fuzz ----
 
     /// Whatever the stakes and votes: the ranking holds every candidate once, in order of
-    /// votes (then address), and each candidate's votes are the active weights voting for it.
+    /// votes (then registration), and each candidate's votes are the active weights voting
+    /// for it.
     function testFuzz_rankingIsTheSortedTally(uint256 seed) public {
         uint256 candidatesN = seed % 7 + 1;
         uint256 stakersN = (seed >> 8) % 6 + 1;
-        for (uint256 i; i < candidatesN; ++i) register(i);
+        // registered in a seed-dependent order
+        uint256 offset = (seed >> 200) % candidatesN;
+        for (uint256 k; k < candidatesN; ++k) register((k + offset) % candidatesN);
         uint256[] memory expected = new uint256[](candidatesN);
         for (uint256 s; s < stakersN; ++s) {
             uint256 amount = 1 ether + ((seed >> (16 + s * 8)) % 8) * 1 ether;
@@ -230,7 +237,9 @@ contract ProducerElectionTest is Fixture {
             uint256 i = uint160(p[k]) - 0x9000;
             assertEq(v[k], expected[i], "tally");
             if (k > 0) {
-                assertTrue(v[k - 1] > v[k] || (v[k - 1] == v[k] && p[k - 1] < p[k]), "order");
+                (,,,, uint32 before) = root.candidates(p[k - 1]);
+                (,,,, uint32 here) = root.candidates(p[k]);
+                assertTrue(v[k - 1] > v[k] || (v[k - 1] == v[k] && before < here), "order");
             }
         }
     }

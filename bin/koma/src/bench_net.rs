@@ -60,7 +60,7 @@ pub fn gen_chain(
     std::fs::create_dir_all(dir)?;
     std::fs::write(&genesis, serde_json::to_string_pretty(&spec)?)?;
     let db = Database::open(&datadir, &spec)?;
-    let schedule = ProducerSchedule::new(spec.producers.clone());
+    let schedule = ProducerSchedule::genesis(&spec);
     let keys: Vec<_> = (0..producers).map(dev::dev_producer_key).collect();
     let senders = dev::dev_accounts(SENDERS);
     let mut nonces: Vec<u64> = senders

@@ -36,9 +36,12 @@ pub enum Command {
     /// The bridge: deposit from L1, withdraw from L2, exit on L1, follow either.
     #[command(subcommand)]
     Bridge(crate::bridge::BridgeCommand),
-    /// Staking on L1: stake, unstake, withdraw, status.
+    /// Staking on L1: stake, unstake, withdraw, vote for a producer, status.
     #[command(subcommand)]
     Staker(crate::staker::StakerCommand),
+    /// Block producer candidacy on L1: register, leave, withdraw the bond, status.
+    #[command(subcommand)]
+    Producer(crate::producer::ProducerCommand),
     /// Benchmarks: executor, state root, end-to-end load over JSON-RPC.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -192,6 +195,15 @@ pub struct DevnetArgs {
     /// spec's 16).
     #[arg(long)]
     pub sprint: Option<u64>,
+    /// Blocks per span, for which the producer set is elected (default: the spec's 256;
+    /// a multiple of the sprint).
+    #[arg(long)]
+    pub span: Option<u64>,
+    /// How many of the nodes (the first ones) are the genesis producers, and how many
+    /// producers each span elects on L1 (default: all). The others run a producer key
+    /// that stakers can vote in (`koma producer register`, `koma staker vote`).
+    #[arg(long)]
+    pub producers: Option<u32>,
     /// KoMaBFT milestones per era (default: the spec's 1000, about 9 minutes).
     #[arg(long)]
     pub era_blocks: Option<u64>,

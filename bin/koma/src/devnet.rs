@@ -435,6 +435,7 @@ async fn set_up_l1(l1: &L1Entry, manifest: &Manifest) -> eyre::Result<()> {
             None,
             &params,
             stakers,
+            &spec.producers.producers,
             std::time::Duration::from_secs(60),
         )
         .await?;

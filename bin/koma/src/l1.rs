@@ -49,10 +49,15 @@ pub struct DeployArgs {
     #[arg(long, default_value_t = 3600)]
     pub withdrawal_delay: u64,
     /// Development networks only: register the first N devnet stakers (their public
-    /// devnet keys) with 1,000 KMC each and make them the first staker set.
+    /// devnet keys) with 1,000 KMC each and make them the first staker set; the chain
+    /// spec's genesis producers that are devnet keys become producer candidates, each
+    /// voted for by the devnet staker of the same key.
     #[arg(long)]
     pub dev_stakers: Option<u32>,
 }
+
+/// Devnet key indices searched for the genesis producers' keys.
+const DEV_KEYS_SEARCHED: u32 = 64;
 
 /// Development chain ids, on which the public development keys may be used.
 const DEV_CHAIN_IDS: [u64; 2] = [koma_l1::dev::DEV_L1_CHAIN_ID, 31337];
@@ -80,6 +85,7 @@ pub async fn run(cmd: L1Command) -> eyre::Result<()> {
                 deployer,
                 &params,
                 args.dev_stakers.unwrap_or(0),
+                &spec.producers.producers,
                 Duration::from_secs(10),
             )
             .await?;
@@ -91,13 +97,16 @@ pub async fn run(cmd: L1Command) -> eyre::Result<()> {
 }
 
 /// Deploys the contracts with `deployer` (or, on a development L1, the first development
-/// account) and registers the first `dev_stakers` devnet stakers as the first set.
+/// account) and registers the first `dev_stakers` devnet stakers as the first set, and
+/// those of the `producers` (the chain's genesis producers) that are devnet keys as
+/// producer candidates, each voted for by the devnet staker of its key.
 /// Waits up to `wait` for the L1 to answer.
 pub async fn deploy_and_register(
     l1_rpc: &str,
     deployer: Option<PrivateKeySigner>,
     params: &DeployParams,
     dev_stakers: u32,
+    producers: &[Address],
     wait: Duration,
 ) -> eyre::Result<L1Contracts> {
     let url: reqwest::Url = l1_rpc
@@ -121,7 +130,22 @@ pub async fn deploy_and_register(
     let contracts = koma_l1::deploy(&provider, deployer.address(), params).await?;
 
     let amount = koma_l1::dev::dev_stake();
-    for i in 0..dev_stakers {
+    // the genesis producers that are devnet keys, by key index
+    let candidates: Vec<u32> = if dev_stakers > 0 {
+        (0..DEV_KEYS_SEARCHED)
+            .filter(|i| producers.contains(&koma_primitives::dev::dev_producer_key(*i).address()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let bond = params.min_stake;
+    let last = candidates.iter().copied().max().map_or(0, |i| i + 1);
+    for i in 0..dev_stakers.max(last) {
+        let staker = i < dev_stakers;
+        let candidate = candidates.contains(&i);
+        if !staker && !candidate {
+            continue;
+        }
         let owner = koma_primitives::dev::dev_producer_key(i);
         let address = owner.address();
         // gas money on an L1 that did not fund the devnet keys at genesis (anvil)
@@ -130,10 +154,21 @@ pub async fn deploy_and_register(
         if balance < gas_money {
             send_eth(&provider, address, gas_money).await?;
         }
-        koma_l1::transfer_tokens(&provider, &contracts, address, amount).await?;
+        let tokens = if staker { amount } else { U256::ZERO };
+        let tokens = if candidate { tokens + bond } else { tokens };
+        koma_l1::transfer_tokens(&provider, &contracts, address, tokens).await?;
         let owner_provider = ProviderBuilder::new()
             .wallet(EthereumWallet::from(owner))
             .connect_http(url.clone());
+        if candidate {
+            koma_l1::register_producer(&owner_provider, &contracts, address)
+                .await
+                .wrap_err_with(|| format!("cannot register devnet producer {i}"))?;
+            tracing::info!(producer = i, %address, "registered a devnet producer candidate on L1");
+        }
+        if !staker {
+            continue;
+        }
         let bls = koma_l1::dev::dev_bls_key(i);
         koma_l1::register_staker(
             &owner_provider,
@@ -148,6 +183,11 @@ pub async fn deploy_and_register(
         .await
         .wrap_err_with(|| format!("cannot register devnet staker {i}"))?;
         tracing::info!(staker = i, %address, "registered a devnet staker on L1");
+        if candidate {
+            koma_l1::vote_producer(&owner_provider, &contracts, address)
+                .await
+                .wrap_err_with(|| format!("devnet staker {i} cannot vote"))?;
+        }
     }
     if dev_stakers > 0 {
         koma_l1::activate_genesis_set(&provider, &contracts).await?;

@@ -18,6 +18,7 @@ mod cli;
 mod config;
 mod devnet;
 mod l1;
+mod producer;
 mod staker;
 mod stats;
 mod verify;
@@ -86,6 +87,7 @@ async fn run(cli: Cli) -> eyre::Result<()> {
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Bridge(cmd) => bridge::run(cmd).await,
         Command::Staker(cmd) => staker::run(cmd).await,
+        Command::Producer(cmd) => producer::run(cmd).await,
         #[cfg(feature = "test-tools")]
         Command::Debug(cli::DebugCommand::BadPeer(args)) => bad_peer::run(args).await,
     }
@@ -140,6 +142,18 @@ async fn devnet(args: cli::DevnetArgs, log: &str) -> eyre::Result<()> {
     }
     if let Some(sprint) = args.sprint {
         spec.producers.sprint = sprint;
+    }
+    if let Some(span) = args.span {
+        spec.producers.span = span;
+    }
+    if let Some(m) = args.producers {
+        eyre::ensure!(
+            m >= 1 && m <= args.nodes,
+            "--producers must be between 1 and --nodes ({})",
+            args.nodes
+        );
+        spec.producers.producers.truncate(usize::try_from(m)?);
+        spec.producers.elected = u64::from(m);
     }
     spec.checkpoint_interval = Some(args.checkpoint_interval);
     if let (Some(blocks), Some(c)) = (args.era_blocks, spec.consensus.as_mut()) {

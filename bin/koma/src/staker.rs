@@ -1,5 +1,6 @@
 //! `koma staker`: join, top up, decrease, leave and withdraw from the staker set on L1,
-//! and see where a staker stands (docs/staking.md).
+//! vote for a block producer, and see where a staker stands (docs/staking.md,
+//! docs/producers.md).
 //!
 //! A change takes effect on L1 with the next accepted checkpoint (the pending set becomes
 //! the active set) and on L2 at the next era boundary after that (the era takes the
@@ -28,6 +29,10 @@ pub enum StakerCommand {
     Unstake(UnstakeArgs),
     /// Pay out the KMC taken out by `unstake` once it may be withdrawn.
     Withdraw(ActArgs),
+    /// Vote with the stake for a block producer candidate (`koma producer register`),
+    /// replacing the previous vote; `0x0000000000000000000000000000000000000000`
+    /// withdraws it. The vote weighs the stake in the active set (docs/producers.md).
+    Vote(VoteArgs),
     /// Where a staker stands: stake, signer, slot, and active / pending / unbonding.
     Status(StatusArgs),
 }
@@ -91,6 +96,14 @@ pub struct UnstakeArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct VoteArgs {
+    /// The candidate: the address of its block-sealing key.
+    pub producer: Address,
+    #[command(flatten)]
+    pub act: ActArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The staker (its owner address); default: the account's own address.
     #[arg(long)]
@@ -116,6 +129,7 @@ pub async fn run(cmd: StakerCommand) -> eyre::Result<()> {
             act: a,
         }) => act(a, Action::Decrease(parse_amount(&amount, 18)?)).await,
         StakerCommand::Withdraw(args) => act(args, Action::Withdraw).await,
+        StakerCommand::Vote(VoteArgs { producer, act: a }) => act(a, Action::Vote(producer)).await,
         StakerCommand::Status(args) => status(args).await,
     }
 }
@@ -163,6 +177,7 @@ enum Action {
     Unstake,
     Decrease(U256),
     Withdraw,
+    Vote(Address),
 }
 
 async fn act(args: ActArgs, action: Action) -> eyre::Result<()> {
@@ -187,6 +202,7 @@ async fn act(args: ActArgs, action: Action) -> eyre::Result<()> {
         Action::Unstake => ("unstake", root.unstake().send().await),
         Action::Decrease(amount) => ("decrease", root.decreaseStake(amount).send().await),
         Action::Withdraw => ("withdraw", root.withdraw().send().await),
+        Action::Vote(producer) => ("vote", root.vote(producer).send().await),
     };
     let receipt = sent
         .map_err(|e| eyre!("{what} refused: {}", koma_l1::revert_reason(&e)))?
@@ -223,6 +239,8 @@ struct Status {
     active_set_id: u64,
     exit_set_id: u64,
     withdrawable_at: u64,
+    /// The producer candidate the staker votes for (none: no vote).
+    vote: Option<Address>,
 }
 
 async fn status(args: StatusArgs) -> eyre::Result<()> {
@@ -271,6 +289,7 @@ async fn status(args: StatusArgs) -> eyre::Result<()> {
         active_set_id,
         exit_set_id: u64::from(s.exitSetId),
         withdrawable_at: s.withdrawableAt,
+        vote: Some(root.voteOf(owner).call().await?).filter(|v| !v.is_zero()),
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

@@ -73,7 +73,8 @@ sol! {
         function withdrawBond(address producer) external;
         function vote(address producer) external;
         function producerRanking() external view returns (address[] memory producers, uint256[] memory votes);
-        function candidates(address producer) external view returns (address owner, uint96 bond, uint32 index, uint64 withdrawableAt);
+        function candidates(address producer) external view returns (address owner, uint96 bond, uint32 index, uint64 withdrawableAt, uint32 registration);
+        function registrations() external view returns (uint32);
         function voteOf(address owner) external view returns (address);
         function candidateCount() external view returns (uint256);
         function bonded() external view returns (uint256);

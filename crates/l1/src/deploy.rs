@@ -258,6 +258,63 @@ pub async fn register_staker<P: Provider>(
         .ok_or_else(|| eyre!("the stake receipt has no block"))
 }
 
+/// Registers `producer` (the address of a block-sealing key) as a producer candidate,
+/// owned by the provider's signing account, which bonds the contract's `minStake`
+/// (approved here). Returns the L1 block of the registration.
+pub async fn register_producer<P: Provider>(
+    provider: &P,
+    contracts: &L1Contracts,
+    producer: Address,
+) -> eyre::Result<u64> {
+    let root = RootChain::new(contracts.root_chain, provider);
+    let bond = root.minStake().call().await?;
+    approve(
+        provider,
+        contracts.staking_token,
+        contracts.root_chain,
+        bond,
+    )
+    .await?;
+    let receipt = root
+        .registerProducer(producer)
+        .send()
+        .await
+        .map_err(|e| eyre!("registration refused: {}", revert_reason(&e)))?
+        .get_receipt()
+        .await?;
+    if !receipt.status() {
+        bail!(
+            "the registration reverted (tx {})",
+            receipt.transaction_hash()
+        );
+    }
+    receipt
+        .block_number()
+        .ok_or_else(|| eyre!("the registration receipt has no block"))
+}
+
+/// The provider's signing account, a staker's owner, votes for producer candidate
+/// `producer` (zero: withdraws its vote). Returns the L1 block of the vote.
+pub async fn vote_producer<P: Provider>(
+    provider: &P,
+    contracts: &L1Contracts,
+    producer: Address,
+) -> eyre::Result<u64> {
+    let receipt = RootChain::new(contracts.root_chain, provider)
+        .vote(producer)
+        .send()
+        .await
+        .map_err(|e| eyre!("vote refused: {}", revert_reason(&e)))?
+        .get_receipt()
+        .await?;
+    if !receipt.status() {
+        bail!("the vote reverted (tx {})", receipt.transaction_hash());
+    }
+    receipt
+        .block_number()
+        .ok_or_else(|| eyre!("the vote receipt has no block"))
+}
+
 /// A contract error's name and arguments if the L1 gave revert data we know, else the
 /// error as it came.
 pub fn revert_reason(e: &alloy::contract::Error) -> String {
