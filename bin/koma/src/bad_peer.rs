@@ -243,7 +243,7 @@ async fn bad_block(
         .ok_or_else(|| eyre::eyre!("target has no head header"))?;
     let parent = Header::decode(&mut raw.as_slice())?;
     let number = parent.number + 1;
-    let schedule = koma_producer::ProducerSchedule::genesis(&spec);
+    let schedule = koma_producer::ProducerSchedule::genesis(spec);
     let in_turn = schedule.in_turn(number);
     let index = spec
         .producers

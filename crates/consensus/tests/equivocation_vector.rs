@@ -10,11 +10,7 @@ use koma_consensus::era::instance_id;
 use koma_consensus::unit::{Evidence, Secp256k1Verifier, SignedUnit, UnitSigner};
 
 fn vector() -> serde_json::Value {
-    let path = format!(
-        "{}/../../tests/vectors/equivocation.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    serde_json::from_str(include_str!("../../../tests/vectors/equivocation.json")).unwrap()
 }
 
 fn bytes(v: &serde_json::Value) -> Bytes {

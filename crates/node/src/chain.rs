@@ -755,14 +755,14 @@ impl koma_rpc::ProducersApi for RpcProducers {
         let spec = &chain.spec;
         let head = chain.db.head();
         let span_len = spec.producers.span.max(1);
-        let span = number / span_len;
+        let span = number.checked_div(span_len).unwrap_or(0);
         let (election, replacements, producers) = if number <= head.number().saturating_add(1) {
             let sprint = match number.checked_sub(1) {
                 None => known(chain.elections.election(spec, &chain.db, &head, 0))
                     .map(|e| e.map(|election| (election.elected.clone(), election, Vec::new())))?,
                 Some(parent_number) => {
                     let parent = if parent_number == head.number() {
-                        head.clone()
+                        head
                     } else {
                         chain
                             .db
@@ -808,7 +808,7 @@ impl koma_rpc::ProducersApi for RpcProducers {
             block_number: number,
             span,
             span_start,
-            span_end: span_start.saturating_add(span_len - 1),
+            span_end: span_start.saturating_add(span_len.saturating_sub(1)),
             elected_by: if election.from_l1 { "l1" } else { "genesis" },
             source_block: election.source.map(|(n, _)| n),
             l1_block_hash: (!election.anchor.is_zero()).then_some(election.anchor),

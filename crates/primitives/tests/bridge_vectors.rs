@@ -13,11 +13,7 @@ use koma_primitives::merkle::{MerkleTree, verify_proof};
 use serde_json::Value;
 
 fn vector() -> Value {
-    let path = format!(
-        "{}/../../tests/vectors/bridge.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    serde_json::from_str(include_str!("../../../tests/vectors/bridge.json")).unwrap()
 }
 
 fn s<'a>(v: &'a Value, key: &str) -> &'a str {
