@@ -97,7 +97,14 @@ def test_devnet_l1_holds_the_contracts_and_the_staker_set(devnet):
     assert [Web3.to_checksum_address(s) for s in signers] == [Web3.to_checksum_address(p) for p in producers[:2]]
     assert weights == [STAKE // 10**9] * 2
     assert all(len(k) == 256 for k in keys) and keys[0] != keys[1]
-    assert token.functions.balanceOf(contracts["rootChain"]).call() == 2 * STAKE
+    # the two genesis producers stand as candidates too, each with a bond of the minimum
+    # stake, each voted for by the staker of its key (docs/producers.md)
+    bond = root.functions.minStake().call()
+    assert root.functions.bonded().call() == 2 * bond
+    assert token.functions.balanceOf(contracts["rootChain"]).call() == 2 * STAKE + 2 * bond
+    ranked, votes = root.functions.producerRanking().call()
+    assert [Web3.to_checksum_address(p) for p in ranked] == [Web3.to_checksum_address(p) for p in producers[:2]]
+    assert votes == [STAKE // 10**9] * 2
 
     # the banner tells where they are
     wait_until("the banner", lambda: "RootChain:" in devnet["log"].read_text(), timeout=30)
