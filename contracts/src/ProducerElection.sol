@@ -4,6 +4,7 @@ pragma solidity ^0.8.30;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {StakeManager} from "./StakeManager.sol";
+import {DoubleSeal} from "./lib/DoubleSeal.sol";
 
 /// @title Block producer candidates and the stakers' votes for them.
 /// @notice A candidate registers the address of its block-sealing (secp256k1) key with a
@@ -12,7 +13,9 @@ import {StakeManager} from "./StakeManager.sol";
 /// set on and stops counting when the staker leaves it. `producerRanking` orders the
 /// candidates by votes, ties by registration; the L2 takes the first ones as the producers of a span and the
 /// rest, in order, as reserves (docs/producers.md). A candidate that leaves gets its bond
-/// back after the withdrawal delay.
+/// back after the withdrawal delay. A producer proven to have sealed two blocks on one
+/// parent (`reportDoubleSeal`) loses its bond, a tenth of it to the reporter, its
+/// candidacy and, for good, its key's right to stand.
 abstract contract ProducerElection is StakeManager {
     using SafeERC20 for IERC20;
 
@@ -35,12 +38,20 @@ abstract contract ProducerElection is StakeManager {
     uint256 public bonded;
     /// Registrations so far.
     uint32 public registrations;
+    /// Block-sealing keys proven to have sealed two blocks on one parent: never again a
+    /// candidate.
+    mapping(address producer => bool) public producerSlashed;
     address[] internal _candidates;
 
     event CandidateRegistered(address indexed producer, address indexed owner, uint256 bond);
     event CandidateLeft(address indexed producer, uint256 withdrawableAt);
     event BondWithdrawn(address indexed producer, address indexed owner, uint256 amount);
     event Voted(address indexed owner, address indexed producer);
+    /// A producer's double seal was proven: `amount` of its bond is gone, `reward` of it
+    /// paid to `reporter`, and it is no longer a candidate.
+    event ProducerSlashed(
+        address indexed producer, address indexed owner, uint256 amount, address reporter, uint256 reward
+    );
 
     error ZeroProducer();
     error CandidateExists(address producer);
@@ -48,11 +59,13 @@ abstract contract ProducerElection is StakeManager {
     error NotCandidateOwner(address producer);
     error TooManyCandidates(uint256 maxCandidates);
     error CandidateRunning(address producer);
+    error ProducerBanned(address producer);
 
     /// Registers `producer` (the address of a block-sealing key) as a candidate, bonding
     /// `minStake` KMC (approved beforehand) from the caller, its owner.
     function registerProducer(address producer) external {
         if (producer == address(0)) revert ZeroProducer();
+        if (producerSlashed[producer]) revert ProducerBanned(producer);
         if (candidates[producer].owner != address(0)) revert CandidateExists(producer);
         if (_candidates.length >= MAX_CANDIDATES) revert TooManyCandidates(MAX_CANDIDATES);
         uint256 bond = minStake;
@@ -75,11 +88,7 @@ abstract contract ProducerElection is StakeManager {
         Candidate storage c = candidates[producer];
         if (c.owner != msg.sender) revert NotCandidateOwner(producer);
         if (c.index == 0) revert NotCandidate(producer);
-        uint256 i = c.index - 1;
-        address last = _candidates[_candidates.length - 1];
-        _candidates[i] = last;
-        candidates[last].index = uint32(i + 1);
-        _candidates.pop();
+        _removeCandidate(c.index);
         c.index = 0;
         c.withdrawableAt = uint64(block.timestamp + withdrawalDelay);
         emit CandidateLeft(producer, c.withdrawableAt);
@@ -145,6 +154,44 @@ abstract contract ProducerElection is StakeManager {
             votes[j] = v;
             order[j] = o;
         }
+    }
+
+    /// Slashes the producer that sealed both `headerA` and `headerB` (two different RLP
+    /// block headers with the same parent, each with its 65-byte seal): its whole bond goes,
+    /// a tenth of it to the caller (unless that is the candidate's owner or key), it stops
+    /// being a candidate and its key can never stand again. The bond of a candidate that
+    /// left answers until it is withdrawn. Anyone may report.
+    function reportDoubleSeal(
+        bytes calldata headerA,
+        bytes calldata sealA,
+        bytes calldata headerB,
+        bytes calldata sealB
+    ) external {
+        address producer = DoubleSeal.sealer(headerA, sealA, headerB, sealB, _l2ChainId());
+        if (producerSlashed[producer]) revert ProducerBanned(producer);
+        Candidate memory c = candidates[producer];
+        if (c.owner == address(0)) revert NotCandidate(producer);
+        if (c.index != 0) _removeCandidate(c.index);
+        producerSlashed[producer] = true;
+        delete candidates[producer];
+        uint256 amount = c.bond;
+        uint256 reward = msg.sender == c.owner || msg.sender == producer ? 0 : amount * REPORTER_BPS / 10_000;
+        bonded -= amount;
+        slashedHeld += amount - reward;
+        if (reward != 0) stakingToken.safeTransfer(msg.sender, reward);
+        emit ProducerSlashed(producer, c.owner, amount, msg.sender, reward);
+    }
+
+    /// The L2's chain id (block seals are bound to it).
+    function _l2ChainId() internal view virtual returns (uint256);
+
+    /// Takes the candidate at list position `index` (+ 1) out of the list.
+    function _removeCandidate(uint256 index) private {
+        uint256 i = index - 1;
+        address last = _candidates[_candidates.length - 1];
+        _candidates[i] = last;
+        candidates[last].index = uint32(i + 1);
+        _candidates.pop();
     }
 
     /// How many candidates are registered (and not left).

@@ -71,6 +71,10 @@ contract RootChain is ProducerElection {
         require(maxRange_ > 0 && maxRange_ <= 1 << 20, "maxRange out of range");
     }
 
+    function _l2ChainId() internal view override returns (uint256) {
+        return l2ChainId;
+    }
+
     /// Accepts checkpoint `cp` signed by the active set less the stakers at the slots in
     /// `absent` (2-byte big-endian slot numbers, strictly ascending). `aggregateKey` is the
     /// active set's aggregate BLS key (EIP-2537, 256 bytes) and `signature` the aggregate
@@ -161,7 +165,8 @@ contract RootChain is ProducerElection {
     /// The digest the stakers sign for `cp` under set `setId`: it binds the L1 chain, this
     /// contract, the L2 chain and the set, so a signature serves nowhere else.
     function checkpointDigest(Checkpoint calldata cp, uint256 setId) public view returns (bytes32) {
-        return CheckpointTree.digest(block.chainid, address(this), l2ChainId, cp.number, cp.start, cp.end, cp.root, setId);
+        return
+            CheckpointTree.digest(block.chainid, address(this), l2ChainId, cp.number, cp.start, cp.end, cp.root, setId);
     }
 
     /// True if `leaf` sits at position `index` (its number minus the checkpoint's start) of

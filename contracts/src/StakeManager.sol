@@ -86,7 +86,12 @@ abstract contract StakeManager {
     event StakerJoined(address indexed owner, address indexed signer, uint256 slot, address blsKey, uint256 amount);
     event StakeIncreased(address indexed owner, uint256 amount, uint256 total);
     event StakeDecreased(
-        address indexed owner, uint256 amount, uint256 total, uint256 unbonding, uint256 unbondSetId, uint256 withdrawableAt
+        address indexed owner,
+        uint256 amount,
+        uint256 total,
+        uint256 unbonding,
+        uint256 unbondSetId,
+        uint256 withdrawableAt
     );
     event StakerLeft(address indexed owner, uint256 slot, uint256 exitSetId, uint256 withdrawableAt);
     event StakeWithdrawn(address indexed owner, uint256 amount);
@@ -137,9 +142,7 @@ abstract contract StakeManager {
     /// KoMaBFT key and a BLS public key (EIP-2537, 256 bytes) with its proof of
     /// possession: a signature (G1, 128 bytes) under the PoP ciphersuite over
     /// `popMessage(msg.sender, signer, blsKey)`.
-    function stake(uint256 amount, address signer, bytes calldata blsKey, bytes calldata proofOfPossession)
-        external
-    {
+    function stake(uint256 amount, address signer, bytes calldata blsKey, bytes calldata proofOfPossession) external {
         Staker storage s = stakers[msg.sender];
         if (s.blsKey != address(0)) revert AlreadyStaker(msg.sender);
         if (amount < minStake) revert StakeTooLow(amount, minStake);
@@ -443,9 +446,8 @@ abstract contract StakeManager {
         // RETURN, then the runtime code 0x00 (STOP, so calling it does nothing) ‖ key.
         bytes memory init = abi.encodePacked(hex"61010180600a3d393df300", blsKey);
         bytes32 salt = keccak256(blsKey);
-        keyContract = address(
-            uint160(uint256(keccak256(abi.encodePacked(bytes1(0xff), address(this), salt, keccak256(init)))))
-        );
+        keyContract =
+            address(uint160(uint256(keccak256(abi.encodePacked(bytes1(0xff), address(this), salt, keccak256(init))))));
         if (keyContract.code.length != 0) return keyContract;
         address deployed;
         assembly ("memory-safe") {

@@ -47,9 +47,8 @@ contract BridgeTest is Test {
         assertEq(bridge.stateCounter(), 2, "counter");
         assertEq(bridge.locked(BridgeMessages.ETH), 3 ether, "locked");
         assertEq(address(bridge).balance, 3 ether, "held");
-        bytes memory first = BridgeMessages.depositData(
-            BridgeMessages.ETH, ALICE, BOB, 1 ether, abi.encode("Ether", "ETH", uint8(18))
-        );
+        bytes memory first =
+            BridgeMessages.depositData(BridgeMessages.ETH, ALICE, BOB, 1 ether, abi.encode("Ether", "ETH", uint8(18)));
         bytes memory second = BridgeMessages.depositData(BridgeMessages.ETH, ALICE, BOB, 2 ether, "");
         bytes32 h = BridgeMessages.nextStateHash(bytes32(0), 1, L2_BRIDGE, first);
         h = BridgeMessages.nextStateHash(h, 2, L2_BRIDGE, second);
@@ -158,7 +157,9 @@ contract BridgeTest is Test {
         ws[1] = BridgeMessages.Withdrawal(1, ALICE, BOB, BridgeMessages.KMC, 2 ether);
         ws[2] = BridgeMessages.Withdrawal(2, ALICE, BOB, address(usd), 300);
         WithdrawManager.ExitProof[] memory proofs = _checkpointed(7, 100, ws, 5);
-        for (uint256 i; i < 3; ++i) bridge.exit(proofs[i]);
+        for (uint256 i; i < 3; ++i) {
+            bridge.exit(proofs[i]);
+        }
         assertEq(BOB.balance, 1 ether, "ether");
         assertEq(kmc.balanceOf(BOB), 2 ether, "kmc");
         assertEq(usd.balanceOf(BOB), 300, "usd");
@@ -210,7 +211,9 @@ contract BridgeTest is Test {
         // the block tree: a truncated path, a wrong sibling, a wrong position
         bytes32[] memory full = p.blockProof;
         bytes32[] memory short = new bytes32[](full.length - 1);
-        for (uint256 i; i < short.length; ++i) short[i] = full[i];
+        for (uint256 i; i < short.length; ++i) {
+            short[i] = full[i];
+        }
         p.blockProof = short; // too short for its position
         vm.expectRevert(abi.encodeWithSelector(CheckpointTree.BadProofIndex.selector, 6, short.length));
         bridge.exit(p);
@@ -271,9 +274,12 @@ contract BridgeTest is Test {
 
     /// Any withdrawal among up to 40 in a block at any position of a checkpoint of up to
     /// 64 blocks exits exactly once; the same proof with any one field changed does not.
-    function testFuzz_anyWithdrawalExitsOnceAndNoChangedOne(uint256 count, uint256 pick, uint256 position, uint256 field)
-        public
-    {
+    function testFuzz_anyWithdrawalExitsOnceAndNoChangedOne(
+        uint256 count,
+        uint256 pick,
+        uint256 position,
+        uint256 field
+    ) public {
         _fund();
         count = bound(count, 1, 40);
         pick = bound(pick, 0, count - 1);
@@ -307,7 +313,9 @@ contract BridgeTest is Test {
         bytes32 topic = keccak256("StateSynced(uint256,address,bytes)");
         Vm.Log[] memory logs = vm.getRecordedLogs();
         uint256 n;
-        for (uint256 i; i < logs.length; ++i) if (logs[i].topics[0] == topic) ++n;
+        for (uint256 i; i < logs.length; ++i) {
+            if (logs[i].topics[0] == topic) ++n;
+        }
         out = new Vm_Log[](n);
         n = 0;
         for (uint256 i; i < logs.length; ++i) {
@@ -335,7 +343,11 @@ contract BridgeTest is Test {
     {
         bytes32[] memory wLeaves = Withdrawals.leaves(ws);
         CheckpointTree.BlockLeaf memory leaf = CheckpointTree.BlockLeaf(
-            start + position, 1_700_000_000 + position, keccak256(abi.encode("block", position)), keccak256("receipts"), Merkle.root(wLeaves)
+            start + position,
+            1_700_000_000 + position,
+            keccak256(abi.encode("block", position)),
+            keccak256("receipts"),
+            Merkle.root(wLeaves)
         );
         uint256 blocks = position > 7 ? 64 : 8;
         bytes32[] memory bLeaves = _blockLeaves(start, blocks, leaf);

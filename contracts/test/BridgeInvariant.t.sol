@@ -151,14 +151,22 @@ contract BridgeHandler is Test {
             _nextBlock + position, 1_700_000_000 + _nextBlock, bytes32(_nextBlock + 1), bytes32(0), Merkle.root(wLeaves)
         );
         bytes32[] memory bLeaves = new bytes32[](4);
-        for (uint256 i; i < 4; ++i) bLeaves[i] = keccak256(abi.encode(_nextBlock + i));
+        for (uint256 i; i < 4; ++i) {
+            bLeaves[i] = keccak256(abi.encode(_nextBlock + i));
+        }
         bLeaves[position] = CheckpointTree.leafHash(leaf);
         _checkpoints += 1;
         roots.set(_checkpoints, Merkle.root(bLeaves));
         for (uint256 i; i < _unblocked.length; ++i) {
             _exitable.push(
                 WithdrawManager.ExitProof(
-                    _unblocked[i], i, Merkle.proof(wLeaves, i), _checkpoints, leaf, position, Merkle.proof(bLeaves, position)
+                    _unblocked[i],
+                    i,
+                    Merkle.proof(wLeaves, i),
+                    _checkpoints,
+                    leaf,
+                    position,
+                    Merkle.proof(bLeaves, position)
                 )
             );
         }

@@ -35,11 +35,14 @@ contract BridgeVectorsTest is Test {
                 vm.parseJsonBytes(v, _s(".deposits", i, "metadata"))
             );
             assertEq(data, vm.parseJsonBytes(v, _s(".deposits", i, "data")), "data");
-            hash = BridgeMessages.nextStateHash(hash, i + 1, vm.parseJsonAddress(v, _s(".deposits", i, "receiver")), data);
+            hash =
+                BridgeMessages.nextStateHash(hash, i + 1, vm.parseJsonAddress(v, _s(".deposits", i, "receiver")), data);
             assertEq(hash, vm.parseJsonBytes32(v, _s(".deposits", i, "stateHash")), "state hash");
         }
         assertEq(vm.parseJsonBytes(v, ".deposits[0].metadata"), abi.encode("Ether", "ETH", uint8(18)), "ETH metadata");
-        assertEq(vm.parseJsonBytes(v, ".deposits[2].metadata"), abi.encode("USD Coin", "USDC", uint8(6)), "ERC-20 metadata");
+        assertEq(
+            vm.parseJsonBytes(v, ".deposits[2].metadata"), abi.encode("USD Coin", "USDC", uint8(6)), "ERC-20 metadata"
+        );
         assertEq(vm.parseJsonAddress(v, ".deposits[1].token"), BridgeMessages.KMC, "KMC id");
         assertEq(vm.parseJsonAddress(v, ".deposits[0].token"), BridgeMessages.ETH, "ETH id");
     }

@@ -35,7 +35,9 @@ abstract contract CheckpointGas is Fixture {
     function setUp() public {
         n = stakers();
         deploy(n);
-        for (uint256 i; i < n; ++i) join(i, 1000 ether + (37 * i % 500) * 1 ether);
+        for (uint256 i; i < n; ++i) {
+            join(i, 1000 ether + (37 * i % 500) * 1 ether);
+        }
         root.activateGenesisSet();
         RootChain.Checkpoint memory cp = checkpoint(1, 0, 31);
         bytes memory apk = activeKey();
@@ -44,7 +46,9 @@ abstract contract CheckpointGas is Fixture {
         // a tenth absent, rounded up, spread evenly
         uint256 k = (n + 9) / 10;
         uint256[] memory slots = new uint256[](k);
-        for (uint256 j; j < k; ++j) slots[j] = j * n / k;
+        for (uint256 j; j < k; ++j) {
+            slots[j] = j * n / k;
+        }
         (sig, absent) = signCheckpoint(cp, 1, slots);
         someAbsent = abi.encodeCall(RootChain.submitCheckpoint, (cp, apk, absent, sig));
     }
@@ -161,9 +165,8 @@ contract StakingGas is Fixture {
         bytes32 instance = Units.instanceId(CONSENSUS_CHAIN, 3, keyBlock);
         bytes memory a = Units.encode(instance, 15, 9, 1_767_225_600_000, keccak256("a"), 16);
         bytes memory b = Units.encode(instance, 15, 9, 1_767_225_600_000, keccak256("b"), 16);
-        bytes memory data = abi.encodeCall(
-            RootChain.reportEquivocation, (a, Units.sign(key, a), b, Units.sign(key, b), 3, keyBlock)
-        );
+        bytes memory data =
+            abi.encodeCall(RootChain.reportEquivocation, (a, Units.sign(key, a), b, Units.sign(key, b), 3, keyBlock));
         vm.cool(address(root));
         vm.cool(address(token));
         (bool ok,) = address(root).call(data);
@@ -212,6 +215,31 @@ contract StakingGas is Fixture {
         measureColdAs(ownerOf(3), abi.encodeCall(root.vote, (address(0x9999))), "vote");
     }
 
+    /// A double seal of one of 17 candidates (two 600-byte headers).
+    function test_gas_reportDoubleSeal() public {
+        uint256 key = 0xB10C;
+        for (uint256 i; i < 16; ++i) {
+            fund(address(uint160(0x7000 + i)), 1 ether);
+            vm.prank(address(uint160(0x7000 + i)));
+            root.registerProducer(address(uint160(0x9000 + i)));
+        }
+        fund(address(0x7777), 1 ether);
+        vm.prank(address(0x7777));
+        root.registerProducer(vm.addr(key));
+        bytes memory a = abi.encodePacked(bytes1(0xf9), uint16(597), bytes1(0xa0), keccak256("parent"), new bytes(564));
+        bytes memory b = abi.encodePacked(
+            bytes1(0xf9), uint16(597), bytes1(0xa0), keccak256("parent"), bytes32("b"), new bytes(532)
+        );
+        bytes memory data = abi.encodeCall(root.reportDoubleSeal, (a, sealBy(key, a), b, sealBy(key, b)));
+        measureColdAs(address(0xBEEF), data, "reportDoubleSeal");
+    }
+
+    function sealBy(uint256 key, bytes memory h) internal pure returns (bytes memory) {
+        bytes32 digest = keccak256(abi.encodePacked(bytes18("KOMA block seal v1"), uint64(L2_CHAIN_ID), keccak256(h)));
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
+        return abi.encodePacked(r, s, v);
+    }
+
     /// Calls the root contract as `who` with `data`, which must succeed, and records its
     /// gas as `name`.
     function measureAs(address who, bytes memory data, string memory name) internal {
@@ -239,7 +267,9 @@ contract StakingGas is Fixture {
 /// calldata: intrinsic and calldata cost (EIP-2028), or the EIP-7623 floor if higher.
 function txGas(uint256 execution, bytes memory data) pure returns (uint256) {
     uint256 tokens;
-    for (uint256 i; i < data.length; ++i) tokens += data[i] == 0 ? 1 : 4;
+    for (uint256 i; i < data.length; ++i) {
+        tokens += data[i] == 0 ? 1 : 4;
+    }
     uint256 standard = 21_000 + 4 * tokens + execution;
     uint256 floor = 21_000 + 10 * tokens;
     return standard > floor ? standard : floor;
@@ -287,7 +317,9 @@ contract BridgeGas is Test {
             45, 1_700_000_000, keccak256("block"), keccak256("receipts"), Merkle.root(wLeaves)
         );
         bytes32[] memory bLeaves = new bytes32[](32);
-        for (uint256 i; i < 32; ++i) bLeaves[i] = keccak256(abi.encode(i));
+        for (uint256 i; i < 32; ++i) {
+            bLeaves[i] = keccak256(abi.encode(i));
+        }
         bLeaves[13] = CheckpointTree.leafHash(leaf);
         roots.set(2, Merkle.root(bLeaves));
         for (uint256 i; i < 16; ++i) {

@@ -24,6 +24,7 @@ contract Handler is Test {
     uint256 public bonds; // producer candidates' bonds not withdrawn
     mapping(uint256 => bool) public candidate; // candidate i is registered (and not left)
     mapping(uint256 => bool) public bondHeld; // candidate i's bond is held (registered or leaving)
+    mapping(uint256 => bool) public bannedProducer; // candidate i's key was slashed for a double seal
     uint256 public rewards; // tokens paid to reporters
     uint256 public accepted; // checkpoints accepted
     uint256 public nextStart; // first block of the next checkpoint
@@ -184,13 +185,14 @@ contract Handler is Test {
         return address(uint160(0xC0000 + i));
     }
 
+    /// Candidate i's block-sealing key.
     function producer(uint256 i) public pure returns (address) {
-        return address(uint160(0xD0000 + i));
+        return vm.addr(0xE0000 + i);
     }
 
     function registerProducer(uint256 seed) external {
         uint256 i = seed % STAKERS;
-        if (bondHeld[i]) return;
+        if (bondHeld[i] || bannedProducer[i]) return;
         token.transfer(candidateOwner(i), 1 ether);
         vm.startPrank(candidateOwner(i));
         token.approve(address(root), 1 ether);
@@ -219,6 +221,29 @@ contract Handler is Test {
         bonds -= 1 ether;
     }
 
+    /// Candidate i's key seals two blocks on one parent and someone reports it: its bond
+    /// goes (a tenth to the reporter), and so does its candidacy, for good.
+    function slashProducer(uint256 seed, bytes32 parent) external {
+        uint256 i = seed % STAKERS;
+        if (!bondHeld[i]) return;
+        bytes memory a = abi.encodePacked(bytes1(0xf9), uint16(289), bytes1(0xa0), parent, new bytes(256));
+        bytes memory b = abi.encodePacked(bytes1(0xf9), uint16(289), bytes1(0xa0), parent, bytes32("b"), new bytes(224));
+        vm.prank(address(0xBEEF));
+        root.reportDoubleSeal(a, sealOf(i, a), b, sealOf(i, b));
+        candidate[i] = false;
+        bondHeld[i] = false;
+        bonds -= 1 ether;
+        slashedAway += 1 ether - 0.1 ether;
+        rewards += 0.1 ether;
+        bannedProducer[i] = true;
+    }
+
+    function sealOf(uint256 i, bytes memory h) internal pure returns (bytes memory) {
+        bytes32 digest = keccak256(abi.encodePacked(bytes18("KOMA block seal v1"), uint64(L2_CHAIN_ID), keccak256(h)));
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(0xE0000 + i, digest);
+        return abi.encodePacked(r, s, v);
+    }
+
     /// Staker i (while it has a record) votes for candidate `choice`, or withdraws its vote.
     function vote(uint256 seed, uint256 choice) external {
         uint256 i = seed % STAKERS;
@@ -245,7 +270,9 @@ contract Handler is Test {
     function checkpoint(uint256 length, uint256 absentMask) external {
         (uint256 setId, address[] memory signers, bytes[] memory keys, uint256[] memory weights) = root.activeSet();
         uint256 total;
-        for (uint256 s; s < weights.length; ++s) total += weights[s];
+        for (uint256 s; s < weights.length; ++s) {
+            total += weights[s];
+        }
         if (total == 0) return;
         length = bound(length, 1, 64);
         RootChain.Checkpoint memory cp = RootChain.Checkpoint({
@@ -268,9 +295,12 @@ contract Handler is Test {
             signedWeight += weights[s];
         }
         if (signedWeight == 0) return; // the zero signature: refused for its own reason
-        (bool ok,) = address(root).call(
-            abi.encodeCall(root.submitCheckpoint, (cp, BlsKeys.aggregateKeys(keys), absent, BlsKeys.aggregateSignatures(sigs)))
-        );
+        (bool ok,) = address(root)
+            .call(
+                abi.encodeCall(
+                    root.submitCheckpoint, (cp, BlsKeys.aggregateKeys(keys), absent, BlsKeys.aggregateSignatures(sigs))
+                )
+            );
         if (ok != (3 * signedWeight > 2 * total)) thresholdBroken = true;
         if (ok) {
             accepted += 1;
@@ -300,9 +330,7 @@ contract InvariantTest is Test {
     /// Tokens are neither created nor lost: the contract holds exactly what the stakers
     /// locked and have not withdrawn, plus what was slashed and not paid to reporters.
     function invariant_lockedTokensAreAccountedFor() public view {
-        assertEq(
-            token.balanceOf(address(root)), handler.locked() + handler.slashedAway() + handler.bonds(), "locked"
-        );
+        assertEq(token.balanceOf(address(root)), handler.locked() + handler.slashedAway() + handler.bonds(), "locked");
         assertEq(root.bonded(), handler.bonds(), "bonds");
         assertEq(root.slashedHeld(), handler.slashedAway(), "slashed");
         assertEq(token.balanceOf(address(0xBEEF)), handler.rewards(), "rewards");
@@ -313,7 +341,9 @@ contract InvariantTest is Test {
     function invariant_rankingIsTheActiveTally() public view {
         (address[] memory producers, uint256[] memory votes) = root.producerRanking();
         uint256 registered;
-        for (uint256 i; i < 12; ++i) if (handler.candidate(i)) ++registered;
+        for (uint256 i; i < 12; ++i) {
+            if (handler.candidate(i)) ++registered;
+        }
         assertEq(producers.length, registered, "candidates");
         uint256 sum;
         for (uint256 k; k < producers.length; ++k) {
@@ -333,22 +363,28 @@ contract InvariantTest is Test {
 
     /// The pending set's weight and aggregate key are the sums over its members.
     function invariant_pendingSetMatchesItsMembers() public view {
-        (, , bytes[] memory keys, uint256[] memory weights) = root.pendingSet();
+        (,, bytes[] memory keys, uint256[] memory weights) = root.pendingSet();
         uint256 total;
-        for (uint256 s; s < weights.length; ++s) total += weights[s];
+        for (uint256 s; s < weights.length; ++s) {
+            total += weights[s];
+        }
         assertEq(uint256(root.pendingTotalWeight()), total, "pending weight");
         assertEq(root.pendingAggregateKey(), BlsKeys.aggregateKeys(keys), "pending key");
         uint256 members;
-        for (uint256 i; i < 12; ++i) if (handler.pending(i)) ++members;
+        for (uint256 i; i < 12; ++i) {
+            if (handler.pending(i)) ++members;
+        }
         assertEq(uint256(root.pendingStakerCount()), members, "pending members");
     }
 
     /// The active set read slot by slot is the one the commitment names.
     function invariant_activeSetMatchesItsCommitment() public view {
-        (uint256 setId, , bytes[] memory keys, uint256[] memory weights) = root.activeSet();
+        (uint256 setId,, bytes[] memory keys, uint256[] memory weights) = root.activeSet();
         if (setId == 0) return;
         uint256 total;
-        for (uint256 s; s < weights.length; ++s) total += weights[s];
+        for (uint256 s; s < weights.length; ++s) {
+            total += weights[s];
+        }
         (, uint256 headTotal,,,) = root.head();
         assertEq(headTotal, total, "active weight");
         bytes32 commit = keccak256(abi.encodePacked(setId, total, BlsKeys.aggregateKeys(keys)));
@@ -358,7 +394,7 @@ contract InvariantTest is Test {
     /// Checkpoints are numbered without gaps over contiguous ranges, each root is kept,
     /// and acceptance follows the 2/3 rule exactly.
     function invariant_checkpointsAreContiguous() public view {
-        (, , uint256 number, uint256 nextStart,) = root.head();
+        (,, uint256 number, uint256 nextStart,) = root.head();
         assertEq(number, handler.accepted(), "number");
         assertEq(nextStart, handler.nextStart(), "next start");
         if (number > 0) assertTrue(root.checkpointRoot(number) != bytes32(0), "last root kept");

@@ -73,7 +73,9 @@ contract ProducerElectionTest is Fixture {
 
     function test_register_refusesBeyondTheCap() public {
         uint256 cap = root.MAX_CANDIDATES();
-        for (uint256 i; i < cap; ++i) register(i);
+        for (uint256 i; i < cap; ++i) {
+            register(i);
+        }
         fund(candidateOwner(cap), MIN_STAKE);
         vm.prank(candidateOwner(cap));
         vm.expectRevert(abi.encodeWithSelector(ProducerElection.TooManyCandidates.selector, cap));
@@ -98,7 +100,9 @@ contract ProducerElectionTest is Fixture {
     }
 
     function test_ranking_weighsVotesByTheActiveSet() public {
-        for (uint256 i; i < 3; ++i) register(i);
+        for (uint256 i; i < 3; ++i) {
+            register(i);
+        }
         join(0, 5 ether);
         join(1, 3 ether);
         join(2, 3 ether);
@@ -188,9 +192,7 @@ contract ProducerElectionTest is Fixture {
         vm.expectRevert(abi.encodeWithSelector(ProducerElection.CandidateRunning.selector, producer(1)));
         root.withdrawBond(producer(1));
         vm.prank(candidateOwner(0));
-        vm.expectRevert(
-            abi.encodeWithSelector(StakeManager.WithdrawalDelayNotOver.selector, block.timestamp + DELAY)
-        );
+        vm.expectRevert(abi.encodeWithSelector(StakeManager.WithdrawalDelayNotOver.selector, block.timestamp + DELAY));
         root.withdrawBond(producer(0));
         vm.warp(block.timestamp + DELAY);
         vm.prank(candidateOwner(0));
@@ -217,7 +219,9 @@ contract ProducerElectionTest is Fixture {
         uint256 stakersN = (seed >> 8) % 6 + 1;
         // registered in a seed-dependent order
         uint256 offset = (seed >> 200) % candidatesN;
-        for (uint256 k; k < candidatesN; ++k) register((k + offset) % candidatesN);
+        for (uint256 k; k < candidatesN; ++k) {
+            register((k + offset) % candidatesN);
+        }
         uint256[] memory expected = new uint256[](candidatesN);
         for (uint256 s; s < stakersN; ++s) {
             uint256 amount = 1 ether + ((seed >> (16 + s * 8)) % 8) * 1 ether;

@@ -21,12 +21,12 @@ contract RootChainTest is Fixture {
         RootChain.Checkpoint memory cp = checkpoint(1, 0, 31);
         submit(cp, none());
         assertEq(root.checkpointRoot(1), cp.root, "root");
-        (, , uint256 number, uint256 nextStart,) = root.head();
+        (,, uint256 number, uint256 nextStart,) = root.head();
         assertEq(number, 1, "number");
         assertEq(nextStart, 32, "next start");
         submit(checkpoint(2, 32, 32), none()); // a one-block range
         submit(checkpoint(3, 33, 33 + MAX_RANGE - 1), none()); // the longest range
-        (, , number, nextStart,) = root.head();
+        (,, number, nextStart,) = root.head();
         assertEq(number, 3, "number");
         assertEq(nextStart, 33 + MAX_RANGE, "next start");
     }
@@ -301,7 +301,7 @@ contract RootChainTest is Fixture {
         uint256 b = bound(lenB, 1, MAX_RANGE);
         submit(checkpoint(1, 0, a - 1), none());
         submit(checkpoint(2, a, a + b - 1), none());
-        (, , uint256 number, uint256 nextStart,) = root.head();
+        (,, uint256 number, uint256 nextStart,) = root.head();
         assertEq(number, 2, "number");
         assertEq(nextStart, a + b, "next start");
     }
@@ -321,13 +321,15 @@ contract RootChainTest is Fixture {
     /// Any subset of absent stakers: accepted exactly when the signed weight is above 2/3.
     function testFuzz_thresholdHoldsForAnyAbsentSubset(uint8 mask, uint64[4] memory extra) public {
         deploy(8);
-        for (uint256 i; i < 4; ++i) join(i, 1 ether + bound(extra[i], 0, 1000 ether));
+        for (uint256 i; i < 4; ++i) {
+            join(i, 1 ether + bound(extra[i], 0, 1000 ether));
+        }
         root.activateGenesisSet();
         uint256[] memory absentSlots = new uint256[](4);
         uint256 n;
         uint256 total;
         uint256 absentWeight;
-        (, , , uint256[] memory weights) = root.activeSet();
+        (,,, uint256[] memory weights) = root.activeSet();
         for (uint256 slot; slot < 4; ++slot) {
             total += weights[slot];
             if (mask & (1 << slot) != 0) {
@@ -353,7 +355,9 @@ contract RootChainTest is Fixture {
 
     function signAll(bytes32 message) internal view returns (bytes memory) {
         bytes[] memory sigs = new bytes[](4);
-        for (uint256 i; i < 4; ++i) sigs[i] = BlsKeys.sign(skOf[i], message, BLS.SIG_DST);
+        for (uint256 i; i < 4; ++i) {
+            sigs[i] = BlsKeys.sign(skOf[i], message, BLS.SIG_DST);
+        }
         return BlsKeys.aggregateSignatures(sigs);
     }
 }

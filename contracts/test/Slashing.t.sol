@@ -39,7 +39,9 @@ contract SlashingTest is Fixture {
         equivocator = vm.parseJsonAddress(ev, ".signer");
         // staker 0 signs KoMaBFT units with the vector's key; 1..3 with others
         joinAs(0, STAKE, equivocator);
-        for (uint256 i = 1; i < 4; ++i) join(i, STAKE);
+        for (uint256 i = 1; i < 4; ++i) {
+            join(i, STAKE);
+        }
         root.activateGenesisSet();
     }
 
@@ -55,7 +57,9 @@ contract SlashingTest is Fixture {
     function test_vector_isAnEquivocationOfItsSigner() public view {
         assertEq(keccak256(unitA), vm.parseJsonBytes32(ev, ".units[0].hash"), "unit hash");
         assertEq(
-            Units.instanceId(root.consensusChain(), era, keyBlock), vm.parseJsonBytes32(ev, ".instanceId"), "instance id"
+            Units.instanceId(root.consensusChain(), era, keyBlock),
+            vm.parseJsonBytes32(ev, ".instanceId"),
+            "instance id"
         );
     }
 
@@ -345,7 +349,9 @@ contract SlashingTest is Fixture {
 
     function _slice(bytes memory b, uint256 n) internal pure returns (bytes memory out) {
         out = new bytes(n);
-        for (uint256 i; i < n; ++i) out[i] = b[i];
+        for (uint256 i; i < n; ++i) {
+            out[i] = b[i];
+        }
     }
 
     /// The same signature with s replaced by n - s (valid for ecrecover, refused as malleable).

@@ -19,7 +19,8 @@ contract StakeManagerTest is Fixture {
 
     function test_join_recordsStakerAndPendingSet() public {
         join(0, 5 ether);
-        (address signer, address keyContract, uint96 amount, uint32 slot, uint32 exitSetId,,,) = root.stakers(ownerOf(0));
+        (address signer, address keyContract, uint96 amount, uint32 slot, uint32 exitSetId,,,) =
+            root.stakers(ownerOf(0));
         assertEq(signer, signerOf(0), "signer");
         assertEq(uint256(amount), 5 ether, "amount");
         assertEq(slot, 1, "slot 0 (stored + 1)");
@@ -119,7 +120,9 @@ contract StakeManagerTest is Fixture {
     }
 
     function test_join_refusesBeyondMaximumSetSize() public {
-        for (uint256 i; i < 8; ++i) join(i, 1 ether);
+        for (uint256 i; i < 8; ++i) {
+            join(i, 1 ether);
+        }
         bytes memory pk = keyOf(8);
         bytes memory pop = popOf(8);
         fund(ownerOf(8), 1 ether);
@@ -181,7 +184,9 @@ contract StakeManagerTest is Fixture {
         // the four old stakers sign under set id 1: refused
         bytes32 digest = root.checkpointDigest(cp, 1);
         bytes[] memory sigs = new bytes[](4);
-        for (uint256 i; i < 4; ++i) sigs[i] = BlsKeys.sign(skOf[i], digest, BLS.SIG_DST);
+        for (uint256 i; i < 4; ++i) {
+            sigs[i] = BlsKeys.sign(skOf[i], digest, BLS.SIG_DST);
+        }
         bytes memory apk = activeKey();
         bytes memory sig = BlsKeys.aggregateSignatures(sigs);
         vm.expectRevert(RootChain.InvalidSignature.selector);

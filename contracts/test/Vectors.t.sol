@@ -49,7 +49,9 @@ contract VectorsTest is Test {
     function test_checkpointVector_paddedRoots() public view {
         for (uint256 n = 1; n <= 9; ++n) {
             bytes32[] memory leaves = new bytes32[](n);
-            for (uint256 i; i < n; ++i) leaves[i] = keccak256(abi.encode(i));
+            for (uint256 i; i < n; ++i) {
+                leaves[i] = keccak256(abi.encode(i));
+            }
             string memory key = string.concat(".roots[", vm.toString(n - 1), "].root");
             assertEq(merkleRoot(leaves), vm.parseJsonBytes32(cp, key), string.concat("root of ", vm.toString(n)));
         }
@@ -204,10 +206,14 @@ contract VectorsTest is Test {
         uint256 width = 1;
         while (width < leaves.length) width *= 2;
         bytes32[] memory level = new bytes32[](width);
-        for (uint256 i; i < leaves.length; ++i) level[i] = leaves[i];
+        for (uint256 i; i < leaves.length; ++i) {
+            level[i] = leaves[i];
+        }
         while (width > 1) {
             width /= 2;
-            for (uint256 i; i < width; ++i) level[i] = keccak256(abi.encodePacked(level[2 * i], level[2 * i + 1]));
+            for (uint256 i; i < width; ++i) {
+                level[i] = keccak256(abi.encodePacked(level[2 * i], level[2 * i + 1]));
+            }
         }
         return level[0];
     }

@@ -82,7 +82,9 @@ abstract contract DepositManager is BridgeVault, StateSender {
             uint256 n;
             while (n < 32 && word[n] != 0) ++n;
             bytes memory out = new bytes(n);
-            for (uint256 i; i < n; ++i) out[i] = word[i];
+            for (uint256 i; i < n; ++i) {
+                out[i] = word[i];
+            }
             return string(out);
         }
         if (ret.length < 64) return "";
@@ -94,7 +96,9 @@ abstract contract DepositManager is BridgeVault, StateSender {
         }
         if (len > 256 || len > ret.length - 32 - offset) return "";
         bytes memory text = new bytes(len);
-        for (uint256 i; i < len; ++i) text[i] = ret[offset + 32 + i];
+        for (uint256 i; i < len; ++i) {
+            text[i] = ret[offset + 32 + i];
+        }
         return string(text);
     }
 

@@ -36,10 +36,10 @@ contract L2Bridge {
     /// Native KMC deposited to a recipient that refused it, claimable by the recipient.
     mapping(address account => uint256) public claimable;
 
-    event DepositApplied(
-        uint256 indexed id, address indexed token, address indexed to, uint256 amount, bool credited
+    event DepositApplied(uint256 indexed id, address indexed token, address indexed to, uint256 amount, bool credited);
+    event ChildTokenCreated(
+        address indexed rootToken, address indexed child, string name, string symbol, uint8 decimals
     );
-    event ChildTokenCreated(address indexed rootToken, address indexed child, string name, string symbol, uint8 decimals);
     event WithdrawalInitiated(
         uint256 indexed nonce, address indexed sender, address indexed recipient, address token, uint256 amount
     );
@@ -59,7 +59,7 @@ contract L2Bridge {
         if (id != lastStateId + 1) revert StateOutOfOrder(lastStateId + 1, id);
         lastStateId = id;
         lastStateHash = BridgeMessages.nextStateHash(lastStateHash, id, address(this), data);
-        (address token, , address to, uint256 amount, bytes memory metadata) =
+        (address token,, address to, uint256 amount, bytes memory metadata) =
             abi.decode(data, (address, address, address, uint256, bytes));
         bool credited = true;
         if (token == BridgeMessages.KMC) {
@@ -100,7 +100,12 @@ contract L2Bridge {
     /// The address of the child token of L1 token id `rootToken`, created or not.
     function childAddress(address rootToken) public view returns (address) {
         bytes32 hash = keccak256(
-            abi.encodePacked(bytes1(0xff), address(this), bytes32(uint256(uint160(rootToken))), keccak256(type(ChildERC20).creationCode))
+            abi.encodePacked(
+                bytes1(0xff),
+                address(this),
+                bytes32(uint256(uint160(rootToken))),
+                keccak256(type(ChildERC20).creationCode)
+            )
         );
         return address(uint160(uint256(hash)));
     }

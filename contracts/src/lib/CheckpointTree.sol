@@ -51,7 +51,9 @@ library CheckpointTree {
         bytes32 root,
         uint256 setId
     ) internal pure returns (bytes32) {
-        return keccak256(abi.encode(CHECKPOINT_TAG, l1ChainId, rootContract, l2ChainId, number, start, end, root, setId));
+        return keccak256(
+            abi.encode(CHECKPOINT_TAG, l1ChainId, rootContract, l2ChainId, number, start, end, root, setId)
+        );
     }
 
     function _parent(bytes32 left, bytes32 right) private pure returns (bytes32 parent) {

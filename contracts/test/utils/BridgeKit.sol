@@ -105,7 +105,9 @@ library Merkle {
     function proof(bytes32[] memory leaves, uint256 index) internal pure returns (bytes32[] memory path) {
         bytes32[] memory level = _padded(leaves);
         uint256 depth;
-        for (uint256 n = level.length; n > 1; n >>= 1) ++depth;
+        for (uint256 n = level.length; n > 1; n >>= 1) {
+            ++depth;
+        }
         path = new bytes32[](depth);
         for (uint256 d; d < depth; ++d) {
             path[d] = level[index ^ 1];
@@ -118,12 +120,16 @@ library Merkle {
         uint256 n = 1;
         while (n < leaves.length) n <<= 1;
         out = new bytes32[](n);
-        for (uint256 i; i < leaves.length; ++i) out[i] = leaves[i];
+        for (uint256 i; i < leaves.length; ++i) {
+            out[i] = leaves[i];
+        }
     }
 
     function _up(bytes32[] memory level) private pure returns (bytes32[] memory next) {
         next = new bytes32[](level.length / 2);
-        for (uint256 i; i < next.length; ++i) next[i] = keccak256(abi.encodePacked(level[2 * i], level[2 * i + 1]));
+        for (uint256 i; i < next.length; ++i) {
+            next[i] = keccak256(abi.encodePacked(level[2 * i], level[2 * i + 1]));
+        }
     }
 }
 
@@ -131,6 +137,8 @@ library Merkle {
 library Withdrawals {
     function leaves(BridgeMessages.Withdrawal[] memory ws) internal pure returns (bytes32[] memory out) {
         out = new bytes32[](ws.length);
-        for (uint256 i; i < ws.length; ++i) out[i] = BridgeMessages.withdrawalLeaf(ws[i]);
+        for (uint256 i; i < ws.length; ++i) {
+            out[i] = BridgeMessages.withdrawalLeaf(ws[i]);
+        }
     }
 }

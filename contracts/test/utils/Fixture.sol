@@ -77,17 +77,25 @@ abstract contract Fixture is Test {
 
     /// Stakers 0..n-1 join with `amount` each and become the active set.
     function genesis(uint256 n, uint256 amount) internal {
-        for (uint256 i; i < n; ++i) join(i, amount);
+        for (uint256 i; i < n; ++i) {
+            join(i, amount);
+        }
         root.activateGenesisSet();
     }
 
-    function checkpoint(uint256 number, uint256 start, uint256 end) internal pure returns (RootChain.Checkpoint memory) {
-        return RootChain.Checkpoint({number: number, start: start, end: end, root: keccak256(abi.encode(number, start, end))});
+    function checkpoint(uint256 number, uint256 start, uint256 end)
+        internal
+        pure
+        returns (RootChain.Checkpoint memory)
+    {
+        return RootChain.Checkpoint({
+            number: number, start: start, end: end, root: keccak256(abi.encode(number, start, end))
+        });
     }
 
     /// The active set's aggregate key, from the contract's view.
     function activeKey() internal view returns (bytes memory) {
-        (, , bytes[] memory keys,) = root.activeSet();
+        (,, bytes[] memory keys,) = root.activeSet();
         return BlsKeys.aggregateKeys(keys);
     }
 
