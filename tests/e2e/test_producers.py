@@ -179,3 +179,49 @@ def test_stakers_vote_a_new_producer_in_and_a_silent_one_is_replaced_mid_span(el
         coinbase(live[0], b) for b in range(from_block, min(head(live[0]), span_end) + 1)], timeout=3 * SPAN)
     start = [finalized(n) for n in live]
     wait_until("finality goes on", lambda: all(finalized(n) >= s + 8 for n, s in zip(live, start)), timeout=60)
+
+
+def test_a_producer_that_seals_two_blocks_on_one_parent_loses_its_bond(elections):
+    """Producer 1 (stopped above) comes back sealing a second block on every parent (test
+    build only): another node proves it on L1 with both headers, the bond goes, and the
+    next spans elect the producers without it."""
+    c: Cluster = elections
+    sealer = c.nodes[1]
+    address = Web3.to_checksum_address(sealer.producer)
+    l1 = Web3(Web3.HTTPProvider(c.l1.http_url))
+    contracts = json.loads(c.contracts_file.read_text())
+    root = l1.eth.contract(address=Web3.to_checksum_address(contracts["rootChain"]), abi=abi("RootChain"))
+    owner, bond, *_ = root.functions.candidates(address).call()
+    assert owner == address and bond > 0
+    count = root.functions.candidateCount().call()
+
+    sealer.args = [*sealer.args, "--double-seal-for-testing"]
+    sealer.start()
+    wait_until("the double sealer slashed on L1", lambda: root.functions.producerSlashed(address).call(), timeout=180)
+    events = root.events.ProducerSlashed().get_logs(from_block=0)
+    assert [e["args"]["producer"] for e in events] == [address], events
+    slash = events[0]["args"]
+    assert slash["owner"] == owner and slash["amount"] == bond and slash["reward"] == bond // 10, slash
+    assert slash["reporter"].lower() in {n.producer.lower() for n in c.nodes} - {address.lower()}, slash
+    tx = l1.eth.get_transaction(events[0]["transactionHash"])
+    assert root.decode_function_input(tx["input"])[0].fn_name == "reportDoubleSeal"
+    assert any("a producer sealed two blocks on one parent" in n.stderr() for n in c.nodes if n is not sealer)
+    # out of the candidates for good
+    assert root.functions.candidateCount().call() == count - 1
+    assert address not in root.functions.producerRanking().call()[0]
+    status = json.loads(koma("producer", "status", *l1_args(c), *key_args(sealer)).stdout)
+    assert status["status"] == "none" and status["rank"] is None, status
+    again = koma("producer", "register", *l1_args(c), *key_args(sealer))
+    assert again.returncode != 0 and "ProducerBanned" in again.stderr, again.stderr
+
+    # a later span elects the producers without it, on every node; blocks and finality go on
+    def span_without_it() -> int | None:
+        info = producers(c.nodes[0], {"span": head(c.nodes[0]) // SPAN + 1})
+        return info and address.lower() not in lower(info["elected"]) and int(info["span"], 16)
+    span = wait_until("a span without the double sealer", span_without_it, timeout=4 * SPAN)
+    wait_until("every node in that span", lambda: all(head(n) >= span * SPAN + SPRINT for n in c.nodes),
+               timeout=3 * SPAN)
+    for n in c.nodes:
+        assert address.lower() not in lower(producers(n, hex(span * SPAN + 1))["producers"])
+    start = [finalized(n) for n in c.nodes]
+    wait_until("finality goes on", lambda: all(finalized(n) >= s + 8 for n, s in zip(c.nodes, start)), timeout=60)

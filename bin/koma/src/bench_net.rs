@@ -132,6 +132,7 @@ fn node_config(
         producer_key: None,
         equivocate: false,
         forge_deposits: koma_node::ForgeDeposits::No,
+        double_seal: false,
         staker_key: None,
         pool: None,
         admission: Default::default(),

@@ -312,6 +312,12 @@ pub struct NodeArgs {
     #[cfg(feature = "test-tools")]
     #[arg(long, hide = true)]
     pub double_sign_checkpoints_for_testing: bool,
+    /// TEST ONLY: as a producer, seal a second block on every parent (stamped a second
+    /// later) and gossip both, so that the double-seal evidence on L1 can be exercised.
+    /// Never on a real network.
+    #[cfg(feature = "test-tools")]
+    #[arg(long, hide = true)]
+    pub double_seal_for_testing: bool,
     /// TEST ONLY: as a producer, announce every new deposit with its amount doubled, or
     /// an invented one when none is pending, and apply it in the next block, so that the
     /// importers' refusal can be exercised.
@@ -596,6 +602,7 @@ mod without_test_tools {
         assert!(refused(&["koma", "node", "--equivocate-for-testing"]));
         assert!(refused(&["koma", "node", "--forge-deposits-for-testing"]));
         assert!(refused(&["koma", "node", "--omit-deposits-for-testing"]));
+        assert!(refused(&["koma", "node", "--double-seal-for-testing"]));
         assert!(refused(&["koma", "bench", "consensus"]));
         // while the same parser takes ordinary commands
         assert!(!refused(&["koma", "devnet", "--nodes", "2"]));

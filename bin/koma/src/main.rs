@@ -201,6 +201,7 @@ async fn devnet(args: cli::DevnetArgs, log: &str) -> eyre::Result<()> {
         staker_key: Some(key),
         equivocate: false,
         forge_deposits: koma_node::ForgeDeposits::No,
+        double_seal: false,
         pool: Some(args.pool.apply(koma_node::pool_config(&spec))),
         admission: args.pool.admission(),
         max_reorg_depth: koma_node::DEFAULT_MAX_REORG_DEPTH,
@@ -343,6 +344,10 @@ async fn node(args: cli::NodeArgs) -> eyre::Result<()> {
         },
         #[cfg(not(feature = "test-tools"))]
         forge_deposits: koma_node::ForgeDeposits::No,
+        #[cfg(feature = "test-tools")]
+        double_seal: args.double_seal_for_testing,
+        #[cfg(not(feature = "test-tools"))]
+        double_seal: false,
         pool: Some(pool),
         admission: args.pool.admission(),
         max_reorg_depth: args.max_reorg_depth,

@@ -79,6 +79,8 @@ sol! {
         function candidateCount() external view returns (uint256);
         function bonded() external view returns (uint256);
         function MAX_CANDIDATES() external view returns (uint256);
+        function reportDoubleSeal(bytes calldata headerA, bytes calldata sealA, bytes calldata headerB, bytes calldata sealB) external;
+        function producerSlashed(address producer) external view returns (bool);
 
         event CheckpointSubmitted(uint256 indexed number, uint256 start, uint256 end, bytes32 root);
         event StakerJoined(address indexed owner, address indexed signer, uint256 slot, address blsKey, uint256 amount);
@@ -93,6 +95,7 @@ sol! {
         event CandidateLeft(address indexed producer, uint256 withdrawableAt);
         event BondWithdrawn(address indexed producer, address indexed owner, uint256 amount);
         event Voted(address indexed owner, address indexed producer);
+        event ProducerSlashed(address indexed producer, address indexed owner, uint256 amount, address reporter, uint256 reward);
 
         error ZeroProducer();
         error CandidateExists(address producer);
@@ -100,6 +103,11 @@ sol! {
         error NotCandidateOwner(address producer);
         error TooManyCandidates(uint256 maxCandidates);
         error CandidateRunning(address producer);
+        error ProducerBanned(address producer);
+        error BadHeader();
+        error NotADoubleSeal();
+        error SealersDiffer(address a, address b);
+        error BadSeal();
 
         error WrongInstance(bytes32 instanceId, bytes32 expected);
         error NotConflicting();

@@ -48,6 +48,13 @@ pub(crate) struct ChainWriter {
     agreed: parking_lot::Mutex<std::collections::VecDeque<(u64, u64)>>,
     /// Test only (feature `forge-deposits`): own blocks forge or omit deposits.
     pub forge_deposits: ForgeDeposits,
+    /// Test only: every own block gets a twin on the same parent (`Produced::twin`).
+    pub double_seal_for_testing: bool,
+    /// The latest sealed header seen per (parent, producer): a second, different one on
+    /// the same parent is a double seal, reported on L1 (ADR 0022).
+    seals: parking_lot::Mutex<
+        std::collections::HashMap<(B256, Address), koma_primitives::SignedHeader>,
+    >,
 }
 
 /// Test only: how a producer misbehaves with deposits, so that the importers' refusal
@@ -75,6 +82,9 @@ pub(crate) struct Produced {
     pub commit_ms: f64,
     /// The block as gossiped (RLP, seal included).
     pub encoded: Vec<u8>,
+    /// Test only (`double_seal_for_testing`): a second block on the same parent, as
+    /// gossiped.
+    pub twin: Option<Vec<u8>>,
 }
 
 /// The pool's best transactions as the block builder takes them; transactions that
@@ -166,6 +176,29 @@ const OMISSION_GRACE_SECS: u64 = 8;
 /// Agreed watermark steps remembered for the omission check.
 const AGREED_KEPT: usize = 1024;
 
+/// Sealed headers kept for double-seal detection (cleared when full: blocks a few
+/// minutes apart on one parent are not looked for).
+const SEALS_KEPT: usize = 4096;
+
+/// Test only: `block` again, stamped a second later and sealed anew by `key`: a second
+/// block on the same parent (the same state root, so it imports), as gossiped.
+fn twin_for_testing(spec: &ChainSpec, block: &Block, key: &PrivateKeySigner) -> Option<Vec<u8>> {
+    let mut header = block.header.header.clone();
+    header.timestamp = header.timestamp.saturating_add(1);
+    let signed = koma_primitives::SignedHeader::sign(header, spec.chain_id, key).ok()?;
+    tracing::warn!(
+        number = signed.number,
+        "TEST: sealing a second block on the same parent"
+    );
+    let twin = Block {
+        header: signed,
+        body: block.body.clone(),
+    };
+    let mut encoded = Vec::with_capacity(twin.length());
+    twin.encode(&mut encoded);
+    Some(encoded)
+}
+
 /// Side tips kept at most; beyond it, the lowest go first.
 const MAX_SIDE_TIPS: usize = 256;
 
@@ -206,6 +239,8 @@ impl ChainWriter {
             elections,
             agreed: Default::default(),
             forge_deposits: ForgeDeposits::No,
+            double_seal_for_testing: false,
+            seals: Default::default(),
         }
     }
 
@@ -306,6 +341,11 @@ impl ChainWriter {
             let built = built?;
             let mut encoded = Vec::with_capacity(built.block.length());
             built.block.encode(&mut encoded);
+            let twin = this
+                .double_seal_for_testing
+                .then(|| twin_for_testing(&this.spec, &built.block, &key))
+                .flatten();
+            this.note_seal(&built.block.header);
             let produced = Produced {
                 header: built.header.clone(),
                 txs: built.block.body.transactions.len(),
@@ -313,6 +353,7 @@ impl ChainWriter {
                 state_root_ms: built.state_root_ms,
                 commit_ms: built.commit_ms,
                 encoded,
+                twin,
             };
             let body = StoredBody {
                 transactions: built.block.body.transactions,
@@ -369,10 +410,42 @@ impl ChainWriter {
             koma_metrics::metrics()
                 .block_import
                 .observe(started.elapsed().as_secs_f64());
+            // stored: its seal was checked
+            self.note_seal(&block.header);
         }
         self.track_tips(&outcome, block.header.parent_hash)?;
         self.announce(&outcome)?;
         Ok(outcome)
+    }
+
+    /// Records a checked seal; a second, different header the same producer sealed on
+    /// the same parent is a double seal, handed to the L1 slasher.
+    fn note_seal(&self, header: &koma_primitives::SignedHeader) {
+        let key = (header.parent_hash, header.beneficiary);
+        let mut seals = self.seals.lock();
+        match seals.get(&key) {
+            Some(first) if first.hash_slow() != header.hash_slow() => {
+                tracing::warn!(
+                    producer = %header.beneficiary,
+                    number = header.number,
+                    "a producer sealed two blocks on one parent: reporting it on L1"
+                );
+                self.stake.report_offence(crate::slashing::Report {
+                    signer: header.beneficiary,
+                    offence: crate::slashing::Offence::Seals {
+                        a: first.clone(),
+                        b: header.clone(),
+                    },
+                });
+            }
+            Some(_) => {}
+            None => {
+                if seals.len() >= SEALS_KEPT {
+                    seals.clear();
+                }
+                seals.insert(key, header.clone());
+            }
+        }
     }
 
     /// The checks a gossiped block may have to wait on before its import: its deposits

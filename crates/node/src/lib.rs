@@ -88,6 +88,9 @@ pub struct NodeConfig {
     /// Test only: as a producer, forge or omit deposits, to exercise the importers'
     /// refusal on a real network.
     pub forge_deposits: ForgeDeposits,
+    /// Test only: as a producer, seal a second block on every parent and gossip both, to
+    /// exercise the double-seal evidence on a real network.
+    pub double_seal: bool,
     pub pool: Option<PoolConfig>,
     /// How transactions from RPC clients and peers are validated (threads, priority).
     pub admission: AdmissionConfig,
@@ -169,6 +172,7 @@ impl Node {
             stake.clone(),
         );
         writer.forge_deposits = config.forge_deposits;
+        writer.double_seal_for_testing = config.double_seal;
         let chain = Arc::new(writer);
         let sync_state = Arc::new(SyncState::default());
         let mut tasks = Vec::new();

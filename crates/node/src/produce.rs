@@ -139,6 +139,10 @@ pub(crate) async fn produce_loop(
                 Ok(_) => {}
                 Err(e) => tracing::warn!(number, error = %e, "cannot gossip block"),
             }
+            if let Some(twin) = produced.twin {
+                // test only: a second block on the same parent
+                let _ = net.publish(Topic::Blocks, twin).await;
+            }
         }
     }
 }

@@ -40,6 +40,11 @@ pub(crate) enum Offence {
     },
     /// Two signed checkpoints with one number and different ranges or roots.
     Checkpoints { a: Vote, b: Vote },
+    /// Two different headers on one parent sealed by one producer (its bond answers).
+    Seals {
+        a: koma_primitives::SignedHeader,
+        b: koma_primitives::SignedHeader,
+    },
 }
 
 impl Offence {
@@ -47,7 +52,13 @@ impl Offence {
         match self {
             Self::Units { .. } => "equivocation",
             Self::Checkpoints { .. } => "double checkpoint signature",
+            Self::Seals { .. } => "double seal",
         }
+    }
+
+    /// Whether it costs a producer candidate's bond (else a staker's stake).
+    pub(crate) fn against_producer(&self) -> bool {
+        matches!(self, Self::Seals { .. })
     }
 }
 
@@ -152,7 +163,12 @@ pub(crate) async fn run(
 /// be asked or did not answer (worth retrying); a refusal is logged and final.
 async fn send(provider: &DynProvider, root_chain: Address, report: &Report) -> eyre::Result<()> {
     let root = RootChain::new(root_chain, provider);
-    if root.slashed(report.signer).call().await? {
+    let done = if report.offence.against_producer() {
+        root.producerSlashed(report.signer).call().await?
+    } else {
+        root.slashed(report.signer).call().await?
+    };
+    if done {
         tracing::info!(signer = %report.signer, "slashing: the offender is slashed on L1 already");
         return Ok(());
     }
@@ -182,6 +198,15 @@ async fn send(provider: &DynProvider, root_chain: Address, report: &Report) -> e
                 U256::from(b.set_id),
                 Bytes::from(b.signature.to_eip2537().to_vec()),
                 report.signer,
+            );
+            finish(call, report).await
+        }
+        Offence::Seals { a, b } => {
+            let call = root.reportDoubleSeal(
+                Bytes::from(alloy_rlp::encode(&a.header)),
+                Bytes::from(a.seal.to_vec()),
+                Bytes::from(alloy_rlp::encode(&b.header)),
+                Bytes::from(b.seal.to_vec()),
             );
             finish(call, report).await
         }

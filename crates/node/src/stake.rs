@@ -152,7 +152,8 @@ pub struct StakeView {
     /// Misbehaviour to prove on L1 (crate::slashing), one report per signer.
     reports: mpsc::UnboundedSender<crate::slashing::Report>,
     reports_rx: Mutex<Option<mpsc::UnboundedReceiver<crate::slashing::Report>>>,
-    reported: Mutex<std::collections::HashSet<Address>>,
+    /// Offenders reported: (key, whether as a producer).
+    reported: Mutex<std::collections::HashSet<(Address, bool)>>,
     /// The stake table now, for `koma_validators` (None until read, or without an L1).
     table: RwLock<Option<StakerTable>>,
     /// What the table was last read from (see `read_table`).
@@ -198,10 +199,12 @@ impl StakeView {
         }
     }
 
-    /// Hands evidence of misbehaviour to the L1 slasher, once per signer (the channel
-    /// holds at most one report per staker ever seen).
+    /// Hands evidence of misbehaviour to the L1 slasher, once per offender and kind
+    /// (staker or producer: the channel holds at most one report of each per key ever
+    /// seen).
     pub(crate) fn report_offence(&self, report: crate::slashing::Report) {
-        if self.reads_l1 && self.reported.lock().insert(report.signer) {
+        let key = (report.signer, report.offence.against_producer());
+        if self.reads_l1 && self.reported.lock().insert(key) {
             let _ = self.reports.send(report);
         }
     }

@@ -168,6 +168,43 @@ mod tests {
         assert_eq!(Seal::from(sig.as_bytes()), seal);
     }
 
+    /// tests/vectors/double-seal.json (noble): two Prague headers on one parent, sealed by
+    /// one key; decoded here they hash and recover as the vector says, so the node's
+    /// evidence (these headers re-encoded) is what `RootChain.reportDoubleSeal` accepts.
+    #[test]
+    fn the_double_seal_vector_decodes_hashes_and_recovers_alike() {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/vectors/double-seal.json")).unwrap();
+        let chain_id = v["chainId"].as_u64().unwrap();
+        let producer: Address = v["producer"].as_str().unwrap().parse().unwrap();
+        let parent: B256 = v["parentHash"].as_str().unwrap().parse().unwrap();
+        let key: PrivateKeySigner = v["privateKey"].as_str().unwrap().parse().unwrap();
+        let mut hashes = Vec::new();
+        for h in v["headers"].as_array().unwrap() {
+            let rlp: alloy_primitives::Bytes = h["rlp"].as_str().unwrap().parse().unwrap();
+            let header: Header = alloy_rlp::Decodable::decode(&mut rlp.as_ref()).unwrap();
+            assert_eq!(
+                alloy_rlp::encode(&header),
+                rlp.to_vec(),
+                "re-encodes to the same bytes"
+            );
+            let hash: B256 = h["hash"].as_str().unwrap().parse().unwrap();
+            assert_eq!(header.hash_slow(), hash);
+            assert_eq!(header.parent_hash, parent);
+            assert_eq!(header.beneficiary, producer);
+            assert_eq!(header.number, v["number"].as_u64().unwrap());
+            let digest: B256 = h["digest"].as_str().unwrap().parse().unwrap();
+            assert_eq!(seal_digest(chain_id, hash), digest);
+            let seal: Seal = h["seal"].as_str().unwrap().parse().unwrap();
+            assert_eq!(recover_producer(chain_id, hash, &seal).unwrap(), producer);
+            // the node seals the same bytes (RFC 6979)
+            let signed = SignedHeader::sign(header, chain_id, &key).unwrap();
+            assert_eq!(signed.seal, seal);
+            hashes.push(hash);
+        }
+        assert_ne!(hashes[0], hashes[1], "two different blocks");
+    }
+
     proptest::proptest! {
         /// Any header sealed by any producer key recovers to that producer, and any
         /// change to a hashed field breaks the seal.

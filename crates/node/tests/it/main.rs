@@ -29,6 +29,7 @@ pub async fn launch(
         producer_key: producer.map(dev::dev_producer_key),
         equivocate: false,
         forge_deposits: koma_node::ForgeDeposits::No,
+        double_seal: false,
         staker_key: producer.map(dev::dev_producer_key),
         pool: None,
         admission: Default::default(),
