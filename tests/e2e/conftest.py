@@ -48,7 +48,7 @@ def pytest_report_header(config):  # noqa: ARG001
 # the same time. (Without `--no-loadscope-reorder` xdist orders files by their number
 # of tests instead, which on four workers took 481 s against 408 s modelled for this
 # order.) Without xdist the order changes nothing.
-SLOW_FILES_FIRST = ("test_staking.py", "test_producers.py", "test_checkpoint_faults.py", "test_l1.py", "test_bridge_faults.py",
+SLOW_FILES_FIRST = ("test_staking.py", "test_producers.py", "test_double_seal.py", "test_checkpoint_faults.py", "test_l1.py", "test_bridge_faults.py",
                     "test_network.py", "test_bridge_anvil.py", "test_slashing.py", "test_finality.py",
                     "test_l1_anvil.py", "test_node_lifecycle.py")
 
