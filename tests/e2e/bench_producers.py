@@ -89,7 +89,7 @@ def main() -> None:
               f"development L1 (1 s blocks)", flush=True)
         with FinalitySampler(node) as sampler:
             for i in range(args.runs):
-                start = head(node)
+                start = head(node) + 1  # blocks sealed from now on
                 koma("staker", "vote", Web3.to_checksum_address(address), *l1_args, *key_args(c.nodes[0]))
                 voted = time.monotonic()  # `koma staker vote` returns with the receipt
                 block = first_sealed(start, timeout=6 * args.span)

@@ -51,7 +51,7 @@ pub(crate) struct ChainWriter {
     /// Test only: every own block gets a twin on the same parent (`Produced::twin`).
     pub double_seal_for_testing: bool,
     /// The latest sealed header seen per (parent, producer): a second, different one on
-    /// the same parent is a double seal, reported on L1 (ADR 0022).
+    /// the same parent is a double seal, reported on L1 (ADR 0023).
     seals: parking_lot::Mutex<
         std::collections::HashMap<(B256, Address), koma_primitives::SignedHeader>,
     >,
