@@ -54,3 +54,34 @@ impl KomaApi {
         producers.producers_of_block(number).map_err(internal)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<ProducersAt, String> {
+        serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_block_or_a_span() {
+        assert!(matches!(
+            parse(r#""pending""#),
+            Ok(ProducersAt::Block(BlockNumberOrTag::Pending))
+        ));
+        assert!(matches!(
+            parse(r#""0x20""#),
+            Ok(ProducersAt::Block(BlockNumberOrTag::Number(32)))
+        ));
+        assert!(matches!(parse(r#"{"span": 3}"#), Ok(ProducersAt::Span(3))));
+        assert!(matches!(
+            parse(r#"{"span": "0x3"}"#),
+            Ok(ProducersAt::Span(3))
+        ));
+        let err = parse(r#"{"spam": 3}"#).unwrap_err();
+        assert!(err.contains("expected {\"span\": n}"), "{err}");
+        let err = parse(r#""soon""#).unwrap_err();
+        assert!(err.contains("expected a block number or tag"), "{err}");
+        assert!(parse(r#"{"span": -1}"#).is_err());
+    }
+}
