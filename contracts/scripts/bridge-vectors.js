@@ -9,9 +9,8 @@
 //   node contracts/scripts/bridge-vectors.js --check   exit 1 if the committed file differs
 'use strict';
 
-const fs = require('fs');
 const path = require('path');
-const { keccak_256 } = require('@noble/hashes/sha3');
+const { hex, unhex, cat, keccak, writeOrCheck } = require('./vector-file');
 
 const OUT = path.resolve(__dirname, '..', '..', 'tests', 'vectors', 'bridge.json');
 const KMC = '0x0000000000000000000000000000000000001010';
@@ -19,10 +18,6 @@ const ETH = '0xeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee';
 const L2_BRIDGE = '0x0000000000000000000000000000000000001001';
 
 // ---- bytes and the ABI encoding of the few shapes used ----
-const hex = (b) => `0x${Buffer.from(b).toString('hex')}`;
-const unhex = (h) => Uint8Array.from(Buffer.from(h.replace(/^0x/, ''), 'hex'));
-const cat = (...parts) => Uint8Array.from(Buffer.concat(parts.map((p) => Buffer.from(p))));
-const keccak = (...parts) => keccak_256(cat(...parts));
 const word = (n) => unhex(BigInt(n).toString(16).padStart(64, '0'));
 const addrWord = (a) => cat(new Uint8Array(12), unhex(a));
 const padded = (b) => cat(b, new Uint8Array((32 - (b.length % 32)) % 32));
@@ -131,18 +126,4 @@ function build() {
   };
 }
 
-function main() {
-  const text = `${JSON.stringify(build(), null, 1)}\n`;
-  if (process.argv.includes('--check')) {
-    if (!fs.existsSync(OUT) || fs.readFileSync(OUT, 'utf8') !== text) {
-      console.error(`${OUT} is stale: run node contracts/scripts/bridge-vectors.js`);
-      process.exit(1);
-    }
-    console.log('bridge vector up to date');
-    return;
-  }
-  fs.writeFileSync(OUT, text);
-  console.log(`wrote ${path.relative(process.cwd(), OUT)}`);
-}
-
-main();
+writeOrCheck(OUT, build(), __filename);

@@ -9,17 +9,12 @@
 //   node contracts/scripts/double-seal-vectors.js --check   exit 1 if the committed file differs
 'use strict';
 
-const fs = require('fs');
 const path = require('path');
-const { keccak_256 } = require('@noble/hashes/sha3');
 const { secp256k1 } = require('@noble/curves/secp256k1');
+const { hex, unhex, cat, keccak, writeOrCheck } = require('./vector-file');
 
 const OUT = path.resolve(__dirname, '..', '..', 'tests', 'vectors', 'double-seal.json');
 
-const hex = (b) => `0x${Buffer.from(b).toString('hex')}`;
-const unhex = (h) => Uint8Array.from(Buffer.from(h.replace(/^0x/, ''), 'hex'));
-const cat = (...parts) => Uint8Array.from(Buffer.concat(parts.map((p) => Buffer.from(p))));
-const keccak = (...parts) => keccak_256(cat(...parts));
 const ascii = (s) => Uint8Array.from(Buffer.from(s, 'ascii'));
 const be = (n, bytes) => unhex(BigInt(n).toString(16).padStart(bytes * 2, '0'));
 
@@ -102,16 +97,4 @@ function build() {
   };
 }
 
-function main() {
-  const text = `${JSON.stringify(build(), null, 1)}\n`;
-  if (process.argv.includes('--check')) {
-    if (!fs.existsSync(OUT) || fs.readFileSync(OUT, 'utf8') !== text) {
-      console.error(`${OUT} is stale: run node contracts/scripts/double-seal-vectors.js`);
-      process.exit(1);
-    }
-    return;
-  }
-  fs.writeFileSync(OUT, text);
-}
-
-main();
+writeOrCheck(OUT, build(), __filename);

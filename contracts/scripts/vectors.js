@@ -9,11 +9,10 @@
 //   node contracts/scripts/vectors.js --check   exit 1 if the committed file differs
 'use strict';
 
-const fs = require('fs');
 const path = require('path');
 const { bls12_381: bls } = require('@noble/curves/bls12-381');
-const { keccak_256 } = require('@noble/hashes/sha3');
 const { sha256 } = require('@noble/hashes/sha2');
+const { hex, unhex, cat, keccak, writeOrCheck } = require('./vector-file');
 
 const OUT = path.resolve(__dirname, '..', '..', 'tests', 'vectors', 'checkpoint.json');
 const SIG_DST = 'BLS_SIG_BLS12381G1_XMD:SHA-256_SSWU_RO_POP_';
@@ -21,10 +20,6 @@ const POP_DST = 'BLS_POP_BLS12381G1_XMD:SHA-256_SSWU_RO_POP_';
 const R = bls.fields.Fr.ORDER;
 
 // ---- bytes ----
-const hex = (b) => `0x${Buffer.from(b).toString('hex')}`;
-const unhex = (h) => Uint8Array.from(Buffer.from(h.replace(/^0x/, ''), 'hex'));
-const cat = (...parts) => Uint8Array.from(Buffer.concat(parts.map((p) => Buffer.from(p))));
-const keccak = (...parts) => keccak_256(cat(...parts));
 const word = (n) => unhex(BigInt(n).toString(16).padStart(64, '0'));
 const addr = (a) => unhex(a);
 const addrWord = (a) => cat(new Uint8Array(12), addr(a));
@@ -217,18 +212,4 @@ function build() {
   };
 }
 
-function main() {
-  const text = `${JSON.stringify(build(), null, 1)}\n`;
-  if (process.argv.includes('--check')) {
-    if (!fs.existsSync(OUT) || fs.readFileSync(OUT, 'utf8') !== text) {
-      console.error(`${OUT} is stale: run node contracts/scripts/vectors.js`);
-      process.exit(1);
-    }
-    console.log('checkpoint vector up to date');
-    return;
-  }
-  fs.writeFileSync(OUT, text);
-  console.log(`wrote ${path.relative(process.cwd(), OUT)}`);
-}
-
-main();
+writeOrCheck(OUT, build(), __filename);

@@ -1,0 +1,31 @@
+// What the vector scripts share: byte helpers, and writing a vector file or checking
+// that the committed one is fresh (`--check`).
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const { keccak_256 } = require('@noble/hashes/sha3');
+
+const hex = (b) => `0x${Buffer.from(b).toString('hex')}`;
+const unhex = (h) => Uint8Array.from(Buffer.from(h.replace(/^0x/, ''), 'hex'));
+const cat = (...parts) => Uint8Array.from(Buffer.concat(parts.map((p) => Buffer.from(p))));
+const keccak = (...parts) => keccak_256(cat(...parts));
+
+/// Writes `value` as JSON to `out`, or with `--check` exits 1 if the file holds anything
+/// else (`script` names the generator in the message).
+function writeOrCheck(out, value, script) {
+  const text = `${JSON.stringify(value, null, 1)}\n`;
+  const name = path.relative(process.cwd(), out);
+  if (process.argv.includes('--check')) {
+    if (!fs.existsSync(out) || fs.readFileSync(out, 'utf8') !== text) {
+      console.error(`${out} is stale: run node contracts/scripts/${path.basename(script)}`);
+      process.exit(1);
+    }
+    console.log(`${name} is up to date`);
+    return;
+  }
+  fs.writeFileSync(out, text);
+  console.log(`wrote ${name}`);
+}
+
+module.exports = { hex, unhex, cat, keccak, writeOrCheck };
