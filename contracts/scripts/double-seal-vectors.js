@@ -10,13 +10,10 @@
 'use strict';
 
 const path = require('path');
-const { secp256k1 } = require('@noble/curves/secp256k1');
-const { hex, unhex, cat, keccak, writeOrCheck } = require('./vector-file');
+const { hex, unhex, cat, keccak, ascii, be, sign, address, writeOrCheck } = require('./vector-file');
 
 const OUT = path.resolve(__dirname, '..', '..', 'tests', 'vectors', 'double-seal.json');
 
-const ascii = (s) => Uint8Array.from(Buffer.from(s, 'ascii'));
-const be = (n, bytes) => unhex(BigInt(n).toString(16).padStart(bytes * 2, '0'));
 
 // ---- RLP ----
 function uint(n) {
@@ -36,16 +33,6 @@ function rlpString(b) {
 function rlpList(items) {
   const body = cat(...items.map(rlpString));
   return cat(lengthPrefix(body.length, 0xc0), body);
-}
-
-function sign(hash, key) {
-  const sig = secp256k1.sign(hash, key, { lowS: true });
-  return cat(be(sig.r, 32), be(sig.s, 32), [27 + sig.recovery]);
-}
-
-function address(key) {
-  const pub = secp256k1.getPublicKey(key, false).slice(1);
-  return hex(keccak(pub).slice(12));
 }
 
 const EMPTY_OMMERS = unhex('0x1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347');

@@ -10,13 +10,10 @@
 'use strict';
 
 const path = require('path');
-const { secp256k1 } = require('@noble/curves/secp256k1');
-const { hex, unhex, cat, keccak, writeOrCheck } = require('./vector-file');
+const { hex, unhex, cat, keccak, ascii, be, sign, address, writeOrCheck } = require('./vector-file');
 
 const OUT = path.resolve(__dirname, '..', '..', 'tests', 'vectors', 'equivocation.json');
 
-const ascii = (s) => Uint8Array.from(Buffer.from(s, 'ascii'));
-const be = (n, bytes) => unhex(BigInt(n).toString(16).padStart(bytes * 2, '0'));
 const fakeHash = (label) => keccak(ascii(label));
 
 // The canonical unit encoding: tag ‖ instance id ‖ creator (u32) ‖ seq (u64) ‖ timestamp
@@ -28,16 +25,6 @@ function encodeUnit(u) {
     ? Uint8Array.from([2]) : cat([1], o)));
   return cat(ascii('koma-unit-v1'), u.instanceId, be(u.creator, 4), be(u.seq, 8), be(u.timestamp, 8),
     [u.roundExp], value, be(u.panorama.length, 8), ...panorama);
-}
-
-function sign(hash, key) {
-  const sig = secp256k1.sign(hash, key, { lowS: true });
-  return cat(be(sig.r, 32), be(sig.s, 32), [27 + sig.recovery]);
-}
-
-function address(key) {
-  const pub = secp256k1.getPublicKey(key, false).slice(1);
-  return hex(keccak(pub).slice(12));
 }
 
 function build() {

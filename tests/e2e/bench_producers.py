@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -103,9 +102,7 @@ def main() -> None:
                       f"vote withdrawn -> out {to_out[-1]:.1f}s", flush=True)
         summary("vote -> the candidate's first block", to_first)
         summary("vote moved away -> the candidate out of the producers", to_out)
-        gaps = sampler.gaps()
-        print(f"finality on node 0 during the runs: {len(gaps) + 1} advances, time between advances "
-              f"p50={statistics.median(gaps):.2f}s max={max(gaps):.2f}s", flush=True)
+        sampler.report()
     finally:
         c.stop()
 

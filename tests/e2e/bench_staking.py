@@ -97,6 +97,12 @@ class FinalitySampler:
     def gaps(self) -> list[float]:
         return [b - a for a, b in zip(self.advances, self.advances[1:])]
 
+    def report(self) -> None:
+        """Prints how often finality advanced during the runs, and the longest pause."""
+        gaps = self.gaps()
+        print(f"finality on node 0 during the runs: {len(gaps) + 1} advances, time between advances "
+              f"p50={statistics.median(gaps):.2f}s max={max(gaps):.2f}s", flush=True)
+
 
 def summary(name: str, values: list[float]) -> None:
     values = sorted(values)
@@ -166,9 +172,7 @@ def main() -> None:
         summary("stake -> member of an era on every node", to_member)
         summary("stake -> first unit counted", to_unit)
         summary("unstake -> out of every node's era set", to_out)
-        gaps = sampler.gaps()
-        print(f"finality on node 0 during the runs: {len(gaps) + 1} advances, time between advances "
-              f"p50={statistics.median(gaps):.2f}s max={max(gaps):.2f}s", flush=True)
+        sampler.report()
     finally:
         c.stop()
 

@@ -10,7 +10,7 @@ use alloy::network::EthereumWallet;
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy_primitives::{Address, U256};
 use clap::{Args, Subcommand};
-use eyre::{WrapErr, bail, eyre};
+use eyre::{WrapErr, eyre};
 use koma_l1::L1Contracts;
 use koma_l1::bindings::RootChain;
 
@@ -96,13 +96,7 @@ async fn act(args: CandidateArgs, action: Action) -> eyre::Result<()> {
         Action::Leave => ("leave", root.leaveProducers(producer).send().await),
         Action::Withdraw => ("withdraw", root.withdrawBond(producer).send().await),
     };
-    let receipt = sent
-        .map_err(|e| eyre!("{what} refused: {}", koma_l1::revert_reason(&e)))?
-        .get_receipt()
-        .await?;
-    if !receipt.status() {
-        bail!("the {what} reverted (tx {})", receipt.transaction_hash);
-    }
+    let receipt = koma_l1::confirm(sent, what).await?;
     println!(
         "{what}: done for candidate {producer} in L1 block {} (tx {})",
         receipt.block_number.unwrap_or_default(),

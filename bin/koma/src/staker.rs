@@ -11,7 +11,7 @@ use alloy::network::EthereumWallet;
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy_primitives::{Address, U256};
 use clap::{Args, Subcommand};
-use eyre::{WrapErr, bail, eyre};
+use eyre::WrapErr;
 use koma_l1::bindings::RootChain;
 use koma_l1::{L1Contracts, StakerRegistration};
 use std::path::PathBuf;
@@ -204,13 +204,7 @@ async fn act(args: ActArgs, action: Action) -> eyre::Result<()> {
         Action::Withdraw => ("withdraw", root.withdraw().send().await),
         Action::Vote(producer) => ("vote", root.vote(producer).send().await),
     };
-    let receipt = sent
-        .map_err(|e| eyre!("{what} refused: {}", koma_l1::revert_reason(&e)))?
-        .get_receipt()
-        .await?;
-    if !receipt.status() {
-        bail!("the {what} reverted (tx {})", receipt.transaction_hash);
-    }
+    let receipt = koma_l1::confirm(sent, what).await?;
     println!(
         "{what}: done for {address} in L1 block {} (tx {})",
         receipt.block_number.unwrap_or_default(),

@@ -238,7 +238,7 @@ pub async fn register_staker<P: Provider>(
     );
     let pop = staker.bls_key.sign_pop(&message).to_eip2537();
     let root = RootChain::new(contracts.root_chain, provider);
-    let receipt = root
+    let sent = root
         .stake(
             staker.amount,
             staker.signer,
@@ -246,14 +246,9 @@ pub async fn register_staker<P: Provider>(
             pop.to_vec().into(),
         )
         .send()
-        .await
-        .map_err(|e| eyre!("stake refused: {}", revert_reason(&e)))?
-        .get_receipt()
-        .await?;
-    if !receipt.status() {
-        bail!("the stake reverted (tx {})", receipt.transaction_hash());
-    }
-    receipt
+        .await;
+    confirm(sent, "stake")
+        .await?
         .block_number()
         .ok_or_else(|| eyre!("the stake receipt has no block"))
 }
@@ -275,20 +270,8 @@ pub async fn register_producer<P: Provider>(
         bond,
     )
     .await?;
-    let receipt = root
-        .registerProducer(producer)
-        .send()
-        .await
-        .map_err(|e| eyre!("registration refused: {}", revert_reason(&e)))?
-        .get_receipt()
-        .await?;
-    if !receipt.status() {
-        bail!(
-            "the registration reverted (tx {})",
-            receipt.transaction_hash()
-        );
-    }
-    receipt
+    confirm(root.registerProducer(producer).send().await, "registration")
+        .await?
         .block_number()
         .ok_or_else(|| eyre!("the registration receipt has no block"))
 }
@@ -300,19 +283,30 @@ pub async fn vote_producer<P: Provider>(
     contracts: &L1Contracts,
     producer: Address,
 ) -> eyre::Result<u64> {
-    let receipt = RootChain::new(contracts.root_chain, provider)
+    let sent = RootChain::new(contracts.root_chain, provider)
         .vote(producer)
         .send()
-        .await
-        .map_err(|e| eyre!("vote refused: {}", revert_reason(&e)))?
+        .await;
+    confirm(sent, "vote")
+        .await?
+        .block_number()
+        .ok_or_else(|| eyre!("the vote receipt has no block"))
+}
+
+/// Waits for the receipt of a root-contract call sent as `what` ("stake", "vote", ...):
+/// a refusal carries the contract's revert reason, a reverted receipt is an error.
+pub async fn confirm<N: alloy::network::Network>(
+    sent: Result<alloy::providers::PendingTransactionBuilder<N>, alloy::contract::Error>,
+    what: &str,
+) -> eyre::Result<N::ReceiptResponse> {
+    let receipt = sent
+        .map_err(|e| eyre!("{what} refused: {}", revert_reason(&e)))?
         .get_receipt()
         .await?;
     if !receipt.status() {
-        bail!("the vote reverted (tx {})", receipt.transaction_hash());
+        bail!("the {what} reverted (tx {})", receipt.transaction_hash());
     }
-    receipt
-        .block_number()
-        .ok_or_else(|| eyre!("the vote receipt has no block"))
+    Ok(receipt)
 }
 
 /// A contract error's name and arguments if the L1 gave revert data we know, else the

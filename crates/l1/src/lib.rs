@@ -16,6 +16,7 @@ pub mod dev;
 
 pub use contracts::L1Contracts;
 pub use deploy::{
-    DeployParams, StakerRegistration, activate_genesis_set, approve, deploy, genesis_supply,
-    register_producer, register_staker, revert_reason, transfer_tokens, vote_producer,
+    DeployParams, StakerRegistration, activate_genesis_set, approve, confirm, deploy,
+    genesis_supply, register_producer, register_staker, revert_reason, transfer_tokens,
+    vote_producer,
 };
