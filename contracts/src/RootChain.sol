@@ -14,7 +14,8 @@ import {StakeManager} from "./StakeManager.sol";
 /// @notice The submitter passes the active set's aggregate key and the slots of the stakers
 /// whose signatures are missing; the contract subtracts their keys from the aggregate,
 /// checks the signed weight and verifies the aggregate signature with one 2-pair pairing.
-/// Anyone may submit. An accepted checkpoint also activates the pending staker set.
+/// Anyone may submit. An accepted checkpoint pays its signers' reward (StakeRewards) and
+/// activates the pending staker set.
 contract RootChain is ProducerElection {
     /// The header of a checkpoint: its number, the L2 block range [start, end] and the
     /// Merkle root over the range's block leaves.
@@ -63,8 +64,9 @@ contract RootChain is ProducerElection {
         uint256 firstBlock,
         uint256 minStake_,
         uint256 maxStakers_,
-        uint256 withdrawalDelay_
-    ) StakeManager(token, minStake_, maxStakers_, withdrawalDelay_, firstBlock) {
+        uint256 withdrawalDelay_,
+        uint256 rewardPerCheckpoint_
+    ) StakeManager(token, minStake_, maxStakers_, withdrawalDelay_, firstBlock, rewardPerCheckpoint_) {
         l2ChainId = l2ChainId_;
         consensusChain = consensusChain_;
         maxRange = maxRange_;
@@ -104,6 +106,7 @@ contract RootChain is ProducerElection {
         bytes32 message = checkpointDigest(cp, h.setId);
         if (!BLS.verify(signature, message, signersKey, BLS.SIG_DST)) revert InvalidSignature();
 
+        _payCheckpoint(h.setId, signedWeight, absent);
         checkpointRoot[cp.number] = cp.root;
         h.number = uint64(cp.number);
         h.nextStart = uint64(cp.end + 1);

@@ -4,6 +4,7 @@ pragma solidity ^0.8.30;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {BLS} from "./lib/BLS.sol";
+import {StakeRewards} from "./StakeRewards.sol";
 
 /// @title The staker set that signs checkpoints.
 /// @notice A staker locks KMC, names the address of its KoMaBFT (secp256k1) key and
@@ -20,8 +21,9 @@ import {BLS} from "./lib/BLS.sol";
 /// deployed once at registration), its weight (stake in gwei) and the set id. Checking a
 /// checkpoint then costs, per absent staker, one storage read and one code copy, and no
 /// key or Merkle proof in calldata. The set is committed in one slot:
-/// `setCommit = keccak256(setId ‖ totalWeight ‖ aggregateKey)`.
-abstract contract StakeManager {
+/// `setCommit = keccak256(setId ‖ totalWeight ‖ aggregateKey)`. Signers of accepted
+/// checkpoints earn rewards (StakeRewards), claimed here.
+abstract contract StakeManager is StakeRewards {
     using SafeERC20 for IERC20;
 
     /// Stakes weigh in gwei of KMC (as Ethereum's beacon chain counts balances).
@@ -124,7 +126,14 @@ abstract contract StakeManager {
     error SignerSlashed(address signer);
     error UnknownSigner(address signer);
 
-    constructor(IERC20 token, uint256 minStake_, uint256 maxStakers_, uint256 withdrawalDelay_, uint256 firstBlock) {
+    constructor(
+        IERC20 token,
+        uint256 minStake_,
+        uint256 maxStakers_,
+        uint256 withdrawalDelay_,
+        uint256 firstBlock,
+        uint256 rewardPerCheckpoint_
+    ) StakeRewards(rewardPerCheckpoint_) {
         stakingToken = token;
         minStake = minStake_;
         maxStakers = maxStakers_;
@@ -186,6 +195,7 @@ abstract contract StakeManager {
         pendingStakerCount += 1;
 
         _writeSlot(slot, keyContract, weight);
+        _openAccount(msg.sender, keyContract, weight, uint256(_loadHead().setId) + 1);
         _pendingKey = BLS.g2Add(_pendingKey, blsKey);
         pendingTotalWeight += weight;
         _pendingChanged();
@@ -205,6 +215,7 @@ abstract contract StakeManager {
         s.amount = uint96(total);
 
         _writeSlot(s.slot - 1, s.blsKey, newWeight);
+        _scheduleWeight(msg.sender, s.blsKey, _loadHead().setId, newWeight);
         pendingTotalWeight = pendingTotalWeight - oldWeight + newWeight;
         _pendingChanged();
 
@@ -233,6 +244,7 @@ abstract contract StakeManager {
         s.withdrawableAt = withdrawableAt;
 
         _writeSlot(s.slot - 1, s.blsKey, newWeight);
+        _scheduleWeight(msg.sender, s.blsKey, _loadHead().setId, newWeight);
         pendingTotalWeight = pendingTotalWeight - oldWeight + newWeight;
         _pendingChanged();
         emit StakeDecreased(msg.sender, amount, left, s.unbonding, unbondSetId, withdrawableAt);
@@ -260,6 +272,7 @@ abstract contract StakeManager {
         _freeSlots.push(slot);
 
         _writeSlot(slot, address(0), 0);
+        _scheduleWeight(owner, s.blsKey, _loadHead().setId, 0);
         _pendingKey = BLS.g2Add(_pendingKey, BLS.g2Negate(_keyOf(s.blsKey)));
         pendingTotalWeight -= _weight(s.amount);
         _pendingChanged();
@@ -303,11 +316,21 @@ abstract contract StakeManager {
             if (activeSetId < s.exitSetId) revert ExitNotActive(s.exitSetId, activeSetId);
             if (block.timestamp < s.withdrawableAt) revert WithdrawalDelayNotOver(s.withdrawableAt);
             uint256 total = uint256(s.amount) + s.unbonding;
+            // the rewards go with the stake, or back to the pool if the staker was slashed
+            uint256 earned = _closeAccount(msg.sender, s.blsKey, activeSetId);
             delete stakers[msg.sender];
             delete signerOwner[s.signer];
             delete keyOwner[s.blsKey];
-            stakingToken.safeTransfer(msg.sender, total);
+            if (slashed[s.signer]) {
+                if (earned != 0) {
+                    _fundPool(earned);
+                    emit RewardsReturned(msg.sender, earned);
+                }
+                earned = 0;
+            }
+            stakingToken.safeTransfer(msg.sender, total + earned);
             emit StakeWithdrawn(msg.sender, total);
+            if (earned != 0) emit RewardsClaimed(msg.sender, earned);
             return;
         }
         if (s.unbonding == 0) revert NotLeaving(msg.sender);
@@ -319,6 +342,25 @@ abstract contract StakeManager {
         stored.withdrawableAt = 0;
         stakingToken.safeTransfer(msg.sender, s.unbonding);
         emit StakeWithdrawn(msg.sender, s.unbonding);
+    }
+
+    /// Adds `amount` KMC (approved beforehand) to the reward pool.
+    function fundRewards(uint256 amount) external {
+        if (amount == 0) revert ZeroAmount();
+        _fundPool(amount);
+        stakingToken.safeTransferFrom(msg.sender, address(this), amount);
+        emit RewardsFunded(msg.sender, amount);
+    }
+
+    /// Pays the caller (a staker's owner, staying or leaving) the rewards it has earned.
+    /// A slashed staker's rewards are forfeit (they return to the pool at its withdrawal).
+    function claimRewards() external {
+        Staker memory s = stakers[msg.sender];
+        if (s.blsKey == address(0)) revert NotStaker(msg.sender);
+        if (slashed[s.signer]) revert RewardsForfeit(msg.sender);
+        uint256 amount = _takeRewards(msg.sender, s.blsKey, _loadHead().setId);
+        stakingToken.safeTransfer(msg.sender, amount);
+        emit RewardsClaimed(msg.sender, amount);
     }
 
     /// Makes the pending set active while the active set is empty (at deployment, or if
@@ -369,6 +411,14 @@ abstract contract StakeManager {
         return _set(uint256(_loadHead().setId) + 1);
     }
 
+    /// The rewards the staker of `owner` has earned and not claimed, in KMC (forfeit if
+    /// it was slashed).
+    function rewardsOf(address owner) external view returns (uint256) {
+        address keyContract = stakers[owner].blsKey;
+        if (keyContract == address(0)) return 0;
+        return _rewardsOf(owner, keyContract, _loadHead().setId);
+    }
+
     /// The aggregate BLS key of the pending set.
     function pendingAggregateKey() external view returns (bytes memory) {
         return _pendingKey;
@@ -397,7 +447,7 @@ abstract contract StakeManager {
     }
 
     /// The entry of `slot` in the set `setId` (the active or the pending one).
-    function _entryAt(uint256 slot, uint256 setId) internal view returns (uint256 entry) {
+    function _entryAt(uint256 slot, uint256 setId) internal view override returns (uint256 entry) {
         entry = _slotLatest[slot];
         if (entry >> 224 > setId) entry = _slotPrevious[slot];
     }
@@ -430,6 +480,7 @@ abstract contract StakeManager {
         h.dirty = false;
         bytes32 commit = pendingCommit;
         setCommit = commit;
+        _rewardSetActivated(h.setId);
         emit SetActivated(h.setId, commit, h.totalWeight);
     }
 

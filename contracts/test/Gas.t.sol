@@ -32,6 +32,11 @@ abstract contract CheckpointGas is Fixture {
 
     function stakers() internal pure virtual returns (uint256);
 
+    /// The figures' suffix: what differs from a funded reward pool.
+    function variant() internal pure virtual returns (string memory) {
+        return "";
+    }
+
     function setUp() public {
         n = stakers();
         deploy(n);
@@ -39,6 +44,8 @@ abstract contract CheckpointGas is Fixture {
             join(i, 1000 ether + (37 * i % 500) * 1 ether);
         }
         root.activateGenesisSet();
+        // a funded pool: the checkpoint pays its signers (an unfunded one skips that)
+        if (bytes(variant()).length == 0) fundPool(1_000_000 ether);
         RootChain.Checkpoint memory cp = checkpoint(1, 0, 31);
         bytes memory apk = activeKey();
         (bytes memory sig, bytes memory absent) = signCheckpoint(cp, 1, none());
@@ -54,12 +61,13 @@ abstract contract CheckpointGas is Fixture {
     }
 
     function test_gas_allSign() public {
-        record(string.concat("submitCheckpoint_", vm.toString(n), "_all_sign"), allSign);
+        record(string.concat("submitCheckpoint_", vm.toString(n), "_all_sign", variant()), allSign);
     }
 
     function test_gas_tenthAbsent() public {
         record(
-            string.concat("submitCheckpoint_", vm.toString(n), "_", vm.toString((n + 9) / 10), "_absent"), someAbsent
+            string.concat("submitCheckpoint_", vm.toString(n), "_", vm.toString((n + 9) / 10), "_absent", variant()),
+            someAbsent
         );
     }
 
@@ -89,6 +97,17 @@ contract CheckpointGas128 is CheckpointGas {
     }
 }
 
+/// 128 stakers with an empty reward pool: what the rewards cost, by difference.
+contract CheckpointGas128Unfunded is CheckpointGas {
+    function stakers() internal pure override returns (uint256) {
+        return 128;
+    }
+
+    function variant() internal pure override returns (string memory) {
+        return "_unfunded_pool";
+    }
+}
+
 contract CheckpointGas512 is CheckpointGas {
     function stakers() internal pure override returns (uint256) {
         return 512;
@@ -103,6 +122,7 @@ contract StakingGas is Fixture {
     function setUp() public {
         deploy(64);
         genesis(16, 100 ether);
+        fundPool(1_000_000 ether);
         bytes memory pk = keyOf(16);
         bytes memory pop = popOf(16);
         fund(ownerOf(16), 100 ether);
@@ -213,6 +233,19 @@ contract StakingGas is Fixture {
         vm.prank(address(0x7777));
         root.registerProducer(address(0x9999));
         measureColdAs(ownerOf(3), abi.encodeCall(root.vote, (address(0x9999))), "vote");
+    }
+
+    /// A staker of 16 claims the rewards of two checkpoints (one of them missed by
+    /// another staker, so its key's debit is settled too).
+    function test_gas_claimRewards() public {
+        submit(checkpoint(1, 0, 31), one(5));
+        submit(checkpoint(2, 32, 63), none());
+        measureColdAs(ownerOf(3), abi.encodeCall(root.claimRewards, ()), "claimRewards");
+    }
+
+    function test_gas_fundRewards() public {
+        token.approve(address(root), 100 ether);
+        measureColdAs(address(this), abi.encodeCall(root.fundRewards, (100 ether)), "fundRewards");
     }
 
     /// A double seal of one of 17 candidates (two 600-byte headers).

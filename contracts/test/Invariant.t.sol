@@ -26,6 +26,9 @@ contract Handler is Test {
     mapping(uint256 => bool) public bondHeld; // candidate i's bond is held (registered or leaving)
     mapping(uint256 => bool) public bannedProducer; // candidate i's key was slashed for a double seal
     uint256 public rewards; // tokens paid to reporters
+    uint256 public funded; // tokens put into the reward pool
+    uint256 public rewardsPaid; // checkpoint rewards paid to stakers (claims and withdrawals)
+    uint256 public roundingBound; // the most wei rounding may have kept back so far
     uint256 public accepted; // checkpoints accepted
     uint256 public nextStart; // first block of the next checkpoint
     bool public thresholdBroken; // a checkpoint was accepted at or below 2/3, or refused above it
@@ -132,9 +135,15 @@ contract Handler is Test {
     function withdraw(uint256 seed) external {
         uint256 i = seed % STAKERS;
         if (!joined[i] || pending[i]) return;
+        uint256 before = token.balanceOf(owner(i));
         vm.prank(owner(i));
         (bool ok,) = address(root).call(abi.encodeCall(root.withdraw, ()));
         if (!ok) return; // exit not active yet, or delay not over
+        uint256 paid = token.balanceOf(owner(i)) - before;
+        assertTrue(paid >= amountOf[i], "the stake paid back");
+        if (slashedKey[i]) assertEq(paid, amountOf[i], "a slashed staker's rewards are forfeit");
+        rewardsPaid += paid - amountOf[i];
+        roundingBound += 1; // the closed account's fraction of a wei
         joined[i] = false;
         locked -= amountOf[i];
         amountOf[i] = 0;
@@ -254,6 +263,27 @@ contract Handler is Test {
         root.vote(p);
     }
 
+    function fundRewards(uint256 amount) external {
+        amount = bound(amount, 1, 100 ether);
+        token.approve(address(root), amount);
+        root.fundRewards(amount);
+        funded += amount;
+    }
+
+    /// Staker i claims its rewards; what it gets is what rewardsOf said.
+    function claimRewards(uint256 seed) external {
+        uint256 i = seed % STAKERS;
+        if (!joined[i]) return;
+        uint256 owed = root.rewardsOf(owner(i));
+        uint256 before = token.balanceOf(owner(i));
+        vm.prank(owner(i));
+        (bool ok,) = address(root).call(abi.encodeCall(root.claimRewards, ()));
+        assertTrue(ok == (owed != 0 && !slashedKey[i]), "claimable exactly when owed and not slashed");
+        if (!ok) return;
+        assertEq(token.balanceOf(owner(i)) - before, owed, "paid what was owed");
+        rewardsPaid += owed;
+    }
+
     function passTime(uint256 secondsLater) external {
         vm.warp(block.timestamp + bound(secondsLater, 1, 2 hours));
     }
@@ -305,6 +335,7 @@ contract Handler is Test {
         if (ok) {
             accepted += 1;
             nextStart = cp.end + 1;
+            roundingBound += 1; // the pool pays the shares' sum rounded up
         }
     }
 }
@@ -317,7 +348,7 @@ contract InvariantTest is Test {
 
     function setUp() public {
         token = new StakingToken(address(this), 1e9 ether);
-        root = new RootChain(token, 42424, bytes32(0), 1024, 0, 1 ether, 8, 1 hours);
+        root = new RootChain(token, 42424, bytes32(0), 1024, 0, 1 ether, 8, 1 hours, 1 ether);
         handler = new Handler(token, root);
         token.transfer(address(handler), 1e8 ether);
     }
@@ -328,12 +359,31 @@ contract InvariantTest is Test {
     }
 
     /// Tokens are neither created nor lost: the contract holds exactly what the stakers
-    /// locked and have not withdrawn, plus what was slashed and not paid to reporters.
+    /// locked and have not withdrawn, plus what was slashed and not paid to reporters, the
+    /// candidates' bonds and the reward funding not paid out.
     function invariant_lockedTokensAreAccountedFor() public view {
-        assertEq(token.balanceOf(address(root)), handler.locked() + handler.slashedAway() + handler.bonds(), "locked");
+        assertEq(
+            token.balanceOf(address(root)),
+            handler.locked() + handler.slashedAway() + handler.bonds() + handler.funded() - handler.rewardsPaid(),
+            "locked"
+        );
         assertEq(root.bonded(), handler.bonds(), "bonds");
         assertEq(root.slashedHeld(), handler.slashedAway(), "slashed");
         assertEq(token.balanceOf(address(0xBEEF)), handler.rewards(), "rewards");
+    }
+
+    /// Checkpoint rewards: what was funded and not paid out is the pool plus what the
+    /// stakers have earned, less at most the rounding (a wei per checkpoint and per closed
+    /// account, and each staker's fraction of a wei).
+    function invariant_rewardsAreAccountedFor() public view {
+        uint256 earned;
+        for (uint256 i; i < 12; ++i) {
+            earned += root.rewardsOf(handler.owner(i));
+        }
+        uint256 unpaid = handler.funded() - handler.rewardsPaid();
+        uint256 accounted = root.rewardPool() + earned;
+        assertTrue(accounted <= unpaid, "never more than funded");
+        assertTrue(unpaid - accounted <= handler.roundingBound() + 12, "lost only to rounding");
     }
 
     /// The ranking lists exactly the registered candidates, in order, and their votes add

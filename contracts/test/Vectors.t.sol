@@ -196,7 +196,8 @@ contract VectorsTest is Test {
             vm.parseJsonUint(cp, ".params.firstBlock"),
             vm.parseJsonUint(cp, ".params.minStake"),
             vm.parseJsonUint(cp, ".params.maxStakers"),
-            vm.parseJsonUint(cp, ".params.withdrawalDelay")
+            vm.parseJsonUint(cp, ".params.withdrawalDelay"),
+            0 // no rewards: they are no part of the digest
         );
         assertEq(address(rc), vm.parseJsonAddress(cp, ".params.rootContract"), "deployed at the vector's address");
     }

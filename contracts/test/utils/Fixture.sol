@@ -17,6 +17,8 @@ abstract contract Fixture is Test {
     uint256 internal constant MIN_STAKE = 1 ether;
     uint256 internal constant DELAY = 1 hours;
     uint256 internal constant SUPPLY = 1e9 ether;
+    /// The reward per checkpoint (paid only while the pool holds some: see fundPool).
+    uint256 internal constant REWARD = 1 ether;
 
     StakingToken internal token;
     RootChain internal root;
@@ -32,7 +34,7 @@ abstract contract Fixture is Test {
 
     function deploy(uint256 maxStakers, bytes32 consensusChain) internal {
         token = new StakingToken(address(this), SUPPLY);
-        root = new RootChain(token, L2_CHAIN_ID, consensusChain, MAX_RANGE, 0, MIN_STAKE, maxStakers, DELAY);
+        root = new RootChain(token, L2_CHAIN_ID, consensusChain, MAX_RANGE, 0, MIN_STAKE, maxStakers, DELAY, REWARD);
     }
 
     function ownerOf(uint256 i) internal pure returns (address) {
@@ -67,6 +69,12 @@ abstract contract Fixture is Test {
         stakerOfSigner[signer] = i + 1;
         vm.prank(ownerOf(i));
         root.stake(amount, signer, pk, pop);
+    }
+
+    /// Puts `amount` of this contract's tokens into the reward pool.
+    function fundPool(uint256 amount) internal {
+        token.approve(address(root), amount);
+        root.fundRewards(amount);
     }
 
     function fund(address who, uint256 amount) internal {

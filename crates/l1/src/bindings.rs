@@ -25,7 +25,8 @@ sol! {
             uint256 firstBlock,
             uint256 minStake_,
             uint256 maxStakers_,
-            uint256 withdrawalDelay_
+            uint256 withdrawalDelay_,
+            uint256 rewardPerCheckpoint_
         );
 
         function submitCheckpoint(Checkpoint calldata cp, bytes calldata aggregateKey, bytes calldata absent, bytes calldata signature) external;
