@@ -5,7 +5,9 @@ as the L1: the fifth stakes on L1 with `koma staker stake` and
 becomes a staker of the next era (its units counted, its BLS signature in checkpoints);
 a genesis staker unstakes, leaves at an era boundary, and withdraws once the delay is
 over; another takes part of its stake out, weighs less from the next era, withdraws
-that part after the delay and tops its stake up again. Finality goes on across every switch, with no restart."""
+that part after the delay and tops its stake up again. Finality goes on across every switch, with no restart.
+Every checkpoint pays its signers a reward in proportion to their weight; an absent
+staker earns nothing for it."""
 
 from __future__ import annotations
 
@@ -87,6 +89,12 @@ def status(c: Cluster, node) -> dict:
     res = koma("staker", "status", *l1_args(c), *staker_args(node))
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)
+
+
+def format_kmc(wei: int) -> str:
+    """KMC as the CLI prints it: decimals without trailing zeros."""
+    whole, frac = divmod(wei, KMC)
+    return f"{whole}.{frac:018d}".rstrip("0").rstrip(".") if frac else str(whole)
 
 
 def assert_finality_goes_on(c: Cluster, blocks: int = 8) -> None:
@@ -181,10 +189,15 @@ def test_a_staker_unstakes_leaves_at_the_era_boundary_and_withdraws_after_the_de
                timeout=WITHDRAWAL_DELAY + 90)
     # the staker's signatures no longer count anywhere once it can withdraw
     assert all(address not in era_set(n)[1] for n in c.nodes)
+    # it signed checkpoints from genesis until its exit: its rewards come with the stake
+    # (out of the active set, it earns nothing more)
+    earned = staking["root"].functions.rewardsOf(Web3.to_checksum_address(address)).call()
+    assert earned > 0
     res = koma("staker", "withdraw", *l1_args(c), *staker_args(leaver))
     assert res.returncode == 0, res.stderr
+    assert f"rewards paid: {format_kmc(earned)} KMC" in res.stdout, res.stdout
     after = staking["token"].functions.balanceOf(Web3.to_checksum_address(address)).call()
-    assert after - before == 1_000 * KMC
+    assert after - before == 1_000 * KMC + earned
     assert status(c, leaver)["status"] == "none"
     twice = koma("staker", "withdraw", *l1_args(c), *staker_args(leaver))
     assert twice.returncode != 0 and "NotLeaving" in twice.stderr, twice.stderr
@@ -234,3 +247,93 @@ def test_a_staker_takes_part_of_its_stake_out_stays_and_withdraws_it_after_the_d
     assert status(c, node)["amount"] == str(staked // 10**9), status(c, node)
     assert staking["token"].functions.balanceOf(Web3.to_checksum_address(address)).call() == before
     assert_finality_goes_on(c)
+
+
+def absent_slots(l1: Web3, root, tx_hash) -> set[int]:
+    """The absent slots a submitted checkpoint named (2-byte slot numbers)."""
+    _, params = root.decode_function_input(l1.eth.get_transaction(tx_hash)["input"])
+    absent = bytes(params["absent"])
+    return {int.from_bytes(absent[i:i + 2], "big") for i in range(0, len(absent), 2)}
+
+
+def test_signers_earn_checkpoint_rewards_by_weight_and_an_absent_staker_nothing(staking):
+    """Each accepted checkpoint pays its reward (1 KMC on the devnet) to the stakers that
+    signed it, in proportion to their weight. With node 3 down, it is absent from the
+    checkpoints and earns nothing for them while the signers share each reward; back up,
+    it signs and earns again, and `koma staker claim` pays a staker out."""
+    c: Cluster = staking["cluster"]
+    l1, root = staking["l1"], staking["root"]
+    precision = root.functions.REWARD_PRECISION().call()
+    assert root.functions.rewardPerCheckpoint().call() == KMC
+    down = c.nodes[3]
+    down_signer = Web3.to_checksum_address(down.producer)
+    wait_until("no set change pending on L1", lambda: not root.functions.head().call()[4], timeout=60)
+
+    slot = root.functions.activeSet().call()[1].index(down_signer)
+    down.stop()
+    stopped_at = root.functions.head().call()[2]
+    number = lambda: root.functions.head().call()[2]  # noqa: E731
+    wait_until("four checkpoints after node 3 stopped", lambda: number() >= stopped_at + 4, timeout=120)
+    events = root.events.CheckpointSubmitted.get_logs(from_block=max(0, l1.eth.block_number - 300))
+    events = [e for e in events if e["args"]["number"] > stopped_at]
+    # the checkpoints signed while it was up may still land: the window starts with the
+    # first that names it absent, and every later one must too
+    while events and slot not in absent_slots(l1, root, events[0]["transactionHash"]):
+        events.pop(0)
+    window = events
+    assert len(window) >= 2, f"checkpoints without node 3: {[e['args']['number'] for e in window]}"
+    start = window[0]["blockNumber"] - 1  # before the window's first checkpoint
+    end = window[-1]["blockNumber"]
+    set_id, signers, _, weights = root.functions.activeSet().call(block_identifier=start)
+    assert root.functions.activeSet().call(block_identifier=end)[0] == set_id, "no set change in the window"
+    assert signers.index(down_signer) == slot
+    owners = {s: root.functions.signerOwner(s).call() for s in signers if int(s, 16) != 0}
+    before = {s: root.functions.rewardsOf(o).call(block_identifier=start) for s, o in owners.items()}
+    pool_before = root.functions.rewardPool().call(block_identifier=start)
+
+    expected = dict.fromkeys(owners, 0)  # scaled by the precision
+    paid = 0
+    for e in window:
+        absent = absent_slots(l1, root, e["transactionHash"])
+        assert slot in absent, f"node 3 is absent from checkpoint {e['args']['number']}"
+        signed = sum(w for i, w in enumerate(weights) if i not in absent)
+        per_weight = KMC * precision // signed
+        paid += -(-per_weight * signed // precision)
+        for i, s in enumerate(signers):
+            if s in owners and i not in absent:
+                expected[s] += weights[i] * per_weight
+    after = {s: root.functions.rewardsOf(o).call(block_identifier=end) for s, o in owners.items()}
+    assert after[down_signer] == before[down_signer], "the absent staker earned nothing"
+    for s in owners:
+        if s == down_signer:
+            continue
+        # the contract floors the running sum once, so a staker's gain is the shares' sum
+        # give or take the wei of the remainder it carried
+        gain = after[s] - before[s]
+        assert abs(gain - expected[s] // precision) <= 1, (s, gain, expected[s] // precision)
+    assert sum(after[s] - before[s] for s in owners) <= len(window) * KMC
+    assert pool_before - root.functions.rewardPool().call(block_identifier=end) == paid
+
+    # back up: it signs again and earns again; blocks, finality and checkpoints go on
+    down.start()
+    held = root.functions.rewardsOf(owners[down_signer]).call()
+    wait_until("node 3 earning again", lambda: root.functions.rewardsOf(owners[down_signer]).call() > held,
+               timeout=120)
+    assert_finality_goes_on(c)
+
+    # a staker claims: it gets what it had earned, and owes nothing right after
+    claimer = c.nodes[0]
+    owner = Web3.to_checksum_address(claimer.producer)
+    balance = staking["token"].functions.balanceOf(owner).call()
+    res = koma("staker", "claim", *l1_args(c), *staker_args(claimer))
+    assert res.returncode == 0, res.stderr
+    block = int(res.stdout.split("in L1 block ")[1].split()[0])
+    claimed = staking["token"].functions.balanceOf(owner).call(block_identifier=block) - \
+        staking["token"].functions.balanceOf(owner).call(block_identifier=block - 1)
+    assert claimed > 0 and f"rewards paid: {format_kmc(claimed)} KMC" in res.stdout, res.stdout
+    assert staking["token"].functions.balanceOf(owner).call() - balance == claimed
+    # nothing owed after the claim, unless a checkpoint landed in the same L1 block
+    cps = root.events.CheckpointSubmitted.get_logs(from_block=block, to_block=block)
+    assert root.functions.rewardsOf(owner).call(block_identifier=block) == 0 or cps
+    st = status(c, claimer)
+    assert float(st["rewards"]) < 2, st  # what the checkpoints since have added

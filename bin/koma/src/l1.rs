@@ -18,6 +18,17 @@ pub enum L1Command {
     /// Deploy the root contracts (StakingToken, RootChain) to an L1 and write the
     /// contracts file that `koma node --l1-contracts` reads.
     Deploy(DeployArgs),
+    /// Add KMC to the checkpoint reward pool of a deployment.
+    FundRewards(FundRewardsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FundRewardsArgs {
+    /// KMC to add (decimals allowed); the account must hold it.
+    #[arg(long)]
+    pub amount: String,
+    #[command(flatten)]
+    pub act: crate::staker::ActArgs,
 }
 
 #[derive(Debug, Args)]
@@ -48,6 +59,14 @@ pub struct DeployArgs {
     /// Seconds between leaving the staker set and withdrawing the stake.
     #[arg(long, default_value_t = 3600)]
     pub withdrawal_delay: u64,
+    /// KMC each accepted checkpoint pays the stakers that signed it (decimals allowed;
+    /// 0: no rewards).
+    #[arg(long, default_value = "1")]
+    pub reward_per_checkpoint: String,
+    /// KMC of the deployer's supply put into the reward pool at deployment (anyone may add
+    /// more later: `koma l1 fund-rewards`).
+    #[arg(long, default_value = "1000000")]
+    pub reward_pool: String,
     /// Development networks only: register the first N devnet stakers (their public
     /// devnet keys) with 1,000 KMC each and make them the first staker set; the chain
     /// spec's genesis producers that are devnet keys become producer candidates, each
@@ -80,6 +99,9 @@ pub async fn run(cmd: L1Command) -> eyre::Result<()> {
             params.max_range = args.max_range;
             params.max_stakers = args.max_stakers;
             params.withdrawal_delay = args.withdrawal_delay;
+            params.reward_per_checkpoint =
+                crate::bridge::parse_amount(&args.reward_per_checkpoint, 18)?;
+            params.reward_pool = crate::bridge::parse_amount(&args.reward_pool, 18)?;
             let contracts = deploy_and_register(
                 &args.l1_rpc,
                 deployer,
@@ -93,6 +115,7 @@ pub async fn run(cmd: L1Command) -> eyre::Result<()> {
             print_contracts(&args.l1_rpc, &contracts, Some(&args.out));
             Ok(())
         }
+        L1Command::FundRewards(args) => crate::staker::fund_rewards(args).await,
     }
 }
 

@@ -27,13 +27,19 @@ pub enum StakerCommand {
     /// the KMC is withdrawable once the set without it is active on L1 and the
     /// withdrawal delay has passed (until then it can still be slashed).
     Unstake(UnstakeArgs),
-    /// Pay out the KMC taken out by `unstake` once it may be withdrawn.
+    /// Pay out the KMC taken out by `unstake` once it may be withdrawn (a staker that
+    /// left gets its unclaimed checkpoint rewards with it).
     Withdraw(ActArgs),
+    /// Pay out the checkpoint rewards the staker has earned: each accepted checkpoint's
+    /// reward is shared by the stakers that signed it, in proportion to their weight
+    /// (docs/staking.md). A slashed staker's rewards are forfeit.
+    Claim(ActArgs),
     /// Vote with the stake for a block producer candidate (`koma producer register`),
     /// replacing the previous vote; `0x0000000000000000000000000000000000000000`
     /// withdraws it. The vote weighs the stake in the active set (docs/producers.md).
     Vote(VoteArgs),
-    /// Where a staker stands: stake, signer, slot, and active / pending / unbonding.
+    /// Where a staker stands: stake, signer, slot, active / pending / unbonding, and its
+    /// unclaimed rewards.
     Status(StatusArgs),
 }
 
@@ -129,6 +135,7 @@ pub async fn run(cmd: StakerCommand) -> eyre::Result<()> {
             act: a,
         }) => act(a, Action::Decrease(parse_amount(&amount, 18)?)).await,
         StakerCommand::Withdraw(args) => act(args, Action::Withdraw).await,
+        StakerCommand::Claim(args) => act(args, Action::Claim).await,
         StakerCommand::Vote(VoteArgs { producer, act: a }) => act(a, Action::Vote(producer)).await,
         StakerCommand::Status(args) => status(args).await,
     }
@@ -177,6 +184,7 @@ enum Action {
     Unstake,
     Decrease(U256),
     Withdraw,
+    Claim,
     Vote(Address),
 }
 
@@ -202,6 +210,7 @@ async fn act(args: ActArgs, action: Action) -> eyre::Result<()> {
         Action::Unstake => ("unstake", root.unstake().send().await),
         Action::Decrease(amount) => ("decrease", root.decreaseStake(amount).send().await),
         Action::Withdraw => ("withdraw", root.withdraw().send().await),
+        Action::Claim => ("claim", root.claimRewards().send().await),
         Action::Vote(producer) => ("vote", root.vote(producer).send().await),
     };
     let receipt = koma_l1::confirm(sent, what).await?;
@@ -209,6 +218,38 @@ async fn act(args: ActArgs, action: Action) -> eyre::Result<()> {
         "{what}: done for {address} in L1 block {} (tx {})",
         receipt.block_number.unwrap_or_default(),
         receipt.transaction_hash
+    );
+    let claimed = receipt
+        .inner
+        .logs()
+        .iter()
+        .filter(|log| log.address() == contracts.root_chain)
+        .filter_map(|log| log.log_decode::<RootChain::RewardsClaimed>().ok())
+        .map(|log| log.inner.data.amount)
+        .fold(U256::ZERO, |sum, amount| sum + amount);
+    if !claimed.is_zero() {
+        println!("rewards paid: {} KMC", format_units(claimed, 18));
+    }
+    Ok(())
+}
+
+/// `koma l1 fund-rewards`: adds KMC to the reward pool.
+pub async fn fund_rewards(args: crate::l1::FundRewardsArgs) -> eyre::Result<()> {
+    let contracts = contracts(&args.act.l1)?;
+    let amount = parse_amount(&args.amount, 18)?;
+    let owner = args.act.account.signer()?;
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(owner))
+        .connect_http(url(&args.act.l1.l1_rpc)?);
+    koma_l1::fund_rewards(&provider, &contracts, amount).await?;
+    let pool = RootChain::new(contracts.root_chain, &provider)
+        .rewardPool()
+        .call()
+        .await?;
+    println!(
+        "added {} KMC to the reward pool; it holds {} KMC",
+        format_units(amount, 18),
+        format_units(pool, 18)
     );
     Ok(())
 }
@@ -235,6 +276,9 @@ struct Status {
     withdrawable_at: u64,
     /// The producer candidate the staker votes for (none: no vote).
     vote: Option<Address>,
+    /// KMC of checkpoint rewards earned and not claimed (`koma staker claim`; forfeit if
+    /// slashed).
+    rewards: String,
 }
 
 async fn status(args: StatusArgs) -> eyre::Result<()> {
@@ -284,6 +328,7 @@ async fn status(args: StatusArgs) -> eyre::Result<()> {
         exit_set_id: u64::from(s.exitSetId),
         withdrawable_at: s.withdrawableAt,
         vote: Some(root.voteOf(owner).call().await?).filter(|v| !v.is_zero()),
+        rewards: format_units(root.rewardsOf(owner).call().await?, 18),
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

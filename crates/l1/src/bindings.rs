@@ -83,6 +83,13 @@ sol! {
         function reportDoubleSeal(bytes calldata headerA, bytes calldata sealA, bytes calldata headerB, bytes calldata sealB) external;
         function producerSlashed(address producer) external view returns (bool);
 
+        function fundRewards(uint256 amount) external;
+        function claimRewards() external;
+        function rewardsOf(address owner) external view returns (uint256);
+        function rewardPool() external view returns (uint256);
+        function rewardPerCheckpoint() external view returns (uint256);
+        function REWARD_PRECISION() external view returns (uint256);
+
         event CheckpointSubmitted(uint256 indexed number, uint256 start, uint256 end, bytes32 root);
         event StakerJoined(address indexed owner, address indexed signer, uint256 slot, address blsKey, uint256 amount);
         event StakeIncreased(address indexed owner, uint256 amount, uint256 total);
@@ -97,6 +104,13 @@ sol! {
         event BondWithdrawn(address indexed producer, address indexed owner, uint256 amount);
         event Voted(address indexed owner, address indexed producer);
         event ProducerSlashed(address indexed producer, address indexed owner, uint256 amount, address reporter, uint256 reward);
+        event RewardsFunded(address indexed from, uint256 amount);
+        event RewardsClaimed(address indexed owner, uint256 amount);
+        event RewardsReturned(address indexed owner, uint256 amount);
+
+        error NoRewards();
+        error RewardsForfeit(address owner);
+        error PoolFull(uint256 pool, uint256 amount);
 
         error ZeroProducer();
         error CandidateExists(address producer);

@@ -26,6 +26,10 @@ pub struct DeployParams {
     pub max_stakers: u64,
     /// Seconds between leaving the set and withdrawing.
     pub withdrawal_delay: u64,
+    /// KMC (in wei) each accepted checkpoint pays its signers, from the reward pool.
+    pub reward_per_checkpoint: U256,
+    /// KMC the deployer puts into the reward pool at deployment.
+    pub reward_pool: U256,
     /// KMC minted at deployment, to the deployer.
     pub token_supply: U256,
     /// KMC the deployer locks in the bridge as the backing of the L2 genesis allocation's
@@ -56,6 +60,8 @@ impl DeployParams {
             min_stake: kmc,
             max_stakers: 128,
             withdrawal_delay: 3600,
+            reward_per_checkpoint: kmc,
+            reward_pool: U256::from(1_000_000u64) * kmc,
             token_supply: U256::from(1_000_000_000u64) * kmc,
             genesis_supply: genesis_supply(spec),
         }
@@ -123,6 +129,7 @@ pub async fn deploy<P: Provider>(
             minStake_: params.min_stake,
             maxStakers_: U256::from(params.max_stakers),
             withdrawalDelay_: U256::from(params.withdrawal_delay),
+            rewardPerCheckpoint_: params.reward_per_checkpoint,
         }
         .abi_encode(),
     );
@@ -141,8 +148,7 @@ pub async fn deploy<P: Provider>(
     if !params.genesis_supply.is_zero() {
         lock_genesis_supply(provider, token, bridge, params.genesis_supply).await?;
     }
-    tracing::info!(%token, %root_chain, %bridge, l1_chain_id, "deployed the root contracts and the bridge");
-    Ok(L1Contracts {
+    let contracts = L1Contracts {
         l1_chain_id,
         l2_chain_id: params.l2_chain_id,
         root_chain,
@@ -154,7 +160,36 @@ pub async fn deploy<P: Provider>(
         min_stake: params.min_stake,
         max_stakers: params.max_stakers,
         withdrawal_delay: params.withdrawal_delay,
-    })
+    };
+    if !params.reward_pool.is_zero() {
+        fund_rewards(provider, &contracts, params.reward_pool)
+            .await
+            .wrap_err("funding the reward pool")?;
+    }
+    tracing::info!(%token, %root_chain, %bridge, l1_chain_id, "deployed the root contracts and the bridge");
+    Ok(contracts)
+}
+
+/// Puts `amount` KMC of the provider's sender into the checkpoint reward pool (approved
+/// here).
+pub async fn fund_rewards<P: Provider>(
+    provider: &P,
+    contracts: &L1Contracts,
+    amount: U256,
+) -> eyre::Result<()> {
+    approve(
+        provider,
+        contracts.staking_token,
+        contracts.root_chain,
+        amount,
+    )
+    .await?;
+    let sent = RootChain::new(contracts.root_chain, provider)
+        .fundRewards(amount)
+        .send()
+        .await;
+    confirm(sent, "reward funding").await?;
+    Ok(())
 }
 
 /// Lets `spender` take `amount` of the ERC-20 `token` from the provider's sender, and

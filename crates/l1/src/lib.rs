@@ -16,7 +16,7 @@ pub mod dev;
 
 pub use contracts::L1Contracts;
 pub use deploy::{
-    DeployParams, StakerRegistration, activate_genesis_set, approve, confirm, deploy,
+    DeployParams, StakerRegistration, activate_genesis_set, approve, confirm, deploy, fund_rewards,
     genesis_supply, register_producer, register_staker, revert_reason, transfer_tokens,
     vote_producer,
 };
