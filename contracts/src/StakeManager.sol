@@ -323,7 +323,8 @@ abstract contract StakeManager is StakeRewards {
             delete keyOwner[s.blsKey];
             if (slashed[s.signer]) {
                 if (earned != 0) {
-                    _fundPool(earned);
+                    // held like slashed tokens if the pool cannot take them: never a revert
+                    slashedHeld += _refundPool(earned);
                     emit RewardsReturned(msg.sender, earned);
                 }
                 earned = 0;

@@ -70,6 +70,16 @@ abstract contract StakeRewards {
         _rewards = (state >> 96) << 96 | pool;
     }
 
+    /// Returns `amount` to the pool as far as it fits (it always does while the token's
+    /// supply fits 96 bits); what does not, in KMC.
+    function _refundPool(uint256 amount) internal returns (uint256 rest) {
+        uint256 state = _rewards;
+        uint256 room = type(uint96).max - uint96(state);
+        uint256 added = amount < room ? amount : room;
+        _rewards = state + added;
+        return amount - added;
+    }
+
     /// Pays the reward of a checkpoint signed by set `setId` less the stakers at the
     /// `absent` slots (2-byte slot numbers, already checked), `signedWeight` in all.
     function _payCheckpoint(uint256 setId, uint256 signedWeight, bytes calldata absent) internal {

@@ -210,6 +210,43 @@ contract RewardsTest is Fixture {
         assertEq(root.rewardPool(), pool + earned, "the rewards went back to the pool");
     }
 
+    /// A forfeit that no longer fits the pool (its 96 bits are full) is held like slashed
+    /// tokens: the withdrawal never reverts.
+    function test_forfeitThatOverflowsThePoolIsHeld() public {
+        token = new StakingToken(address(this), 1 << 100);
+        root = new RootChain(token, L2_CHAIN_ID, CONSENSUS_CHAIN, MAX_RANGE, 0, MIN_STAKE, 16, DELAY, REWARD);
+        genesis(4, 1 ether);
+        fundPool(10 ether);
+        submit(checkpoint(1, 0, 7), none());
+        uint256 earned = rewardOf(1);
+        assertEq(earned, REWARD / 4, "a quarter");
+        fundPool(type(uint96).max - root.rewardPool()); // full
+        assertEq(root.rewardPool(), type(uint96).max, "full");
+        vm.expectRevert(abi.encodeWithSelector(StakeRewards.PoolFull.selector, type(uint96).max, 1));
+        root.fundRewards(1);
+        RootChain.Checkpoint memory a = checkpoint(9, 0, 7);
+        RootChain.Checkpoint memory b = checkpoint(9, 0, 8);
+        root.reportDoubleCheckpoint(
+            a,
+            1,
+            BlsKeys.sign(skOf[1], root.checkpointDigest(a, 1), BLS.SIG_DST),
+            b,
+            1,
+            BlsKeys.sign(skOf[1], root.checkpointDigest(b, 1), BLS.SIG_DST),
+            signerOf(1)
+        );
+        uint256 held = root.slashedHeld();
+        submit(checkpoint(2, 8, 15), none()); // it signs once more, then its exit is active
+        earned = rewardOf(1);
+        assertEq(earned, REWARD / 2, "two quarters");
+        fundPool(type(uint96).max - root.rewardPool() - REWARD / 4); // room for half of it
+        vm.warp(block.timestamp + DELAY);
+        vm.prank(ownerOf(1));
+        root.withdraw();
+        assertEq(root.rewardPool(), type(uint96).max, "the pool took what fits");
+        assertEq(root.slashedHeld() - held, REWARD / 4, "the rest is held");
+    }
+
     /// Random weights, absences and top-ups over several checkpoints: every staker has
     /// exactly the sum of its shares of the checkpoints it signed, nothing for the others,
     /// and the pool paid what the shares add up to (rounded up per checkpoint).

@@ -101,7 +101,17 @@ def test_devnet_l1_holds_the_contracts_and_the_staker_set(devnet):
     # stake, each voted for by the staker of its key (docs/producers.md)
     bond = root.functions.minStake().call()
     assert root.functions.bonded().call() == 2 * bond
-    assert token.functions.balanceOf(contracts["rootChain"]).call() == 2 * STAKE + 2 * bond
+    # and the reward pool the deployer funded (1,000,000 KMC; nothing claimed yet): the
+    # checkpoints so far moved part of it to the stakers' accounts, not out
+    pool = 1_000_000 * 10**18
+    assert token.functions.balanceOf(contracts["rootChain"]).call() == 2 * STAKE + 2 * bond + pool
+    assert root.functions.rewardPerCheckpoint().call() == 10**18
+    at = w3.eth.block_number
+    paid = root.functions.head().call(block_identifier=at)[2]  # checkpoints, each paid 1 KMC
+    left = root.functions.rewardPool().call(block_identifier=at)
+    earned = sum(root.functions.rewardsOf(s).call(block_identifier=at) for s in signers)
+    assert left == pool - paid * 10**18
+    assert 0 <= pool - left - earned <= 2  # each staker's fraction of a wei
     ranked, votes = root.functions.producerRanking().call()
     assert [Web3.to_checksum_address(p) for p in ranked] == [Web3.to_checksum_address(p) for p in producers[:2]]
     assert votes == [STAKE // 10**9] * 2
