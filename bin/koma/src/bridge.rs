@@ -541,7 +541,7 @@ async fn exit(args: ExitArgs) -> eyre::Result<()> {
         .exit(exit_proof(&proof)?)
         .send()
         .await
-        .map_err(|e| eyre!("the exit was refused: {}", exit_error(&e)))?
+        .map_err(|e| eyre!("the exit was refused: {}", koma_l1::revert_reason(&e)))?
         .with_timeout(Some(Duration::from_secs(120)))
         .get_receipt()
         .await?;
@@ -556,13 +556,6 @@ async fn exit(args: ExitArgs) -> eyre::Result<()> {
         receipt.gas_used
     );
     Ok(())
-}
-
-fn exit_error(e: &alloy::contract::Error) -> String {
-    match e.as_decoded_interface_error::<Bridge::BridgeErrors>() {
-        Some(decoded) => format!("{decoded:?}"),
-        None => e.to_string(),
-    }
 }
 
 /// `amount` of L1 token id `token`, in human units where the decimals are known.

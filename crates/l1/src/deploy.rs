@@ -2,6 +2,7 @@
 
 use crate::bindings::{Bridge, RootChain, StakingToken, artifacts, creation_code};
 use crate::contracts::L1Contracts;
+use crate::revert::revert_reason;
 use alloy::network::{ReceiptResponse, TransactionBuilder};
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
@@ -342,15 +343,6 @@ pub async fn confirm<N: alloy::network::Network>(
         bail!("the {what} reverted (tx {})", receipt.transaction_hash());
     }
     Ok(receipt)
-}
-
-/// A contract error's name and arguments if the L1 gave revert data we know, else the
-/// error as it came.
-pub fn revert_reason(e: &alloy::contract::Error) -> String {
-    if let Some(decoded) = e.as_decoded_interface_error::<RootChain::RootChainErrors>() {
-        return format!("{decoded:?}");
-    }
-    e.to_string()
 }
 
 /// Transfers `amount` KMC from the provider's sender to `to`.

@@ -13,10 +13,11 @@ pub mod bindings;
 pub mod contracts;
 pub mod deploy;
 pub mod dev;
+pub mod revert;
 
 pub use contracts::L1Contracts;
 pub use deploy::{
     DeployParams, StakerRegistration, activate_genesis_set, approve, confirm, deploy, fund_rewards,
-    genesis_supply, register_producer, register_staker, revert_reason, transfer_tokens,
-    vote_producer,
+    genesis_supply, register_producer, register_staker, transfer_tokens, vote_producer,
 };
+pub use revert::{describe_revert, revert_reason};

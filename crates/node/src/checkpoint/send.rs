@@ -205,7 +205,7 @@ impl L1Client for AlloyL1 {
             // a margin over the estimate (an absent staker's key read may cost more
             // than estimated when the set changes in between)
             Ok(gas) => Ok(gas.saturating_add(gas / 5)),
-            Err(e) => Err(koma_l1::deploy::revert_reason(
+            Err(e) => Err(koma_l1::revert_reason(
                 &alloy::contract::Error::TransportError(e),
             )),
         }
